@@ -1,0 +1,241 @@
+"""Fixtures: a real Secret Service in a private D-Bus session, and the real `vault` executable.
+
+The Secret Service is gnome-keyring-daemon on its own dbus-daemon, unlocked with a known
+password fed on stdin (no newline), run in the foreground and killed by pid, so nothing
+outlives the test session and nothing touches the developer's own keyring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+VAULT_BIN = str(Path(sys.executable).parent / "vault")
+KEYRING_PASSWORD = b"vault-test-keyring"
+
+# Variables that would make a test touch the developer's real environment.
+_SCRUB = (
+    "VAULT_HOME",
+    "VAULT_KEY_BACKEND",
+    "VAULT_PASSPHRASE_FILE",
+    "VAULT_NEW_PASSPHRASE_FILE",
+    "VAULT_SYSTEM_POLICY_DIR",
+    "PYTHON_KEYRING_BACKEND",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
+)
+
+
+@dataclass
+class SecretService:
+    base: Path
+    bus_address: str
+    dbus: subprocess.Popen[bytes]
+    daemon: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DBUS_SESSION_BUS_ADDRESS": self.bus_address,
+            "XDG_RUNTIME_DIR": str(self.base / "run"),
+        }
+
+    def lock(self) -> None:
+        """Lock every collection, as a screen lock or a timeout would."""
+        import secretstorage
+        from jeepney.io.blocking import open_dbus_connection
+
+        conn = open_dbus_connection(bus=self.bus_address)
+        for collection in secretstorage.get_all_collections(conn):
+            collection.lock()
+        conn.close()
+
+    def stop(self) -> None:
+        for proc in (self.daemon, self.dbus):
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _wait_for_name(address: str, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address}
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            [
+                "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus", "org.freedesktop.DBus.ListNames",
+            ],
+            env=env, capture_output=True, text=True, check=False, timeout=5,
+        )
+        if f'"{name}"' in out.stdout:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def start_secret_service(base: Path, *, unlock: bool = True) -> SecretService:
+    """dbus-daemon plus gnome-keyring-daemon (secrets component), in ``base``."""
+    for tool in ("dbus-daemon", "gnome-keyring-daemon", "dbus-send"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: apt-get install dbus gnome-keyring (see .ci/run)")
+    (base / "run").mkdir(mode=0o700, parents=True, exist_ok=True)
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    (base / "home").mkdir(parents=True, exist_ok=True)
+    dbus = subprocess.Popen(
+        [
+            "dbus-daemon", "--session", "--nofork", "--print-address=1",
+            f"--address=unix:path={base / 'run' / 'bus'}",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    assert dbus.stdout is not None
+    address = dbus.stdout.readline().decode().strip()
+    service = SecretService(base, address, dbus)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(base / "home"),
+        "XDG_DATA_HOME": str(base / "data"),
+        "XDG_RUNTIME_DIR": str(base / "run"),
+        "DBUS_SESSION_BUS_ADDRESS": address,
+    }
+    args = ["gnome-keyring-daemon", "--foreground", "--components=secrets"]
+    if unlock:
+        args.append("--unlock")
+    daemon = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, start_new_session=True,
+    )
+    service.daemon = daemon
+    assert daemon.stdin is not None
+    if unlock:
+        daemon.stdin.write(KEYRING_PASSWORD)
+    daemon.stdin.close()
+    if not _wait_for_name(address, "org.freedesktop.secrets", 15):
+        service.stop()
+        pytest.fail("gnome-keyring-daemon did not register org.freedesktop.secrets")
+    return service
+
+
+@pytest.fixture(scope="session")
+def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretService]:
+    service = start_secret_service(tmp_path_factory.mktemp("secret-service"))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(args={self.args!r}, rc={self.returncode}, stdout={self.stdout[:2000]!r}, "
+            f"stderr={self.stderr[:2000]!r})"
+        )
+
+
+@dataclass
+class VaultCLI:
+    """Runs the installed `vault` executable with an isolated VAULT_HOME."""
+
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vault_file(self) -> Path:
+        return self.home / "vault.enc"
+
+    def full_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+        env.update(self.env)
+        env["VAULT_HOME"] = str(self.home)
+        if extra:
+            env.update(extra)
+        return env
+
+    def run(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Result:
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(
+            [VAULT_BIN, *args],
+            input=data if data is not None else b"",
+            capture_output=True,
+            env=self.full_env(env),
+            timeout=timeout,
+            check=False,
+            start_new_session=True,  # no controlling terminal: prompts must fail, not hang
+        )
+        return Result(
+            [*args], proc.returncode, proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+        )
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [VAULT_BIN, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=self.full_env(env), start_new_session=True,
+        )
+
+
+@pytest.fixture
+def vault(tmp_path: Path, secret_service: SecretService) -> VaultCLI:
+    """A fresh vault on the keyring backend, in the shared test Secret Service."""
+    home = tmp_path / "vh"
+    return VaultCLI(home, dict(secret_service.env()))
+
+
+@pytest.fixture
+def passphrase_vault(tmp_path: Path) -> VaultCLI:
+    """A fresh vault on the passphrase backend, passphrase from a 0600 file."""
+    pw = tmp_path / "passphrase"
+    pw.write_text("correct horse battery staple\n")
+    pw.chmod(0o600)
+    home = tmp_path / "vh"
+    return VaultCLI(
+        home,
+        {
+            "VAULT_KEY_BACKEND": "passphrase",
+            "VAULT_PASSPHRASE_FILE": str(pw),
+            "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus",
+        },
+    )
+
+
+@contextlib.contextmanager
+def temporary_secret_service(base: Path, *, unlock: bool = True) -> Iterator[SecretService]:
+    service = start_secret_service(base, unlock=unlock)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+GH_CANARY = "ghp_" + "Cn4ry" * 7 + "X"

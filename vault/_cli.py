@@ -1,0 +1,113 @@
+"""The command line: argparse only (it is cheap to import), handlers imported on demand."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import NoReturn
+
+from vault.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}", hint=f"see `{self.prog} --help`")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("global options")
+    g.add_argument(
+        "--passphrase-file",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="read the vault passphrase from PATH (a 0600 file), for the passphrase backend",
+    )
+    g.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (to stderr)"
+    )
+    g.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log everything, HTTP included, redacted (to stderr)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vault import __version__
+
+    parser = _Parser(
+        prog="vault",
+        description="A policy-enforcing secure token vault.",
+        epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 config/policy invalid, "
+        "4 authentication, 5 refused by policy, 6 vault/key/audit integrity, 7 network, "
+        "130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"vault {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("token", "vault._cmd_store:cmd_token", "print a stored access token")
+    p.add_argument("name")
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="refresh first if the token expires within SECONDS",
+    )
+
+    p = add("import", "vault._cmd_store:cmd_import", "store a token read from standard input")
+    p.add_argument("name")
+    p.add_argument("--provider", required=True, help="provider preset or name from config.yaml")
+    p.add_argument("--scope", action="append", default=[], metavar="S", help="granted scope")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--expires-in", type=int, metavar="SECONDS")
+    when.add_argument("--expires-at", metavar="TIME", help="RFC 3339 time")
+    p.add_argument("--force", action="store_true", help="replace a token of the same name")
+
+    p = add("list", "vault._cmd_store:cmd_list", "list stored tokens (never a secret)")
+    p.add_argument("--json", action="store_true")
+
+    p = add("status", "vault._cmd_store:cmd_status", "the vault, or one token, in detail")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+
+    for name in ("logout", "revoke"):
+        p = add(name, "vault._cmd_store:cmd_logout", "revoke a token where possible, delete it")
+        p.add_argument("name")
+        p.add_argument("--json", action="store_true")
+
+    p = add("rekey", "vault._cmd_store:cmd_rekey", "rotate the vault's data key")
+    p.add_argument(
+        "--new-passphrase",
+        action="store_true",
+        help="passphrase backend: also change the passphrase (prompted, or "
+        "VAULT_NEW_PASSPHRASE_FILE)",
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = add("doctor", "vault._doctor:cmd_doctor", "check backend, paths, permissions, policies")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    ns = build_parser().parse_args(argv)
+    module_name, _, func_name = ns.handler.partition(":")
+    handler = getattr(importlib.import_module(module_name), func_name)
+    from vault._app import App
+
+    app = App(ns)
+    code: int = handler(app, ns)
+    for warning in app.store_warnings():
+        sys.stderr.write(f"vault: warning: {warning}\n")
+    return code

@@ -1,0 +1,241 @@
+"""Commands on the store itself: token, import, list, status, logout/revoke, rekey."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from vault._app import App
+from vault._model import TokenRecord, check_name
+from vault._output import clean, dump_json, human_duration, parse_time, rfc3339, table
+from vault.errors import AuthError, NotFoundError, UsageError
+from vault.secret import Secret
+
+TOKEN_LIMIT = 16 * 1024
+
+
+def _not_found(name: str) -> NotFoundError:
+    return NotFoundError(
+        f"no token named {name!r} in the vault",
+        hint="`vault list` shows the stored names; `vault login` or `vault import` adds one",
+        code="unknown_name",
+    )
+
+
+def cmd_token(app: App, ns: argparse.Namespace) -> int:
+    name = check_name(ns.name)
+    if ns.min_valid < 0:
+        raise UsageError("--min-valid must be zero or more seconds")
+    snapshot = app.store.read()
+    record = snapshot.get(name) if snapshot else None
+    if record is None:
+        raise _not_found(name)
+    now = time.time()
+    if record.expires_at is not None and record.expires_at - now <= ns.min_valid:
+        if not record.refresh_token:
+            raise AuthError(
+                f"the token {name!r} expired at {rfc3339(record.expires_at)} (or expires within "
+                f"{ns.min_valid} s) and has no refresh token",
+                hint=f"log in again: vault login {record.provider} --name {name}",
+                code="expired",
+            )
+        raise AuthError(f"the token {name!r} needs a refresh, which is not available yet")
+    sys.stdout.write(record.access_token.reveal() + "\n")
+    return 0
+
+
+def _read_token_from_stdin() -> Secret:
+    if sys.stdin is None:
+        raise UsageError("no standard input to read the token from")
+    if sys.stdin.isatty():
+        import getpass
+
+        text = getpass.getpass("Paste the token (input is hidden): ")
+    else:
+        data = sys.stdin.buffer.read(TOKEN_LIMIT + 1)
+        if len(data) > TOKEN_LIMIT:
+            raise UsageError(f"the token on standard input is over {TOKEN_LIMIT} bytes")
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise UsageError("the token on standard input is not ASCII") from None
+    value = text.strip()
+    if not value:
+        raise UsageError(
+            "no token on standard input", hint="pipe it in: vault import NAME ... < file"
+        )
+    if any(not ("!" <= ch <= "~") for ch in value):
+        raise UsageError(
+            "the input holds spaces, line breaks or control characters; a token is one word"
+        )
+    return Secret(value)
+
+
+def cmd_import(app: App, ns: argparse.Namespace) -> int:
+    from vault import _providers
+
+    name = check_name(ns.name)
+    provider = _providers.resolve(ns.provider, app.config.providers)
+    scopes = tuple(dict.fromkeys(s for s in ns.scope if s))
+    for scope in scopes:
+        if any(not "!" <= ch <= "~" or ch in {'"', "\\"} for ch in scope):
+            raise UsageError(f"invalid scope {clean(scope)!r}")
+    now = int(time.time())
+    expires_at: int | None = None
+    if ns.expires_in is not None:
+        if ns.expires_in <= 0:
+            raise UsageError("--expires-in must be a positive number of seconds")
+        expires_at = now + ns.expires_in
+    elif ns.expires_at is not None:
+        try:
+            expires_at = parse_time(ns.expires_at)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if expires_at <= now:
+            raise UsageError("--expires-at is in the past")
+    token = _read_token_from_stdin()
+    record = TokenRecord(
+        name=name,
+        provider=provider.name,
+        issuer=provider.issuer,
+        client_id=provider.client_id or "",
+        token_type="Bearer",
+        access_token=token,
+        refresh_token=None,
+        id_token=None,
+        scopes=scopes,
+        issued_at=now,
+        expires_at=expires_at,
+        last_refresh=None,
+        source="import",
+    )
+    with app.store.edit() as editor:
+        if editor.get(name) is not None and not ns.force:
+            raise UsageError(
+                f"a token named {name!r} is already stored", hint="pass --force to replace it"
+            )
+        editor.put(record)
+    app.say(f"Stored {name!r} ({provider.name}, scopes: {', '.join(scopes) or 'none given'}).")
+    return 0
+
+
+def token_json(record: TokenRecord, now: float) -> dict[str, Any]:
+    """The stable JSON shape of one token (README: "JSON output"). Never a secret."""
+    return {
+        "name": record.name,
+        "provider": record.provider,
+        "issuer": record.issuer,
+        "client_id": record.client_id,
+        "token_type": record.token_type,
+        "source": record.source,
+        "scopes": list(record.scopes),
+        "issued_at": rfc3339(record.issued_at),
+        "expires_at": rfc3339(record.expires_at),
+        "last_refresh": rfc3339(record.last_refresh),
+        "age_seconds": max(0, int(now - record.issued_at)),
+        "expires_in": None if record.expires_at is None else int(record.expires_at - now),
+        "state": record.state(now),
+        "refreshable": record.refresh_token is not None,
+        "revoke_pending": record.revoke_pending,
+    }
+
+
+def _row(record: TokenRecord, now: float) -> list[str]:
+    expires = "never" if record.expires_at is None else rfc3339(record.expires_at) or ""
+    return [
+        record.name,
+        record.provider,
+        " ".join(record.scopes) or "-",
+        rfc3339(record.issued_at) or "",
+        expires,
+        human_duration(now - record.issued_at),
+        record.state(now),
+    ]
+
+
+def cmd_list(app: App, ns: argparse.Namespace) -> int:
+    snapshot = app.store.read()
+    records = snapshot.records() if snapshot else []
+    now = time.time()
+    if app.json:
+        dump_json({"version": 1, "tokens": [token_json(r, now) for r in records]})
+        return 0
+    if not records:
+        app.say("The vault holds no tokens.")
+        return 0
+    table(
+        ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
+        [_row(r, now) for r in records],
+    )
+    return 0
+
+
+def cmd_status(app: App, ns: argparse.Namespace) -> int:
+    now = time.time()
+    if ns.name is not None:
+        name = check_name(ns.name)
+        snapshot = app.store.read()
+        record = snapshot.get(name) if snapshot else None
+        if record is None:
+            raise _not_found(name)
+        doc = token_json(record, now)
+        if app.json:
+            dump_json(doc)
+        else:
+            for key, value in doc.items():
+                shown = " ".join(value) if isinstance(value, list) else value
+                sys.stdout.write(f"{key + ':':<15} {'-' if shown is None else shown}\n")
+        return 0
+    snapshot = app.store.read()
+    backend, source = app.config.backend()
+    records = snapshot.records() if snapshot else []
+    info: dict[str, Any] = {
+        "path": str(app.paths.vault_file),
+        "exists": snapshot is not None,
+        "backend": snapshot.header.backend if snapshot else backend,
+        "backend_source": source,
+        "keyring": app.store.keyring.label if backend == "keyring" else None,
+        "vault_id": snapshot.header.vault_id.hex() if snapshot else None,
+        "generation": snapshot.header.generation if snapshot else 0,
+        "created": rfc3339(snapshot.meta.created) if snapshot else None,
+        "tokens": len(records),
+    }
+    if app.json:
+        dump_json({"version": 1, "vault": info, "tokens": [token_json(r, now) for r in records]})
+        return 0
+    for key, value in info.items():
+        sys.stdout.write(f"{key + ':':<15} {'-' if value is None else value}\n")
+    if records:
+        sys.stdout.write("\n")
+        table(
+            ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
+            [_row(r, now) for r in records],
+        )
+    return 0
+
+
+def cmd_logout(app: App, ns: argparse.Namespace) -> int:
+    name = check_name(ns.name)
+    with app.store.edit() as editor:
+        record = editor.get(name)
+        if record is None:
+            raise _not_found(name)
+        editor.delete(name)
+    if app.json:
+        dump_json({"name": name, "deleted": True, "revoked": False, "revocation": "not_attempted"})
+    else:
+        app.say(f"Deleted {name!r} from the vault.")
+    return 0
+
+
+def cmd_rekey(app: App, ns: argparse.Namespace) -> int:
+    old, new, generation = app.store.rekey(new_passphrase=ns.new_passphrase)
+    if app.json:
+        dump_json({"rekeyed": True, "from_backend": old, "backend": new, "generation": generation})
+    elif old == new:
+        app.say(f"Rotated the vault's data key ({new} backend, generation {generation}).")
+    else:
+        app.say(f"Moved the vault from the {old} to the {new} backend (generation {generation}).")
+    return 0

@@ -1,0 +1,111 @@
+"""config.yaml: named providers and preferences."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from vault import _yaml
+from vault._paths import Paths, read_config_text
+from vault._providers import Provider, from_config
+from vault.errors import ConfigError
+
+TOP_KEYS = {"key_backend", "providers"}
+PROVIDER_KEYS = {
+    "preset": str,
+    "issuer": str,
+    "client_id": str,
+    "client_secret": str,
+    "scopes": list,
+    "device_authorization_endpoint": str,
+    "token_endpoint": str,
+    "revocation_endpoint": str,
+    "userinfo_endpoint": str,
+    "api_base": str,
+    "tenant": str,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    key_backend: str | None = None
+    key_backend_source: str = "default"
+    providers: dict[str, Provider] = field(default_factory=dict)
+
+    def backend(self) -> tuple[str, str]:
+        """The key backend in force and where that choice came from."""
+        env = os.environ.get("VAULT_KEY_BACKEND")
+        if env:
+            if env not in ("keyring", "passphrase"):
+                raise ConfigError(f"VAULT_KEY_BACKEND={env!r}: use keyring or passphrase")
+            return env, "VAULT_KEY_BACKEND"
+        if self.key_backend:
+            return self.key_backend, self.key_backend_source
+        return "keyring", "default"
+
+
+def load(paths: Paths) -> Config:
+    path = str(paths.config_file)
+    text = read_config_text(paths.config_file, "config file")
+    if text is None:
+        return Config(path)
+    data = _yaml.load(text, path)
+    if data is None:
+        return Config(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(
+                f"{_yaml.where(path, data, key)}: unknown key {key!r} "
+                f"(known: {', '.join(sorted(TOP_KEYS))})"
+            )
+    backend = data.get("key_backend")
+    if backend is not None and backend not in ("keyring", "passphrase"):
+        raise ConfigError(
+            f"{_yaml.where(path, data, 'key_backend')}: key_backend: {backend!r} is not one of "
+            "keyring, passphrase"
+        )
+    providers: dict[str, Provider] = {}
+    raw = data.get("providers")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            at = _yaml.where(path, data, "providers")
+            raise ConfigError(f"{at}: providers must be a mapping")
+        for name, section in raw.items():
+            where = _yaml.where(path, raw, name)
+            providers[name] = _provider(name, section, where, path)
+    return Config(
+        path,
+        key_backend=backend,
+        key_backend_source=_yaml.where(path, data, "key_backend"),
+        providers=providers,
+    )
+
+
+def _provider(name: str, section: Any, where: str, path: str) -> Provider:
+    from vault._model import NAME_RE
+
+    if not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{where}: provider name {name!r} is not a valid name")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: provider {name!r} must be a mapping")
+    for key, value in section.items():
+        at = _yaml.where(path, section, key)
+        expected = PROVIDER_KEYS.get(key)
+        if expected is None:
+            raise ConfigError(
+                f"{at}: provider {name!r}: unknown key {key!r} "
+                f"(known: {', '.join(sorted(PROVIDER_KEYS))})"
+            )
+        if value is not None and not isinstance(value, expected):
+            raise ConfigError(
+                f"{at}: provider {name!r}: {key} must be a {expected.__name__}, "
+                f"not {type(value).__name__}"
+            )
+        items: list[object] = list(value) if key == "scopes" and value else []
+        if not all(isinstance(item, str) and item and " " not in item for item in items):
+            raise ConfigError(f"{at}: provider {name!r}: scopes must be a list of scope names")
+    return from_config(name, dict(section), where)

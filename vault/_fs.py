@@ -1,0 +1,131 @@
+"""Durable atomic writes and the inter-process lock.
+
+A file is replaced by: a temporary file in the same folder (0600, O_EXCL), write, fsync, rename
+over the old name, fsync the folder. A crash at any point leaves the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from vault.errors import IntegrityError
+
+TMP_SUFFIX = ".tmp"
+
+
+def _tmp_name(final: Path) -> str:
+    return f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def atomic_write(path: Path, data: bytes, *, what: str) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (see the module docstring)."""
+    folder = path.parent
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise IntegrityError(f"cannot open folder {folder}: {exc.strerror}") from exc
+    tmp = _tmp_name(path)
+    created = False
+    try:
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=dir_fd,
+        )
+        created = True
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        created = False
+        os.fsync(dir_fd)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        raise IntegrityError(
+            f"cannot write {what} {path}: {reason}; the previous version is unchanged"
+        ) from exc
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+        os.close(dir_fd)
+
+
+def remove_stale_temporaries(folder: Path, final_name: str, *, older_than: float = 60.0) -> int:
+    """Delete temporaries a crashed writer left behind. Call only while holding the lock."""
+    prefix = f".{final_name}."
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(TMP_SUFFIX):
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime >= older_than:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+    return removed
+
+
+def lock_timeout() -> float:
+    raw = os.environ.get("VAULT_LOCK_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else 30.0
+    except ValueError:
+        value = 30.0
+    return max(0.0, value)
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path, *, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
+    """Hold an flock on ``lock_file`` (created 0600). The kernel drops it when the holder dies,
+    so a crashed process never leaves the vault locked."""
+    limit = lock_timeout() if timeout is None else timeout
+    try:
+        fd = os.open(
+            lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:
+        raise IntegrityError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
+    try:
+        op = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + limit
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, op | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IntegrityError(
+                        f"the vault is busy: another vault process held {lock_file} "
+                        f"for more than {limit:g} s",
+                        hint="retry, or set VAULT_LOCK_TIMEOUT to wait longer",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)

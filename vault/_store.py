@@ -1,0 +1,336 @@
+"""The encrypted vault: open, read, and change it under the lock.
+
+Reads take a shared lock and never write. Every read-modify-write takes the exclusive lock,
+re-reads the file, applies the change and writes it back atomically, so concurrent vault
+processes (a login while cron prunes) never lose each other's changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vault import _format as fmt
+from vault._fs import atomic_write, locked, remove_stale_temporaries
+from vault._keys import (
+    BACKENDS,
+    KeyFileState,
+    KeyringEntry,
+    KeyringStore,
+    PassphraseSource,
+    derive_key,
+    read_key_file,
+    write_key_file,
+)
+from vault._model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
+from vault._paths import Paths, check_private_dir, ensure_private_dir, read_private_file
+from vault.errors import IntegrityError, KeyringUnavailable
+
+
+@dataclass
+class Opened:
+    """A vault file that passed authentication and the rollback check."""
+
+    header: fmt.Header
+    key: bytes
+    payload: bytes
+    meta: Meta
+    stored_generation: int
+    entry: KeyringEntry | None = None
+
+
+@dataclass
+class Snapshot:
+    """A read-only view of the vault at one moment."""
+
+    path: Path
+    header: fmt.Header
+    payload: bytes
+    meta: Meta
+
+    def get(self, name: str) -> TokenRecord | None:
+        raw = find_record(self.payload, name)
+        return None if raw is None else TokenRecord.from_json(name, raw)
+
+    def records(self) -> list[TokenRecord]:
+        _, raw = split_payload(self.payload)
+        return [TokenRecord.from_json(name, data) for name, data in sorted(raw.items())]
+
+
+@dataclass
+class Editor:
+    """The records being changed inside ``Store.edit``; written back when the block ends."""
+
+    meta: Meta
+    raw: dict[str, bytes]
+    changed: bool = False
+    header: fmt.Header | None = None
+
+    def get(self, name: str) -> TokenRecord | None:
+        data = self.raw.get(name)
+        return None if data is None else TokenRecord.from_json(name, data)
+
+    def names(self) -> list[str]:
+        return sorted(self.raw)
+
+    def records(self) -> list[TokenRecord]:
+        return [TokenRecord.from_json(n, d) for n, d in sorted(self.raw.items())]
+
+    def put(self, record: TokenRecord) -> None:
+        self.raw[record.name] = record.to_json()
+        self.changed = True
+
+    def delete(self, name: str) -> bool:
+        if self.raw.pop(name, None) is None:
+            return False
+        self.changed = True
+        return True
+
+
+@dataclass
+class Store:
+    paths: Paths
+    backend: str = "keyring"  # the configured backend: used to create, and required to open
+    passphrase: PassphraseSource = field(default_factory=PassphraseSource)
+    keyring: KeyringStore = field(default_factory=KeyringStore)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise IntegrityError(f"unknown key backend {self.backend!r}")
+
+    # --- reading ---------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.paths.vault_file)
+
+    def read(self) -> Snapshot | None:
+        """The vault as it is now, or None when no vault file exists yet."""
+        check_private_dir(self.paths.vault_dir)
+        if not self.paths.vault_dir.exists():
+            return None
+        with locked(self.paths.lock_file, exclusive=False):
+            opened = self._open()
+        if opened is None:
+            return None
+        return Snapshot(self.paths.vault_file, opened.header, opened.payload, opened.meta)
+
+    def _open(self) -> Opened | None:
+        path = self.paths.vault_file
+        blob = read_private_file(path, "vault file", limit=fmt.MAX_FILE_SIZE)
+        if blob is None:
+            return None
+        header = fmt.parse_header(blob, path=str(path))
+        if header.backend != self.backend:
+            raise IntegrityError(
+                f"the vault at {path} uses the {header.backend} key backend but the "
+                f"configuration asks for {self.backend}; vault never switches backends silently",
+                hint="run `vault rekey` to move the vault to the configured backend, or "
+                f"set key_backend: {header.backend}",
+            )
+        entry: KeyringEntry | None = None
+        if header.kdf == fmt.KDF_KEYRING:
+            entry = self.keyring.load(header.vault_id)
+            if entry is None:
+                raise KeyringUnavailable(
+                    f"the key of the vault at {path} is not in the {self.keyring.label} "
+                    f"(vault id {header.vault_id.hex()})",
+                    hint="is this the keyring the vault was created with? It may be a "
+                    "different login session or machine",
+                )
+            key = entry.keys.get(header.key_id)
+            if key is None:
+                raise IntegrityError(
+                    f"the keyring holds no key with the id the vault at {path} names",
+                )
+            stored = entry.generation
+        else:
+            key = derive_key(
+                self.passphrase.get(),
+                salt=header.salt,
+                t_cost=header.t_cost,
+                m_cost=header.m_cost,
+                parallelism=header.parallelism,
+            )
+            stored = 0
+        payload = fmt.open_sealed(header, key, blob, path=str(path))
+        meta = meta_of(payload)
+        if header.kdf == fmt.KDF_ARGON2ID:
+            state = read_key_file(self.paths.key_file, meta.state_key)
+            if state is None:
+                raise IntegrityError(
+                    f"key file {self.paths.key_file} is missing: the vault's rollback "
+                    "protection cannot be checked",
+                    hint="restore the key file from the same backup as the vault",
+                )
+            if state.vault_id != header.vault_id:
+                raise IntegrityError(f"key file {self.paths.key_file} belongs to another vault")
+            stored = state.generation
+        if header.generation < stored:
+            raise IntegrityError(
+                f"the vault at {path} was rolled back: its generation {header.generation} is "
+                f"older than the last one written ({stored})",
+                hint="an older copy of the file was put back; the file was left as it is",
+            )
+        return Opened(header, key, payload, meta, stored, entry)
+
+    # --- changing --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[Editor]:
+        """Exclusive read-modify-write. The vault is created on first write."""
+        ensure_private_dir(self.paths.vault_dir)
+        with locked(self.paths.lock_file, exclusive=True):
+            remove_stale_temporaries(self.paths.vault_dir, self.paths.vault_file.name)
+            remove_stale_temporaries(self.paths.vault_dir, self.paths.key_file.name)
+            opened = self._open()
+            if opened is None:
+                editor = Editor(Meta.new(), {})
+            else:
+                meta, raw = split_payload(opened.payload)
+                editor = Editor(meta, raw, header=opened.header)
+            yield editor
+            if editor.changed:
+                payload = join_payload(editor.meta, editor.raw.items())
+                if opened is None:
+                    self._create(payload, editor.meta)
+                else:
+                    self._rewrite(opened, payload, editor.meta)
+
+    def _create(self, payload: bytes, meta: Meta) -> None:
+        vault_id = os.urandom(16)
+        if self.backend == "keyring":
+            key_id, key = os.urandom(4), os.urandom(32)
+            entry = KeyringEntry({key_id: key}, generation=0)
+            self.keyring.save(vault_id, entry)
+            header = fmt.Header(
+                fmt.KDF_KEYRING, key_id, 0, 0, 0, bytes(16), vault_id, 1, os.urandom(12)
+            )
+            self._write_vault(header, key, payload)
+            entry.generation = 1
+            self._save_entry(vault_id, entry)
+        else:
+            header, key = self._passphrase_header(vault_id, generation=1, confirm=True)
+            # The key file goes first: a vault without its key file could not be opened.
+            write_key_file(self.paths.key_file, KeyFileState(vault_id, 0), meta.state_key)
+            self._write_vault(header, key, payload)
+            write_key_file(self.paths.key_file, KeyFileState(vault_id, 1), meta.state_key)
+
+    def _passphrase_header(
+        self, vault_id: bytes, *, generation: int, confirm: bool, new_passphrase: bool = False
+    ) -> tuple[fmt.Header, bytes]:
+        salt = os.urandom(16)
+        if new_passphrase:
+            source = PassphraseSource(
+                os.environ.get("VAULT_NEW_PASSPHRASE_FILE"), interactive=self.passphrase.interactive
+            )
+            secret = source.get(confirm=True, prompt="New vault passphrase: ")
+            self.passphrase = source
+        else:
+            secret = self.passphrase.get(confirm=confirm, prompt="New vault passphrase: ")
+        key = derive_key(
+            secret, salt=salt, t_cost=fmt.ARGON2_T, m_cost=fmt.ARGON2_M_KIB,
+            parallelism=fmt.ARGON2_P,
+        )
+        header = fmt.Header(
+            fmt.KDF_ARGON2ID, bytes(4), fmt.ARGON2_T, fmt.ARGON2_M_KIB, fmt.ARGON2_P, salt,
+            vault_id, generation, os.urandom(12),
+        )
+        return header, key
+
+    def _rewrite(self, opened: Opened, payload: bytes, meta: Meta) -> None:
+        generation = max(opened.header.generation, opened.stored_generation) + 1
+        header = opened.header.next_write(generation)
+        self._write_vault(header, opened.key, payload)
+        if header.kdf == fmt.KDF_KEYRING:
+            assert opened.entry is not None
+            entry = KeyringEntry({header.key_id: opened.key}, generation, opened.entry.extra)
+            self._save_entry(header.vault_id, entry)
+        else:
+            write_key_file(
+                self.paths.key_file, KeyFileState(header.vault_id, generation), meta.state_key
+            )
+
+    def _write_vault(self, header: fmt.Header, key: bytes, payload: bytes) -> None:
+        atomic_write(self.paths.vault_file, fmt.seal(header, key, payload), what="vault file")
+
+    def _save_entry(self, vault_id: bytes, entry: KeyringEntry) -> None:
+        """Record the new generation after a successful write. The write itself has happened,
+        so a failure here is a warning: the vault is intact, only rollback detection lags."""
+        try:
+            self.keyring.save(vault_id, entry)
+        except KeyringUnavailable as exc:
+            self.warnings.append(
+                f"the vault was written, but the keyring could not record its generation: {exc}"
+            )
+
+    # --- rekey -----------------------------------------------------------------------
+
+    def rekey(self, *, new_passphrase: bool = False) -> tuple[str, str, int]:
+        """Rotate the data key, moving the vault to the configured backend if it differs.
+        Returns (old backend, new backend, new generation). Every step leaves a vault that
+        opens: the new key is stored before the file that needs it is written."""
+        ensure_private_dir(self.paths.vault_dir)
+        target = self.backend
+        with locked(self.paths.lock_file, exclusive=True):
+            header = self._peek_header()
+            if header is None:
+                raise IntegrityError("there is no vault to rekey yet")
+            self.backend = header.backend  # open with what the file uses
+            try:
+                opened = self._open()
+            finally:
+                self.backend = target
+            assert opened is not None
+            old = opened.header
+            generation = max(old.generation, opened.stored_generation) + 1
+            vault_id = old.vault_id
+            if target == "keyring":
+                key_id, key = os.urandom(4), os.urandom(32)
+                entry = opened.entry or KeyringEntry({}, generation=0)
+                entry.keys[key_id] = key
+                self.keyring.save(vault_id, entry)
+                header = fmt.Header(
+                    fmt.KDF_KEYRING, key_id, 0, 0, 0, bytes(16), vault_id, generation,
+                    os.urandom(12),
+                )
+                self._write_vault(header, key, opened.payload)
+                self._save_entry(vault_id, KeyringEntry({key_id: key}, generation, entry.extra))
+                if old.kdf == fmt.KDF_ARGON2ID:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.paths.key_file)
+            else:
+                header, key = self._passphrase_header(
+                    vault_id,
+                    generation=generation,
+                    confirm=True,
+                    # Moving from the keyring, the configured passphrase source is the new one.
+                    new_passphrase=new_passphrase and old.kdf == fmt.KDF_ARGON2ID,
+                )
+                state_key = opened.meta.state_key
+                if old.kdf != fmt.KDF_ARGON2ID:
+                    write_key_file(
+                        self.paths.key_file, KeyFileState(vault_id, old.generation), state_key
+                    )
+                self._write_vault(header, key, opened.payload)
+                write_key_file(self.paths.key_file, KeyFileState(vault_id, generation), state_key)
+                if old.kdf == fmt.KDF_KEYRING:
+                    try:
+                        self.keyring.delete(vault_id)
+                    except KeyringUnavailable as exc:
+                        self.warnings.append(f"the old keyring entry could not be deleted: {exc}")
+            return old.backend, header.backend, generation
+
+    def _peek_header(self) -> fmt.Header | None:
+        blob = read_private_file(self.paths.vault_file, "vault file", limit=fmt.MAX_FILE_SIZE)
+        if blob is None:
+            return None
+        return fmt.parse_header(blob, path=str(self.paths.vault_file))
+
+    def header(self) -> fmt.Header | None:
+        """The vault file's header, parsed but not authenticated (for `vault doctor`)."""
+        check_private_dir(self.paths.vault_dir)
+        return self._peek_header()

@@ -1,0 +1,117 @@
+"""Safe YAML for files people write (config and policies), with line numbers kept.
+
+Only plain YAML is accepted: no custom tags, no anchors or aliases (which make alias bombs),
+no duplicate keys, and a size limit applied before parsing. Every mapping remembers the line
+each key was on, so errors can name file, line and key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vault.errors import ConfigError
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
+}
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+class YMap(dict[str, Any]):
+    """A mapping that knows its own line and each key's line (1-based)."""
+
+    line: int
+    key_lines: dict[str, int]
+
+
+class YList(list[Any]):
+    line: int
+    item_lines: list[int]
+
+
+def load(text: str, path: str) -> Any:
+    """Parse ``text`` (already size-limited by the caller) into plain data with line maps."""
+    import yaml
+
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        loader = loader_cls(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({type(exc).__name__})") from None
+    if node is None:
+        return None
+    counter = [0]
+    return _convert(node, path, set(), 0, counter, yaml)
+
+
+def _convert(  # noqa: PLR0917 (a private recursive helper)
+    node: Any, path: str, seen: set[int], depth: int, counter: list[int], yaml: Any
+) -> Any:
+    line = node.start_mark.line + 1
+    counter[0] += 1
+    if counter[0] > MAX_NODES:
+        raise ConfigError(f"{path}:{line}: document too large")
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{path}:{line}: nested too deeply")
+    if id(node) in seen:
+        raise ConfigError(f"{path}:{line}: YAML anchors and aliases are not allowed")
+    seen.add(id(node))
+    if node.tag not in _STANDARD_TAGS:
+        raise ConfigError(f"{path}:{line}: the YAML tag {node.tag!r} is not allowed")
+    if isinstance(node, yaml.MappingNode):
+        result = YMap()
+        result.line = line
+        result.key_lines = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise ConfigError(f"{path}:{line}: YAML merge keys are not allowed")
+            key = _convert(key_node, path, seen, depth + 1, counter, yaml)
+            if not isinstance(key, str):
+                raise ConfigError(
+                    f"{path}:{key_node.start_mark.line + 1}: keys must be strings, not {key!r}"
+                )
+            if key in result:
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
+            result[key] = _convert(value_node, path, seen, depth + 1, counter, yaml)
+            result.key_lines[key] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = YList()
+        items.line = line
+        items.item_lines = []
+        for child in node.value:
+            items.append(_convert(child, path, seen, depth + 1, counter, yaml))
+            items.item_lines.append(child.start_mark.line + 1)
+        return items
+    constructor = yaml.constructor.SafeConstructor()
+    try:
+        return constructor.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}:{line}: cannot read the value {node.value!r}") from None
+
+
+def line_of(data: Any, key: str) -> int:
+    if isinstance(data, YMap):
+        return data.key_lines.get(key, data.line)
+    return 0
+
+
+def where(path: str, data: Any, key: str | None = None) -> str:
+    """``path:line`` for a key of a mapping (or the mapping itself)."""
+    line = line_of(data, key) if key is not None else getattr(data, "line", 0)
+    return f"{path}:{line}" if line else path
