@@ -1,0 +1,100 @@
+"""Tampering with the vault file through the CLI: each refused with exit 6, file untouched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VaultCLI
+from vault import _format as fmt
+
+
+def _setup(vault: VaultCLI) -> bytes:
+    assert vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaaaa").returncode == 0
+    assert vault.run("import", "b", "--provider", "github", input="tok-bbbbbbbbbb").returncode == 0
+    return vault.vault_file.read_bytes()
+
+
+def _assert_refused(vault: VaultCLI, bad: bytes, expected: str) -> None:
+    vault.vault_file.write_bytes(bad)
+    for args in (["token", "a"], ["list"], ["import", "c", "--provider", "github"]):
+        r = vault.run(*args, input="tok-cccccccccc")
+        assert r.returncode == 6, (args, r)
+        assert expected in r.stderr, (args, r)
+        assert "Traceback" not in r.stderr
+        assert r.stdout == ""
+        assert vault.vault_file.read_bytes() == bad  # left exactly as it was
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [
+        0,  # magic
+        9,  # version
+        12,  # key id
+        fmt.HEADER_SIZE - 20,  # vault id
+        fmt.HEADER_SIZE - 13,  # generation
+        fmt.HEADER_SIZE - 1,  # nonce
+        fmt.HEADER_SIZE + 3,  # ciphertext
+        -1,  # tag
+    ],
+)
+def test_flipped_bit(vault: VaultCLI, offset: int) -> None:
+    good = bytearray(_setup(vault))
+    good[offset] ^= 0x10
+    _assert_refused(vault, bytes(good), "")
+
+
+def test_truncated(vault: VaultCLI) -> None:
+    good = _setup(vault)
+    _assert_refused(vault, good[:-1], "failed authentication")
+    _assert_refused(vault, good[:50], "truncated")
+    _assert_refused(vault, b"", "truncated")
+
+
+def test_header_swapped_from_another_write(vault: VaultCLI) -> None:
+    first = _setup(vault)
+    vault.run("logout", "b")
+    second = vault.vault_file.read_bytes()
+    spliced = second[: fmt.HEADER_SIZE] + first[fmt.HEADER_SIZE :]
+    _assert_refused(vault, spliced, "failed authentication")
+
+
+def test_older_copy_put_back(vault: VaultCLI, tmp_path: Path) -> None:
+    old = _setup(vault)
+    shutil.copy(vault.vault_file, tmp_path / "backup")
+    assert vault.run("logout", "b").returncode == 0
+    _assert_refused(vault, old, "rolled back")
+
+
+def test_passphrase_older_copy_put_back(passphrase_vault: VaultCLI) -> None:
+    v = passphrase_vault
+    assert v.run("import", "a", "--provider", "github", input="tok-aaaaaaaaaa").returncode == 0
+    old = v.vault_file.read_bytes()
+    assert v.run("logout", "a").returncode == 0
+    v.vault_file.write_bytes(old)
+    r = v.run("token", "a")
+    assert r.returncode == 6, r
+    assert "rolled back" in r.stderr
+    assert v.vault_file.read_bytes() == old
+
+
+def test_passphrase_key_file_tampered_or_missing(passphrase_vault: VaultCLI) -> None:
+    v = passphrase_vault
+    assert v.run("import", "a", "--provider", "github", input="tok-aaaaaaaaaa").returncode == 0
+    key_file = v.home / "vault.key"
+    good = key_file.read_bytes()
+    key_file.write_bytes(good.replace(b'"generation":1', b'"generation":0'))
+    r = v.run("token", "a")
+    assert r.returncode == 6, r
+    assert "failed authentication" in r.stderr
+    os.unlink(key_file)
+    r = v.run("token", "a")
+    assert r.returncode == 6, r
+    assert "missing" in r.stderr
+    key_file.write_bytes(good)
+    key_file.chmod(0o600)
+    assert v.run("token", "a").returncode == 0
