@@ -80,10 +80,18 @@ def _wait_for_name(address: str, name: str, timeout: float) -> bool:
     while time.monotonic() < deadline:
         out = subprocess.run(
             [
-                "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus", "org.freedesktop.DBus.ListNames",
+                "dbus-send",
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.ListNames",
             ],
-            env=env, capture_output=True, text=True, check=False, timeout=5,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
         )
         if f'"{name}"' in out.stdout:
             return True
@@ -101,10 +109,15 @@ def start_secret_service(base: Path, *, unlock: bool = True) -> SecretService:
     (base / "home").mkdir(parents=True, exist_ok=True)
     dbus = subprocess.Popen(
         [
-            "dbus-daemon", "--session", "--nofork", "--print-address=1",
+            "dbus-daemon",
+            "--session",
+            "--nofork",
+            "--print-address=1",
             f"--address=unix:path={base / 'run' / 'bus'}",
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     assert dbus.stdout is not None
     address = dbus.stdout.readline().decode().strip()
@@ -120,8 +133,12 @@ def start_secret_service(base: Path, *, unlock: bool = True) -> SecretService:
     if unlock:
         args.append("--unlock")
     daemon = subprocess.Popen(
-        args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=env, start_new_session=True,
+        args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     service.daemon = daemon
     assert daemon.stdin is not None
@@ -194,14 +211,20 @@ class VaultCLI:
             start_new_session=True,  # no controlling terminal: prompts must fail, not hang
         )
         return Result(
-            [*args], proc.returncode, proc.stdout.decode(errors="replace"),
+            [*args],
+            proc.returncode,
+            proc.stdout.decode(errors="replace"),
             proc.stderr.decode(errors="replace"),
         )
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [VAULT_BIN, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=self.full_env(env), start_new_session=True,
+            [VAULT_BIN, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.full_env(env),
+            start_new_session=True,
         )
 
 

@@ -32,7 +32,9 @@ def _worker(vault: VaultCLI, worker: int) -> list[str]:
 
 def test_parallel_import_read_delete(vault: VaultCLI) -> None:
     # The first write creates the vault (and its keyring entry); from then on all race.
-    assert vault.run("import", "seed", "--provider", "github", input="tok-seed-0000").returncode == 0
+    assert (
+        vault.run("import", "seed", "--provider", "github", input="tok-seed-0000").returncode == 0
+    )
     with ThreadPoolExecutor(WORKERS) as pool:
         results = list(pool.map(lambda w: _worker(vault, w), range(WORKERS)))
     expected = {"seed", *(name for kept in results for name in kept)}

@@ -15,9 +15,17 @@ from vault.secret import Secret
 
 def _record(name: str, token: str = "tok-" + "a" * 20) -> TokenRecord:
     return TokenRecord(
-        name=name, provider="github", issuer="https://github.com", client_id="cid",
-        token_type="Bearer", access_token=Secret(token), refresh_token=Secret("r" * 30),
-        id_token=None, scopes=("repo",), issued_at=1_700_000_000, expires_at=1_700_003_600,
+        name=name,
+        provider="github",
+        issuer="https://github.com",
+        client_id="cid",
+        token_type="Bearer",
+        access_token=Secret(token),
+        refresh_token=Secret("r" * 30),
+        id_token=None,
+        scopes=("repo",),
+        issued_at=1_700_000_000,
+        expires_at=1_700_003_600,
         last_refresh=None,
     )
 
@@ -106,7 +114,7 @@ def test_argon2_parameter_floor(t: int, m: int, p: int, ok: bool) -> None:
 
 def test_secret_never_shows_itself() -> None:
     s = Secret("ghp_" + "x" * 36)
-    for text in (repr(s), str(s), f"{s}", f"{s!r}", "%s" % (s,)):
+    for text in (repr(s), str(s), f"{s}", f"{s!r}", "%s" % (s,)):  # noqa: UP031
         assert "ghp_" not in text
     assert "ghp_" not in repr(_record("n", "ghp_" + "y" * 36))
     with pytest.raises(TypeError):

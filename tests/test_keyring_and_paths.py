@@ -21,8 +21,14 @@ from tests.conftest import VaultCLI, temporary_secret_service
     ],
 )
 def test_non_os_keyrings_are_refused(vault: VaultCLI, backend: str) -> None:
-    r = vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaa",
-                  env={"PYTHON_KEYRING_BACKEND": backend})
+    r = vault.run(
+        "import",
+        "a",
+        "--provider",
+        "github",
+        input="tok-aaaaaaaa",
+        env={"PYTHON_KEYRING_BACKEND": backend},
+    )
     assert r.returncode == 6, r
     assert "is not an OS keyring" in r.stderr
     assert "key_backend: passphrase" in r.stderr

@@ -20,7 +20,10 @@ def test_round_trip(passphrase_vault: VaultCLI) -> None:
     assert v.run("token", "a").stdout == "ya29.canary-token\n"
     header = fmt.parse_header(v.vault_file.read_bytes(), path="v")
     assert (header.kdf, header.t_cost, header.m_cost, header.parallelism) == (
-        fmt.KDF_ARGON2ID, 3, 65536, 4,
+        fmt.KDF_ARGON2ID,
+        3,
+        65536,
+        4,
     )
     assert len(header.salt) == 16
     assert header.salt != bytes(16)
@@ -47,8 +50,14 @@ def test_passphrase_file_must_be_private(passphrase_vault: VaultCLI, tmp_path: P
     loose = tmp_path / "loose"
     loose.write_text("correct horse battery staple\n")
     loose.chmod(0o644)
-    r = v.run("import", "a", "--provider", "github", env={"VAULT_PASSPHRASE_FILE": str(loose)},
-              input="tok-aaaaaaaa")
+    r = v.run(
+        "import",
+        "a",
+        "--provider",
+        "github",
+        env={"VAULT_PASSPHRASE_FILE": str(loose)},
+        input="tok-aaaaaaaa",
+    )
     assert r.returncode == 6, r
     assert "accessible by group or others" in r.stderr
     assert not v.vault_file.exists()
@@ -58,16 +67,31 @@ def test_passphrase_flag_instead_of_env(passphrase_vault: VaultCLI, tmp_path: Pa
     v = passphrase_vault
     pw = v.env["VAULT_PASSPHRASE_FILE"]
     env = {"VAULT_PASSPHRASE_FILE": ""}
-    r = v.run("import", "a", "--provider", "github", "--passphrase-file", pw, env=env,
-              input="tok-aaaaaaaa")
+    r = v.run(
+        "import",
+        "a",
+        "--provider",
+        "github",
+        "--passphrase-file",
+        pw,
+        env=env,
+        input="tok-aaaaaaaa",
+    )
     assert r.returncode == 0, r
     assert v.run("token", "a", "--passphrase-file", pw, env=env).stdout == "tok-aaaaaaaa\n"
 
 
 def test_no_terminal_and_no_file_fails_fast(passphrase_vault: VaultCLI) -> None:
     v = passphrase_vault
-    r = v.run("import", "a", "--provider", "github", env={"VAULT_PASSPHRASE_FILE": ""},
-              input="tok-aaaaaaaa", timeout=20)
+    r = v.run(
+        "import",
+        "a",
+        "--provider",
+        "github",
+        env={"VAULT_PASSPHRASE_FILE": ""},
+        input="tok-aaaaaaaa",
+        timeout=20,
+    )
     assert r.returncode == 6, r
     assert "no terminal" in r.stderr
     assert "VAULT_PASSPHRASE_FILE" in r.stderr

@@ -41,8 +41,17 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
     assert r.returncode == 0, r
     assert json.loads(r.stdout) == {"version": 1, "tokens": []}
     vault.run(
-        "import", "gl", "--provider", "gitlab", "--scope", "read_user", "--scope", "api",
-        "--expires-in", "3600", input="glpat-canarycanarycanary12",
+        "import",
+        "gl",
+        "--provider",
+        "gitlab",
+        "--scope",
+        "read_user",
+        "--scope",
+        "api",
+        "--expires-in",
+        "3600",
+        input="glpat-canarycanarycanary12",
     )
     doc = json.loads(vault.run("list", "--json").stdout)
     (tok,) = doc["tokens"]
@@ -55,9 +64,21 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
     assert 3500 < tok["expires_in"] <= 3600
     assert tok["refreshable"] is False
     assert set(tok) == {
-        "name", "provider", "issuer", "client_id", "token_type", "source", "scopes",
-        "issued_at", "expires_at", "last_refresh", "age_seconds", "expires_in", "state",
-        "refreshable", "revoke_pending",
+        "name",
+        "provider",
+        "issuer",
+        "client_id",
+        "token_type",
+        "source",
+        "scopes",
+        "issued_at",
+        "expires_at",
+        "last_refresh",
+        "age_seconds",
+        "expires_in",
+        "state",
+        "refreshable",
+        "revoke_pending",
     }
     one = json.loads(vault.run("status", "gl", "--json").stdout)
     assert one == {**tok, "age_seconds": one["age_seconds"], "expires_in": one["expires_in"]}
@@ -69,7 +90,13 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
     text = vault.run("list")
     assert text.returncode == 0
     assert text.stdout.splitlines()[0].split() == [
-        "NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE",
+        "NAME",
+        "PROVIDER",
+        "SCOPES",
+        "ISSUED",
+        "EXPIRES",
+        "AGE",
+        "STATE",
     ]
     assert "glpat-canary" not in text.stdout
 
@@ -84,7 +111,9 @@ def test_unknown_name_is_exit_4(vault: VaultCLI) -> None:
 
 
 def test_expired_without_refresh_is_exit_4(vault: VaultCLI) -> None:
-    vault.run("import", "short", "--provider", "github", "--expires-in", "2", input="tok-short-1234")
+    vault.run(
+        "import", "short", "--provider", "github", "--expires-in", "2", input="tok-short-1234"
+    )
     r = vault.run("token", "short", "--min-valid", "60")
     assert r.returncode == 4, r
     assert "no refresh token" in r.stderr
@@ -96,7 +125,9 @@ def test_import_refuses_duplicates_and_bad_input(vault: VaultCLI) -> None:
     r = vault.run("import", "x", "--provider", "github", input="tok-other")
     assert r.returncode == 2
     assert "--force" in r.stderr
-    assert vault.run("import", "x", "--provider", "github", "--force", input="tok-new").returncode == 0
+    assert (
+        vault.run("import", "x", "--provider", "github", "--force", input="tok-new").returncode == 0
+    )
     assert vault.run("token", "x").stdout == "tok-new\n"
     cases = {
         "": "no token",
@@ -198,7 +229,9 @@ def test_config_errors_name_file_and_line(vault: VaultCLI) -> None:
     vault.home.mkdir(mode=0o700, parents=True)
     cfg = vault.home / "config.yaml"
     cases = {
-        "providers:\n  work:\n    issuer: https://x\n    colour: blue\n": ":4: provider 'work': unknown key 'colour'",
+        "providers:\n  work:\n    issuer: https://x\n    colour: blue\n": (
+            ":4: provider 'work': unknown key 'colour'"
+        ),
         "key_backend: plaintext\n": ":1: key_backend: 'plaintext'",
         "providers:\n  w:\n    scopes: repo\n": ":3: provider 'w': scopes must be a list",
         "surprise: 1\n": ":1: unknown key 'surprise'",
@@ -218,4 +251,6 @@ def test_config_errors_name_file_and_line(vault: VaultCLI) -> None:
     )
     r = vault.run("import", "a", "--provider", "work", input="tok-12345678")
     assert r.returncode == 0, r
-    assert json.loads(vault.run("status", "a", "--json").stdout)["issuer"] == "https://idp.example.com"
+    assert (
+        json.loads(vault.run("status", "a", "--json").stdout)["issuer"] == "https://idp.example.com"
+    )

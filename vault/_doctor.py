@@ -42,8 +42,13 @@ def run_checks(app: App) -> list[Check]:
         except VaultError as exc:
             checks.append(Check(name, "fail", exc.message, exc.exit_code))
 
-    guard("config", lambda: f"{app.paths.config_file} ({_perm(app.paths.config_file)}), "
-          f"{len(app.config.providers)} provider(s)")
+    guard(
+        "config",
+        lambda: (
+            f"{app.paths.config_file} ({_perm(app.paths.config_file)}), "
+            f"{len(app.config.providers)} provider(s)"
+        ),
+    )
 
     def backend() -> str:
         name, source = app.config.backend()

@@ -104,8 +104,7 @@ def parse_header(blob: bytes, *, path: str) -> Header:
         raise IntegrityError(f"{path} is not a vault file (bad magic bytes)")
     if version != VERSION:
         raise IntegrityError(
-            f"vault file {path} has format version {version}; this vault reads version "
-            f"{VERSION}",
+            f"vault file {path} has format version {version}; this vault reads version {VERSION}",
             hint="upgrade vault" if version > VERSION else None,
         )
     if kdf == KDF_KEYRING:

@@ -104,9 +104,7 @@ def locked(lock_file: Path, *, exclusive: bool, timeout: float | None = None) ->
     so a crashed process never leaves the vault locked."""
     limit = lock_timeout() if timeout is None else timeout
     try:
-        fd = os.open(
-            lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise IntegrityError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
     try:

@@ -160,8 +160,7 @@ class KeyringEntry:
             if doc.get("v") != 1:
                 raise ValueError("version")
             keys = {
-                bytes.fromhex(k): base64.b64decode(v, validate=True)
-                for k, v in doc["keys"].items()
+                bytes.fromhex(k): base64.b64decode(v, validate=True) for k, v in doc["keys"].items()
             }
             if any(len(k) != 4 or len(v) != 32 for k, v in keys.items()):
                 raise ValueError("key size")
@@ -339,8 +338,7 @@ def read_key_file(path: Path, state_key: bytes) -> KeyFileState | None:
         expected = hmac.new(state_key, KEY_FILE_MAGIC + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), mac):
             raise IntegrityError(
-                f"key file {path} failed authentication: it was altered or belongs to "
-                "another vault"
+                f"key file {path} failed authentication: it was altered or belongs to another vault"
             )
         doc = json.loads(body)
         generation = doc["generation"]

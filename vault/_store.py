@@ -232,12 +232,22 @@ class Store:
         else:
             secret = self.passphrase.get(confirm=confirm, prompt="New vault passphrase: ")
         key = derive_key(
-            secret, salt=salt, t_cost=fmt.ARGON2_T, m_cost=fmt.ARGON2_M_KIB,
+            secret,
+            salt=salt,
+            t_cost=fmt.ARGON2_T,
+            m_cost=fmt.ARGON2_M_KIB,
             parallelism=fmt.ARGON2_P,
         )
         header = fmt.Header(
-            fmt.KDF_ARGON2ID, bytes(4), fmt.ARGON2_T, fmt.ARGON2_M_KIB, fmt.ARGON2_P, salt,
-            vault_id, generation, os.urandom(12),
+            fmt.KDF_ARGON2ID,
+            bytes(4),
+            fmt.ARGON2_T,
+            fmt.ARGON2_M_KIB,
+            fmt.ARGON2_P,
+            salt,
+            vault_id,
+            generation,
+            os.urandom(12),
         )
         return header, key
 
@@ -294,7 +304,14 @@ class Store:
                 entry.keys[key_id] = key
                 self.keyring.save(vault_id, entry)
                 header = fmt.Header(
-                    fmt.KDF_KEYRING, key_id, 0, 0, 0, bytes(16), vault_id, generation,
+                    fmt.KDF_KEYRING,
+                    key_id,
+                    0,
+                    0,
+                    0,
+                    bytes(16),
+                    vault_id,
+                    generation,
                     os.urandom(12),
                 )
                 self._write_vault(header, key, opened.payload)
