@@ -262,3 +262,40 @@ def temporary_secret_service(base: Path, *, unlock: bool = True) -> Iterator[Sec
 
 
 GH_CANARY = "ghp_" + "Cn4ry" * 7 + "X"
+
+
+_DUMP_RECORD = """
+import json, sys
+from vault import _paths
+from vault._config import load
+from vault._keys import PassphraseSource
+from vault._store import Store
+paths = _paths.resolve()
+store = Store(paths, backend=load(paths).backend()[0], passphrase=PassphraseSource())
+snap = store.read()
+rec = snap.get(sys.argv[1]) if snap else None
+if rec is None:
+    print("null")
+else:
+    doc = json.loads(rec.to_json())
+    doc["name"] = rec.name
+    print(json.dumps(doc))
+"""
+
+
+def read_record(vault: VaultCLI, name: str) -> dict[str, object] | None:
+    """The stored record with its secrets, read in a separate process with the test's env
+    (tests need the refresh token to check rotation; the CLI never shows it)."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _DUMP_RECORD, name],
+        capture_output=True,
+        text=True,
+        env=vault.full_env(),
+        check=True,
+        timeout=60,
+    )
+    doc = json.loads(proc.stdout)
+    assert doc is None or isinstance(doc, dict)
+    return doc

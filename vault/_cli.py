@@ -84,7 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("logout", "revoke"):
         p = add(name, "vault._cmd_store:cmd_logout", "revoke a token where possible, delete it")
         p.add_argument("name")
+        p.add_argument(
+            "--force", action="store_true", help="delete locally even if revocation fails"
+        )
         p.add_argument("--json", action="store_true")
+
+    p = add("refresh", "vault._cmd_store:cmd_refresh", "refresh a token now")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+
+    p = add("login", "vault._login:cmd_login", "log in with the OAuth device flow")
+    p.add_argument("provider", nargs="?", help="provider preset or name from config.yaml")
+    p.add_argument("--name", help="store the token under NAME (default: the provider's name)")
+    p.add_argument("--scope", action="append", default=[], metavar="S", help="scope to request")
+    p.add_argument("--issuer", metavar="URL", help="an ad-hoc OIDC issuer (with --client-id)")
+    p.add_argument("--client-id", metavar="ID")
+    p.add_argument("--no-browser", action="store_true", help="never offer to open a browser")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
     p = add("rekey", "vault._cmd_store:cmd_rekey", "rotate the vault's data key")
     p.add_argument(

@@ -10,7 +10,7 @@ from typing import Any
 from vault._app import App
 from vault._model import TokenRecord, check_name
 from vault._output import clean, dump_json, human_duration, parse_time, rfc3339, table
-from vault.errors import AuthError, NotFoundError, UsageError
+from vault.errors import NotFoundError, UsageError
 from vault.secret import Secret
 
 TOKEN_LIMIT = 16 * 1024
@@ -32,16 +32,10 @@ def cmd_token(app: App, ns: argparse.Namespace) -> int:
     record = snapshot.get(name) if snapshot else None
     if record is None:
         raise _not_found(name)
-    now = time.time()
-    if record.expires_at is not None and record.expires_at - now <= ns.min_valid:
-        if not record.refresh_token:
-            raise AuthError(
-                f"the token {name!r} expired at {rfc3339(record.expires_at)} (or expires within "
-                f"{ns.min_valid} s) and has no refresh token",
-                hint=f"log in again: vault login {record.provider} --name {name}",
-                code="expired",
-            )
-        raise AuthError(f"the token {name!r} needs a refresh, which is not available yet")
+    if record.expires_at is not None and record.expires_at - time.time() <= ns.min_valid:
+        from vault._session import refresh_record
+
+        record = refresh_record(app, name, min_valid=ns.min_valid, force=False, seen=record)
     sys.stdout.write(record.access_token.reveal() + "\n")
     return 0
 
@@ -217,16 +211,39 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
 
 
 def cmd_logout(app: App, ns: argparse.Namespace) -> int:
+    from vault._session import revoke_and_delete
+
     name = check_name(ns.name)
-    with app.store.edit() as editor:
-        record = editor.get(name)
-        if record is None:
-            raise _not_found(name)
-        editor.delete(name)
+    result, deleted = revoke_and_delete(app, name, force=ns.force)
     if app.json:
-        dump_json({"name": name, "deleted": True, "revoked": False, "revocation": "not_attempted"})
+        dump_json(
+            {
+                "name": name,
+                "deleted": deleted,
+                "revoked": result.revoked,
+                "revocation": result.status,
+                "detail": result.detail,
+                "revoke_by_hand": result.by_hand,
+            }
+        )
+        return 0
+    if result.revoked:
+        app.say(f"Revoked {name!r} at the provider ({result.detail}) and deleted it locally.")
     else:
-        app.say(f"Deleted {name!r} from the vault.")
+        app.say(f"Deleted {name!r} locally. It was NOT revoked at the provider: {result.detail}.")
+        if result.by_hand:
+            app.say(f"Revoke it by hand at {result.by_hand}")
+    return 0
+
+
+def cmd_refresh(app: App, ns: argparse.Namespace) -> int:
+    from vault._session import refresh_record
+
+    record = refresh_record(app, check_name(ns.name), min_valid=0, force=True)
+    if app.json:
+        dump_json(token_json(record, time.time()))
+    else:
+        app.say(f"Refreshed {record.name!r}; it expires {rfc3339(record.expires_at) or 'never'}.")
     return 0
 
 

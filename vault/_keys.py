@@ -196,6 +196,11 @@ class KeyringStore:
             return None
         return KeyringEntry.parse(text)
 
+    def probe(self) -> None:
+        """Check the keyring answers (and is unlocked) without changing anything."""
+        backend = self._get_backend()
+        _bounded(lambda: backend.get_password(SERVICE, "probe"), what="reach the keyring")
+
     def save(self, vault_id: bytes, entry: KeyringEntry) -> None:
         backend = self._get_backend()
         dumped = entry.dump()

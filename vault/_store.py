@@ -118,6 +118,16 @@ class Store:
             return None
         return Snapshot(self.paths.vault_file, opened.header, opened.payload, opened.meta)
 
+    def preflight(self) -> None:
+        """Make sure a write will succeed key-wise before asking a person to do anything:
+        the vault opens, or (no vault yet) the keyring answers / the passphrase is at hand."""
+        if self.read() is not None:
+            return
+        if self.backend == "keyring":
+            self.keyring.probe()
+        else:
+            self.passphrase.get(confirm=True, prompt="New vault passphrase: ")
+
     def _open(self) -> Opened | None:
         path = self.paths.vault_file
         blob = read_private_file(path, "vault file", limit=fmt.MAX_FILE_SIZE)
