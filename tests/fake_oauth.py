@@ -86,10 +86,8 @@ def fake_oauth(routes: dict[str, Handler] | None = None) -> Iterator[FakeOAuth]:
             form = dict(urllib.parse.parse_qsl(body))
             fake.requests.append((path, form))
             route = fake.routes.get(path)
-            if route is None:
-                status, headers, payload = 404, {}, b"not found"
-            else:
-                status, headers, payload = route(form)
+            reply: Reply = (404, {}, b"not found") if route is None else route(form)
+            status, headers, payload = reply
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import httpx
@@ -80,7 +81,7 @@ def down() -> Callable[[], httpx.Response]:
 
 def gaps(clock: Clock) -> list[float]:
     times = [1000.0, *clock.polls]
-    return [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+    return [round(b - a, 3) for a, b in itertools.pairwise(times)]
 
 
 def test_waits_interval_before_every_poll() -> None:
