@@ -54,7 +54,9 @@ def main() -> int:
                 step("vault login local (RFC 8628 device flow)")
                 proc = subprocess.Popen(
                     [VAULT_BIN, "login", "local", "--json", "--no-browser"],
-                    env=vault.full_env(), stdout=subprocess.PIPE, stderr=None,
+                    env=vault.full_env(),
+                    stdout=subprocess.PIPE,
+                    stderr=None,
                     stdin=subprocess.DEVNULL,
                 )
                 assert proc.stdout is not None
@@ -65,6 +67,7 @@ def main() -> int:
                         "name, and approve.\n"
                     )
                 else:
+
                     def scripted() -> None:
                         time.sleep(2)
                         sys.stderr.write("(a scripted user approves on the provider's pages)\n")
@@ -81,8 +84,11 @@ def main() -> int:
                 show(vault, "status", "local")
                 step("using the token: the provider confirms it is live")
                 token = subprocess.run(
-                    [VAULT_BIN, "token", "local"], env=vault.full_env(), capture_output=True,
-                    text=True, check=True,
+                    [VAULT_BIN, "token", "local"],
+                    env=vault.full_env(),
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 ).stdout.strip()
                 sys.stderr.write(
                     f"vault token local -> {len(token)} characters (not shown); introspection: "
@@ -92,9 +98,7 @@ def main() -> int:
                 show(vault, "refresh", "local")
                 step("revoke at the provider (RFC 7009), then delete locally")
                 show(vault, "revoke", "local")
-                sys.stderr.write(
-                    f"introspection of the old token now: {idp.introspect(token)}\n"
-                )
+                sys.stderr.write(f"introspection of the old token now: {idp.introspect(token)}\n")
                 show(vault, "doctor")
         finally:
             service.stop()

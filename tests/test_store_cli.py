@@ -79,6 +79,7 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
         "state",
         "refreshable",
         "revoke_pending",
+        "policy_denial",
     }
     one = json.loads(vault.run("status", "gl", "--json").stdout)
     assert one == {**tok, "age_seconds": one["age_seconds"], "expires_in": one["expires_in"]}

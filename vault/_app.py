@@ -9,6 +9,7 @@ from functools import cached_property
 from vault import _paths
 from vault._config import Config
 from vault._keys import PassphraseSource
+from vault._policy import Policy
 from vault._store import Store
 
 
@@ -26,8 +27,18 @@ class App:
         return _config.load(self.paths)
 
     @cached_property
+    def policy(self) -> Policy:
+        from vault import _policy
+
+        return _policy.load(self.paths)
+
+    @cached_property
     def store(self) -> Store:
+        """The store, once the storage rules of policy allow the configured backend and place."""
         backend, _ = self.config.backend()
+        denial = self.policy.storage_denial(backend, self.paths.vault_dir)
+        if denial is not None:
+            raise denial.error()
         return Store(self.paths, backend=backend, passphrase=self.passphrase)
 
     def store_warnings(self) -> list[str]:

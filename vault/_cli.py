@@ -111,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    policy = sub.add_parser("policy", help="check or show policies")
+    policy_sub = policy.add_subparsers(
+        dest="policy_command", metavar="ACTION", parser_class=_Parser
+    )
+    policy_sub.required = True
+    p = policy_sub.add_parser("check", help="validate policy files (default: those in force)")
+    _common(p)
+    p.set_defaults(handler="vault._cmd_policy:cmd_policy_check")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p = policy_sub.add_parser("show", help="the effective policy and where each rule came from")
+    _common(p)
+    p.set_defaults(handler="vault._cmd_policy:cmd_policy_show")
+    p.add_argument("name", nargs="?", metavar="PROVIDER")
+    p.add_argument("--json", action="store_true")
+
     p = add("doctor", "vault._doctor:cmd_doctor", "check backend, paths, permissions, policies")
     p.add_argument("--json", action="store_true")
     return parser

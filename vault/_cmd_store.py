@@ -32,12 +32,26 @@ def cmd_token(app: App, ns: argparse.Namespace) -> int:
     record = snapshot.get(name) if snapshot else None
     if record is None:
         raise _not_found(name)
+    check_use(app, record)
+    if sys.stdout.isatty():
+        denial = app.policy.terminal_denial()
+        if denial is not None:
+            raise denial.error()
     if record.expires_at is not None and record.expires_at - time.time() <= ns.min_valid:
         from vault._session import refresh_record
 
         record = refresh_record(app, name, min_valid=ns.min_valid, force=False, seen=record)
     sys.stdout.write(record.access_token.reveal() + "\n")
     return 0
+
+
+def check_use(app: App, record: TokenRecord) -> None:
+    """Policy at the point of use: age since login, scopes, issuer (exit 5)."""
+    denial = app.policy.token_denial(
+        record.provider, record.issuer, record.scopes, record.issued_at, time.time()
+    )
+    if denial is not None:
+        raise denial.error()
 
 
 def _read_token_from_stdin() -> Secret:
@@ -89,6 +103,12 @@ def cmd_import(app: App, ns: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if expires_at <= now:
             raise UsageError("--expires-at is in the past")
+    denial = app.policy.issuer_denial(provider.name, provider.issuer) or app.policy.scope_denial(
+        provider.name, scopes
+    )
+    if denial is not None:
+        raise denial.error()
+    app.store  # noqa: B018 (storage rules are checked before the token is read)
     token = _read_token_from_stdin()
     record = TokenRecord(
         name=name,
@@ -115,8 +135,15 @@ def cmd_import(app: App, ns: argparse.Namespace) -> int:
     return 0
 
 
-def token_json(record: TokenRecord, now: float) -> dict[str, Any]:
+def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[str, Any]:
     """The stable JSON shape of one token (README: "JSON output"). Never a secret."""
+    verdict = None
+    if app is not None:
+        denial = app.policy.token_denial(
+            record.provider, record.issuer, record.scopes, record.issued_at, now
+        )
+        if denial is not None:
+            verdict = {"rule": denial.rule, "source": denial.source, "message": denial.message}
     return {
         "name": record.name,
         "provider": record.provider,
@@ -133,11 +160,15 @@ def token_json(record: TokenRecord, now: float) -> dict[str, Any]:
         "state": record.state(now),
         "refreshable": record.refresh_token is not None,
         "revoke_pending": record.revoke_pending,
+        "policy_denial": verdict,
     }
 
 
-def _row(record: TokenRecord, now: float) -> list[str]:
+def _row(record: TokenRecord, now: float, app: App) -> list[str]:
     expires = "never" if record.expires_at is None else rfc3339(record.expires_at) or ""
+    denied = app.policy.token_denial(
+        record.provider, record.issuer, record.scopes, record.issued_at, now
+    )
     return [
         record.name,
         record.provider,
@@ -145,7 +176,7 @@ def _row(record: TokenRecord, now: float) -> list[str]:
         rfc3339(record.issued_at) or "",
         expires,
         human_duration(now - record.issued_at),
-        record.state(now),
+        f"denied:{denied.rule}" if denied else record.state(now),
     ]
 
 
@@ -154,14 +185,14 @@ def cmd_list(app: App, ns: argparse.Namespace) -> int:
     records = snapshot.records() if snapshot else []
     now = time.time()
     if app.json:
-        dump_json({"version": 1, "tokens": [token_json(r, now) for r in records]})
+        dump_json({"version": 1, "tokens": [token_json(r, now, app) for r in records]})
         return 0
     if not records:
         app.say("The vault holds no tokens.")
         return 0
     table(
         ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
-        [_row(r, now) for r in records],
+        [_row(r, now, app) for r in records],
     )
     return 0
 
@@ -174,7 +205,7 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
         record = snapshot.get(name) if snapshot else None
         if record is None:
             raise _not_found(name)
-        doc = token_json(record, now)
+        doc = token_json(record, now, app)
         if app.json:
             dump_json(doc)
         else:
@@ -197,7 +228,9 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
         "tokens": len(records),
     }
     if app.json:
-        dump_json({"version": 1, "vault": info, "tokens": [token_json(r, now) for r in records]})
+        dump_json(
+            {"version": 1, "vault": info, "tokens": [token_json(r, now, app) for r in records]}
+        )
         return 0
     for key, value in info.items():
         sys.stdout.write(f"{key + ':':<15} {'-' if value is None else value}\n")
@@ -205,7 +238,7 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         table(
             ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
-            [_row(r, now) for r in records],
+            [_row(r, now, app) for r in records],
         )
     return 0
 
@@ -241,7 +274,7 @@ def cmd_refresh(app: App, ns: argparse.Namespace) -> int:
 
     record = refresh_record(app, check_name(ns.name), min_valid=0, force=True)
     if app.json:
-        dump_json(token_json(record, time.time()))
+        dump_json(token_json(record, time.time(), app))
     else:
         app.say(f"Refreshed {record.name!r}; it expires {rfc3339(record.expires_at) or 'never'}.")
     return 0

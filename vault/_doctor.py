@@ -76,6 +76,23 @@ def run_checks(app: App) -> list[Check]:
     ):
         guard(label, lambda p=path, w=label: file(p, w))
 
+    def policies() -> str:
+        policy = app.policy
+        if not policy.files:
+            return "none in force"
+        return ", ".join(f"{f.path} ({'system' if f.system else 'user'})" for f in policy.files)
+
+    guard("policies", policies)
+
+    def storage_policy() -> str:
+        backend, _ = app.config.backend()
+        denial = app.policy.storage_denial(backend, app.paths.vault_dir)
+        if denial is not None:
+            raise denial.error()
+        return f"the {backend} backend and {app.paths.vault_dir} are allowed"
+
+    guard("storage policy", storage_policy)
+
     def keyring() -> str:
         from vault._keys import keyring_backend_name
 

@@ -14,7 +14,7 @@ from vault import _http, _oauth, _providers
 from vault._app import App
 from vault._model import TokenRecord, check_name
 from vault._output import clean, dump_json, rfc3339
-from vault.errors import ConfigError, UsageError, VaultError
+from vault.errors import ConfigError, PolicyError, UsageError, VaultError
 
 
 def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
@@ -180,7 +180,12 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             hint=provider.register_app,
         )
     scopes = tuple(dict.fromkeys(ns.scope)) if ns.scope else provider.scopes
-    # Fail before involving the person if the vault cannot be opened or written.
+    # Policy and the vault are checked before the person is involved.
+    denial = app.policy.issuer_denial(provider.name, provider.issuer) or app.policy.scope_denial(
+        provider.name, scopes
+    )
+    if denial is not None:
+        raise denial.error()
     app.store.preflight()
     from vault import _http as http_mod
 
@@ -190,6 +195,18 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
         screen.show(provider, endpoints, device)
         tokens = _oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
     screen.end_ticks()
+    denial = app.policy.issuer_denial(provider.name, endpoints.issuer) or app.policy.scope_denial(
+        provider.name, tokens.scopes
+    )
+    if denial is not None:
+        # The provider granted more than policy allows: the token must not live on.
+        _revoke_unwanted(provider, endpoints, tokens)
+        raise PolicyError(
+            f"{denial.error().message}; the provider granted it, so the token was revoked and "
+            "nothing was stored",
+            rule=denial.rule,
+            source=denial.source,
+        )
     now = int(time.time())
     record = TokenRecord(
         name=name,
@@ -226,6 +243,23 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             f"{'; refreshable' if record.refresh_token else ''})."
         )
     return 0
+
+
+def _revoke_unwanted(
+    provider: _providers.Provider, endpoints: _oauth.Endpoints, tokens: _oauth.TokenSet
+) -> None:
+    if not endpoints.revocation_endpoint:
+        return
+    token, hint = (
+        (tokens.refresh_token, "refresh_token")
+        if tokens.refresh_token
+        else (tokens.access_token, "access_token")
+    )
+    try:
+        with _http.client() as http:
+            _oauth.revoke(http, provider, endpoints.revocation_endpoint, token, hint)
+    except VaultError:
+        return
 
 
 def endpoint_extra(provider: _providers.Provider, endpoints: _oauth.Endpoints) -> dict[str, Any]:
