@@ -47,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(line: str, hint: str | None) -> None:
     from vault._output import clean
+    from vault._redact import scrub_text
 
-    text = clean(line, limit=2000)
+    # Messages quote servers and files: strip controls, and mask anything shaped like a secret.
+    text = scrub_text(clean(line, limit=2000))
     if hint:
-        text += "\nvault: hint: " + clean(hint, limit=2000)
+        text += "\nvault: hint: " + scrub_text(clean(hint, limit=2000))
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import cached_property
+from typing import Any
 
 from vault import _paths
 from vault._config import Config
@@ -39,7 +40,45 @@ class App:
         denial = self.policy.storage_denial(backend, self.paths.vault_dir)
         if denial is not None:
             raise denial.error()
-        return Store(self.paths, backend=backend, passphrase=self.passphrase)
+        return Store(
+            self.paths,
+            backend=backend,
+            passphrase=self.passphrase,
+            audit_max_bytes=self.config.audit_max_bytes,
+        )
+
+    def audit_only(self, event: dict[str, Any]) -> None:
+        """Write one audit event on its own (a refusal before anything else happened). Best
+        effort: the refusal stands even if it cannot be recorded (no vault yet, keyring down)."""
+        from vault.errors import VaultError
+
+        try:
+            with self.store.edit() as editor:
+                editor.audit(event)
+        except VaultError as exc:
+            self.say(f"vault: warning: the refusal could not be audited: {exc.message}")
+
+    def forward_audit(self) -> None:
+        """Send what this command appended to the audit log on to syslog, when configured.
+        The local, fsynced log is the record; forwarding is best effort and says so."""
+        if "store" not in self.__dict__ or not self.store.appended:
+            return
+        from vault.errors import VaultError
+
+        try:
+            target = self.config.audit_syslog
+        except VaultError:
+            return
+        if not target:
+            return
+        from vault._syslog import SyslogError, SyslogSink
+
+        try:
+            with SyslogSink.from_config(target) as sink:
+                sink.send_many(self.store.appended)
+        except SyslogError as exc:
+            self.store.warnings.append(f"audit events not forwarded to syslog: {exc}")
+        self.store.appended.clear()
 
     def store_warnings(self) -> list[str]:
         if "store" not in self.__dict__:

@@ -111,6 +111,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    audit = sub.add_parser("audit", help="read, verify and report on the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=_Parser)
+    audit_sub.required = True
+
+    def audit_cmd(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
+        p = audit_sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        p.set_defaults(handler=f"vault._cmd_audit:{handler}")
+        return p
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", metavar="T", help="RFC 3339 time or date")
+        p.add_argument("--until", metavar="T", help="RFC 3339 time or date")
+        p.add_argument("--event", metavar="E", help="issued, used, refreshed, revoked, ...")
+        p.add_argument("--token", metavar="NAME")
+        p.add_argument("--provider", metavar="P")
+
+    p = audit_cmd("show", "cmd_show", "the audit records, filtered, as a table or JSON lines")
+    filters(p)
+    p.add_argument("--json", action="store_true", help="JSON lines, exactly as stored")
+    p = audit_cmd("verify", "cmd_verify", "check the log's chain and high-water mark")
+    p.add_argument("--json", action="store_true")
+    p = audit_cmd("report", "cmd_report", "per-token summary for auditors")
+    filters(p)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--html", metavar="FILE", help="a self-contained HTML page ('-': stdout)")
+    p = audit_cmd("hash", "cmd_hash", "the fingerprint a token (from stdin) has in this log")
+    p = audit_cmd("reset", "cmd_reset", "set a damaged log aside and start a new chain")
+    p.add_argument("--reason", required=True, help="why (recorded in the new log)")
+
     policy = sub.add_parser("policy", help="check or show policies")
     policy_sub = policy.add_subparsers(
         dest="policy_command", metavar="ACTION", parser_class=_Parser
@@ -134,12 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     ns = build_parser().parse_args(argv)
+    verbosity = getattr(ns, "verbose", 0) or 0
+    debug = bool(getattr(ns, "debug", False))
+    if verbosity or debug:
+        # Only then: the structlog pipeline is not paid for by `vault token` in a script.
+        from vault._log import configure, get_logger
+
+        configure(verbosity, debug=debug)
+        get_logger("vault").debug("command.start", command=ns.command)
     module_name, _, func_name = ns.handler.partition(":")
     handler = getattr(importlib.import_module(module_name), func_name)
     from vault._app import App
 
     app = App(ns)
-    code: int = handler(app, ns)
-    for warning in app.store_warnings():
-        sys.stderr.write(f"vault: warning: {warning}\n")
+    try:
+        code: int = handler(app, ns)
+    finally:
+        app.forward_audit()
+        for warning in app.store_warnings():
+            sys.stderr.write(f"vault: warning: {warning}\n")
     return code

@@ -28,33 +28,68 @@ def cmd_token(app: App, ns: argparse.Namespace) -> int:
     name = check_name(ns.name)
     if ns.min_valid < 0:
         raise UsageError("--min-valid must be zero or more seconds")
-    snapshot = app.store.read()
-    record = snapshot.get(name) if snapshot else None
-    if record is None:
-        raise _not_found(name)
-    check_use(app, record)
-    if sys.stdout.isatty():
-        denial = app.policy.terminal_denial()
-        if denial is not None:
-            raise denial.error()
-    if record.expires_at is not None and record.expires_at - time.time() <= ns.min_valid:
-        from vault._session import refresh_record
-
-        record = refresh_record(app, name, min_valid=ns.min_valid, force=False, seen=record)
+    record = use_token(
+        app, name, min_valid=ns.min_valid, command="token", to_terminal=sys.stdout.isatty()
+    )
     sys.stdout.write(record.access_token.reveal() + "\n")
     return 0
 
 
-def check_use(app: App, record: TokenRecord) -> None:
-    """Policy at the point of use: age since login, scopes, issuer (exit 5)."""
-    denial = app.policy.token_denial(
-        record.provider, record.issuer, record.scopes, record.issued_at, time.time()
-    )
-    if denial is not None:
-        raise denial.error()
+def use_token(
+    app: App, name: str, *, min_valid: int, command: str, to_terminal: bool = False
+) -> TokenRecord:
+    """The token ``name`` ready to hand out: policy checked, refreshed if it expires within
+    ``min_valid``, and its use audited (fsynced) before it is returned. Every refusal is
+    audited as a denial."""
+    from vault._audit import for_denial, for_record, make_event
+
+    with app.store.edit() as editor:
+        record = editor.get(name)
+        if record is None:
+            editor.audit(
+                make_event(
+                    "used", name=name, outcome="failure", reason="no such token", command=command
+                )
+            )
+            raise _not_found(name)
+        denial = app.policy.token_denial(
+            record.provider, record.issuer, record.scopes, record.issued_at, time.time()
+        ) or (app.policy.terminal_denial() if to_terminal else None)
+        if denial is not None:
+            editor.audit(
+                for_denial(
+                    denial,
+                    name=name,
+                    provider=record.provider,
+                    issuer=record.issuer,
+                    scopes=record.scopes,
+                    command=command,
+                )
+            )
+            raise denial.error()
+        if _wants_refresh(record, min_valid, time.time()):
+            from vault._session import refresh_in
+
+            record = refresh_in(app, editor, record)
+        editor.audit(for_record("used", record, editor.meta.audit_key, command=command))
+    return record
 
 
-def _read_token_from_stdin() -> Secret:
+def _wants_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:
+    """Expired, or expiring within ``min_valid``; except a token refreshed moments ago whose
+    whole lifetime is shorter than ``min_valid``: another process refreshed it while this one
+    waited for the lock, and refreshing again would gain at most a few seconds of validity
+    while spending the refresh token once more."""
+    if record.expires_at is None or record.expires_at - now > min_valid:
+        return False
+    if record.expires_at <= now or record.last_refresh is None:
+        return True
+    lifetime = record.expires_at - record.last_refresh
+    just_refreshed = now - record.last_refresh <= max(5.0, 0.05 * lifetime)
+    return not (lifetime <= min_valid and just_refreshed)
+
+
+def read_token_from_stdin() -> Secret:
     if sys.stdin is None:
         raise UsageError("no standard input to read the token from")
     if sys.stdin.isatty():
@@ -83,6 +118,7 @@ def _read_token_from_stdin() -> Secret:
 
 def cmd_import(app: App, ns: argparse.Namespace) -> int:
     from vault import _providers
+    from vault._audit import for_denial, for_record
 
     name = check_name(ns.name)
     provider = _providers.resolve(ns.provider, app.config.providers)
@@ -107,9 +143,19 @@ def cmd_import(app: App, ns: argparse.Namespace) -> int:
         provider.name, scopes
     )
     if denial is not None:
+        app.audit_only(
+            for_denial(
+                denial,
+                name=name,
+                provider=provider.name,
+                issuer=provider.issuer,
+                scopes=scopes,
+                command="import",
+            )
+        )
         raise denial.error()
-    app.store  # noqa: B018 (storage rules are checked before the token is read)
-    token = _read_token_from_stdin()
+    app.store.preflight()  # storage rules and the key, before the token is read
+    token = read_token_from_stdin()
     record = TokenRecord(
         name=name,
         provider=provider.name,
@@ -131,6 +177,9 @@ def cmd_import(app: App, ns: argparse.Namespace) -> int:
                 f"a token named {name!r} is already stored", hint="pass --force to replace it"
             )
         editor.put(record)
+        editor.audit(
+            for_record("issued", record, editor.meta.audit_key, reason="imported", command="import")
+        )
     app.say(f"Stored {name!r} ({provider.name}, scopes: {', '.join(scopes) or 'none given'}).")
     return 0
 
@@ -272,7 +321,7 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
 def cmd_refresh(app: App, ns: argparse.Namespace) -> int:
     from vault._session import refresh_record
 
-    record = refresh_record(app, check_name(ns.name), min_valid=0, force=True)
+    record = refresh_record(app, check_name(ns.name))
     if app.json:
         dump_json(token_json(record, time.time(), app))
     else:

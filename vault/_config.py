@@ -11,7 +11,8 @@ from vault._paths import Paths, read_config_text
 from vault._providers import Provider, from_config
 from vault.errors import ConfigError
 
-TOP_KEYS = {"key_backend", "providers"}
+TOP_KEYS = {"key_backend", "providers", "audit"}
+AUDIT_KEYS = {"max_bytes": int, "syslog": str}
 PROVIDER_KEYS = {
     "preset": str,
     "issuer": str,
@@ -33,6 +34,8 @@ class Config:
     key_backend: str | None = None
     key_backend_source: str = "default"
     providers: dict[str, Provider] = field(default_factory=dict)
+    audit_max_bytes: int = 64 * 1024 * 1024
+    audit_syslog: str | None = None
 
     def backend(self) -> tuple[str, str]:
         """The key backend in force and where that choice came from."""
@@ -77,8 +80,29 @@ def load(paths: Paths) -> Config:
         for name, section in raw.items():
             where = _yaml.where(path, raw, name)
             providers[name] = _provider(name, section, where, path)
+    audit = data.get("audit")
+    audit_max_bytes = 64 * 1024 * 1024
+    audit_syslog = None
+    if audit is not None:
+        if not isinstance(audit, dict):
+            raise ConfigError(f"{_yaml.where(path, data, 'audit')}: audit must be a mapping")
+        for key, value in audit.items():
+            at = _yaml.where(path, audit, key)
+            expected = AUDIT_KEYS.get(key)
+            if expected is None:
+                raise ConfigError(f"{at}: unknown key {key!r} in audit (known: max_bytes, syslog)")
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ConfigError(f"{at}: audit.{key} must be a {expected.__name__}")
+        if "max_bytes" in audit:
+            audit_max_bytes = audit["max_bytes"]
+            if audit_max_bytes < 4096:
+                at = _yaml.where(path, audit, "max_bytes")
+                raise ConfigError(f"{at}: audit.max_bytes must be at least 4096")
+        audit_syslog = audit.get("syslog")
     return Config(
         path,
+        audit_max_bytes=audit_max_bytes,
+        audit_syslog=audit_syslog,
         key_backend=backend,
         key_backend_source=_yaml.where(path, data, "key_backend"),
         providers=providers,

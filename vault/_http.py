@@ -100,13 +100,21 @@ class Response:
 
 
 def client(timeout: float = 30.0) -> httpx.Client:
+    import sys
+
     import httpx
 
+    hooks: dict[str, list[Any]] = {}
+    if "vault._log" in sys.modules:  # -v/--debug configured logging: trace HTTP, redacted
+        from vault._log import http_event_hooks
+
+        hooks = http_event_hooks()
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=10.0),
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         trust_env=True,
+        event_hooks=hooks,
     )
 
 

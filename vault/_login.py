@@ -14,6 +14,7 @@ from vault import _http, _oauth, _providers
 from vault._app import App
 from vault._model import TokenRecord, check_name
 from vault._output import clean, dump_json, rfc3339
+from vault._trace import log
 from vault.errors import ConfigError, PolicyError, UsageError, VaultError
 
 
@@ -162,13 +163,40 @@ def cmd_login(app: App, ns: argparse.Namespace) -> int:
                 "message": exc.message,
             }
         )
+        _audit_failure(app, ns, exc)
         raise
     except KeyboardInterrupt:
         screen.end_ticks()
         screen.event(
             {"event": "error", "error": "interrupted", "message": "interrupted; nothing was stored"}
         )
+        _audit_failure(app, ns, None)
         raise
+
+
+def _audit_failure(app: App, ns: argparse.Namespace, exc: VaultError | None) -> None:
+    """A failed or refused login is audited, best effort (the vault may be what failed)."""
+    from vault._audit import make_event
+
+    if isinstance(exc, UsageError | ConfigError):
+        return  # a mistyped command line or a broken config file is not an event
+    if exc is not None and exc.exit_code == 6:
+        return  # the vault or keyring itself failed: there is nowhere to write
+    kind = "denied" if isinstance(exc, PolicyError) else "login_failed"
+    app.audit_only(
+        make_event(
+            kind,
+            name=ns.name or ns.provider,
+            provider=ns.provider,
+            issuer=ns.issuer,
+            scopes=ns.scope or None,
+            outcome="denied" if kind == "denied" else "failure",
+            reason=exc.message if exc is not None else "interrupted",
+            rule=getattr(exc, "rule", None) or None,
+            source=getattr(exc, "source", None) or None,
+            command="login",
+        )
+    )
 
 
 def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
@@ -191,7 +219,20 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
 
     with http_mod.client() as http:
         endpoints = _oauth.discover(http, provider)
+        log(
+            "login.discovered",
+            provider=provider.name,
+            issuer=endpoints.issuer,
+            token_endpoint=endpoints.token_endpoint,
+        )
         device = _oauth.request_device_code(http, provider, endpoints, scopes)
+        log(
+            "login.device_code",
+            user_code=device.user_code,
+            device_code=device.device_code,
+            expires_in=device.expires_in,
+            interval=device.interval,
+        )
         screen.show(provider, endpoints, device)
         tokens = _oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
     screen.end_ticks()
@@ -224,8 +265,15 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
         source="login",
         extra=endpoint_extra(provider, endpoints),
     )
+    from vault._audit import for_record
+
     with app.store.edit() as editor:
         editor.put(record)
+        editor.audit(
+            for_record(
+                "issued", record, editor.meta.audit_key, reason="device flow login", command="login"
+            )
+        )
     screen.event(
         {
             "event": "success",

@@ -12,8 +12,11 @@ from dataclasses import dataclass, replace
 
 from vault import _http, _oauth, _providers
 from vault._app import App
+from vault._audit import for_record
 from vault._model import TokenRecord
 from vault._output import rfc3339
+from vault._store import Editor
+from vault._trace import log
 from vault.errors import AuthError, NetworkError, NotFoundError, UsageError
 
 
@@ -40,61 +43,67 @@ def not_found(name: str) -> NotFoundError:
     )
 
 
-def refresh_record(
-    app: App, name: str, *, min_valid: int, force: bool, seen: TokenRecord | None = None
-) -> TokenRecord:
-    """Refresh ``name`` under the exclusive lock. ``seen`` is the record the caller read
-    before taking the lock: if another process refreshed it meanwhile, that fresh token is
-    used (unless it is already expired) rather than spending the refresh token again."""
+def refresh_in(app: App, editor: Editor, record: TokenRecord) -> TokenRecord:
+    """Refresh ``record`` now; the caller holds the exclusive lock (``editor``). The updated
+    record (with the rotated refresh token) is put on the editor, so it is written and fsynced
+    when the edit ends, before anything is printed."""
+    name = record.name
+    if not record.refresh_token:
+        raise AuthError(
+            f"the token {name!r} expires at {rfc3339(record.expires_at)} and has no refresh token",
+            hint=f"log in again: vault login {record.provider} --name {name}",
+            code="expired",
+        )
+    token_endpoint = record.extra.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        raise AuthError(
+            f"the token {name!r} does not say where to refresh it",
+            hint="log in again",
+            code="expired",
+        )
+    provider = provider_of(app, record)
+    try:
+        with _http.client() as http:
+            tokens = _oauth.refresh(
+                http, provider, token_endpoint, record.refresh_token, record.scopes
+            )
+    except AuthError as exc:
+        exc.hint = f"log in again: vault login {record.provider} --name {name}"
+        editor.audit(
+            for_record(
+                "refreshed", record, editor.meta.audit_key, outcome="failure", reason=exc.message
+            )
+        )
+        raise
+    refreshed_at = int(time.time())
+    updated = record.with_tokens(
+        access_token=tokens.access_token,
+        # RFC 6749 §6: the server may keep the old refresh token; keep it then.
+        refresh_token=tokens.refresh_token or record.refresh_token,
+        id_token=tokens.id_token or record.id_token,
+        expires_at=None if tokens.expires_in is None else refreshed_at + tokens.expires_in,
+        scopes=tokens.scopes if tokens.scope_reported else record.scopes,
+        refreshed_at=refreshed_at,
+    )
+    editor.put(updated)
+    editor.audit(for_record("refreshed", updated, editor.meta.audit_key))
+    log(
+        "token.refreshed",
+        name=name,
+        access_token=updated.access_token,
+        rotated=tokens.refresh_token is not None,
+        expires_at=updated.expires_at,
+    )
+    return updated
+
+
+def refresh_record(app: App, name: str) -> TokenRecord:
+    """`vault refresh NAME`: refresh now, whatever the expiry."""
     with app.store.edit() as editor:
         record = editor.get(name)
         if record is None:
             raise not_found(name)
-        now = time.time()
-        if not force and not needs_refresh(record, min_valid, now):
-            return record
-        if (
-            not force
-            and seen is not None
-            and record.access_token != seen.access_token
-            and (record.expires_at is None or record.expires_at > now)
-        ):
-            return record  # another process refreshed it while we waited for the lock
-        if not record.refresh_token:
-            raise AuthError(
-                f"the token {name!r} expires at {rfc3339(record.expires_at)} and has no "
-                "refresh token",
-                hint=f"log in again: vault login {record.provider} --name {name}",
-                code="expired",
-            )
-        token_endpoint = record.extra.get("token_endpoint")
-        if not isinstance(token_endpoint, str):
-            raise AuthError(
-                f"the token {name!r} does not say where to refresh it",
-                hint="log in again",
-                code="expired",
-            )
-        provider = provider_of(app, record)
-        try:
-            with _http.client() as http:
-                tokens = _oauth.refresh(
-                    http, provider, token_endpoint, record.refresh_token, record.scopes
-                )
-        except AuthError as exc:
-            exc.hint = f"log in again: vault login {record.provider} --name {name}"
-            raise
-        refreshed_at = int(time.time())
-        updated = record.with_tokens(
-            access_token=tokens.access_token,
-            # RFC 6749 §6: the server may keep the old refresh token; keep it then.
-            refresh_token=tokens.refresh_token or record.refresh_token,
-            id_token=tokens.id_token or record.id_token,
-            expires_at=None if tokens.expires_in is None else refreshed_at + tokens.expires_in,
-            scopes=tokens.scopes if tokens.scope_reported else record.scopes,
-            refreshed_at=refreshed_at,
-        )
-        editor.put(updated)
-    return updated
+        return refresh_in(app, editor, record)
 
 
 @dataclass(frozen=True)
@@ -138,15 +147,25 @@ def revoke_and_delete(app: App, name: str, *, force: bool) -> tuple[Revocation, 
         record = editor.get(name)
         if record is None:
             raise not_found(name)
+        key = editor.meta.audit_key
         try:
             result = revoke_at_provider(app, record)
         except (NetworkError, AuthError) as exc:
             if not force:
+                editor.audit(
+                    for_record("revoked", record, key, outcome="failure", reason=exc.message)
+                )
                 raise NetworkError(
                     f"could not revoke {name!r} at the provider: {exc.message}; the token was kept",
                     hint="retry later, or pass --force to delete it locally anyway",
                     code=getattr(exc, "code", "network"),
                 ) from None
             result = Revocation(False, "failed", exc.message)
+        if result.revoked:
+            editor.audit(for_record("revoked", record, key, reason=result.detail))
+        else:
+            editor.audit(
+                for_record("deleted", record, key, outcome="not_revoked", reason=result.detail)
+            )
         editor.delete(name)
     return result, True

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vault import _format as fmt
+from vault._audit import DEFAULT_MAX_BYTES, AuditLog, Hwm, make_event
 from vault._fs import atomic_write, locked, remove_stale_temporaries
 from vault._keys import (
     BACKENDS,
@@ -27,7 +30,8 @@ from vault._keys import (
 )
 from vault._model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
 from vault._paths import Paths, check_private_dir, ensure_private_dir, read_private_file
-from vault.errors import IntegrityError, KeyringUnavailable
+from vault._trace import log
+from vault.errors import IntegrityError, KeyringUnavailable, VaultError
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Opened:
     meta: Meta
     stored_generation: int
     entry: KeyringEntry | None = None
+    hwm: Hwm = field(default_factory=Hwm)
 
 
 @dataclass
@@ -50,6 +55,7 @@ class Snapshot:
     header: fmt.Header
     payload: bytes
     meta: Meta
+    hwm: Hwm = field(default_factory=Hwm)
 
     def get(self, name: str) -> TokenRecord | None:
         raw = find_record(self.payload, name)
@@ -68,6 +74,11 @@ class Editor:
     raw: dict[str, bytes]
     changed: bool = False
     header: fmt.Header | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def audit(self, event: dict[str, Any]) -> None:
+        """Record an audit event; it is written (and fsynced) before anything else."""
+        self.events.append(event)
 
     def get(self, name: str) -> TokenRecord | None:
         data = self.raw.get(name)
@@ -97,6 +108,8 @@ class Store:
     passphrase: PassphraseSource = field(default_factory=PassphraseSource)
     keyring: KeyringStore = field(default_factory=KeyringStore)
     warnings: list[str] = field(default_factory=list)
+    audit_max_bytes: int = DEFAULT_MAX_BYTES
+    appended: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -116,7 +129,9 @@ class Store:
             opened = self._open()
         if opened is None:
             return None
-        return Snapshot(self.paths.vault_file, opened.header, opened.payload, opened.meta)
+        return Snapshot(
+            self.paths.vault_file, opened.header, opened.payload, opened.meta, opened.hwm
+        )
 
     def preflight(self) -> None:
         """Make sure a write will succeed key-wise before asking a person to do anything:
@@ -157,6 +172,7 @@ class Store:
                     f"the keyring holds no key with the id the vault at {path} names",
                 )
             stored = entry.generation
+            hwm = Hwm.load(entry.extra.get("audit"))
         else:
             key = derive_key(
                 self.passphrase.get(),
@@ -166,6 +182,7 @@ class Store:
                 parallelism=header.parallelism,
             )
             stored = 0
+            hwm = Hwm()
         payload = fmt.open_sealed(header, key, blob, path=str(path))
         meta = meta_of(payload)
         if header.kdf == fmt.KDF_ARGON2ID:
@@ -179,19 +196,26 @@ class Store:
             if state.vault_id != header.vault_id:
                 raise IntegrityError(f"key file {self.paths.key_file} belongs to another vault")
             stored = state.generation
+            hwm = Hwm.load(state.extra.get("audit"))
         if header.generation < stored:
             raise IntegrityError(
                 f"the vault at {path} was rolled back: its generation {header.generation} is "
                 f"older than the last one written ({stored})",
                 hint="an older copy of the file was put back; the file was left as it is",
             )
-        return Opened(header, key, payload, meta, stored, entry)
+        return Opened(header, key, payload, meta, stored, entry, hwm)
 
     # --- changing --------------------------------------------------------------------
 
+    def audit_log(self, meta: Meta) -> AuditLog:
+        return AuditLog(self.paths.audit_file, meta.audit_key, max_bytes=self.audit_max_bytes)
+
     @contextlib.contextmanager
     def edit(self) -> Iterator[Editor]:
-        """Exclusive read-modify-write. The vault is created on first write."""
+        """Exclusive read-modify-write. Audit events recorded on the editor are appended (and
+        fsynced) first; then the vault is written if it changed; then the generation and the
+        audit high-water mark are saved with the key. If the audit append fails, nothing else
+        happens. If the block raises, its audit events (a denial, say) are still written."""
         ensure_private_dir(self.paths.vault_dir)
         with locked(self.paths.lock_file, exclusive=True):
             remove_stale_temporaries(self.paths.vault_dir, self.paths.vault_file.name)
@@ -202,15 +226,70 @@ class Store:
             else:
                 meta, raw = split_payload(opened.payload)
                 editor = Editor(meta, raw, header=opened.header)
-            yield editor
-            if editor.changed:
-                payload = join_payload(editor.meta, editor.raw.items())
-                if opened is None:
-                    self._create(payload, editor.meta)
-                else:
-                    self._rewrite(opened, payload, editor.meta)
+            try:
+                yield editor
+            except BaseException:
+                if editor.events and opened is not None:
+                    try:
+                        self._commit(opened, editor, write_vault=False)
+                    except VaultError as exc:
+                        self.warnings.append(f"the audit record could not be written: {exc}")
+                raise
+            self._commit(opened, editor, write_vault=editor.changed)
 
-    def _create(self, payload: bytes, meta: Meta) -> None:
+    def _commit(self, opened: Opened | None, editor: Editor, *, write_vault: bool) -> None:
+        if not write_vault and (not editor.events or opened is None):
+            return  # nothing to write; no vault is created just to hold an audit record
+        payload = join_payload(editor.meta, editor.raw.items())
+        if opened is None:
+            self._create(payload, editor)
+            return
+        header = opened.header
+        hwm = self._append_audit(editor, opened.hwm)
+        generation = header.generation
+        if write_vault:
+            generation = max(header.generation, opened.stored_generation) + 1
+            self._write_vault(header.next_write(generation), opened.key, payload)
+        else:
+            generation = max(generation, opened.stored_generation)
+        self._save_state(
+            header, opened.key, generation=generation, hwm=hwm, entry=opened.entry, meta=editor.meta
+        )
+
+    def _append_audit(self, editor: Editor, hwm: Hwm) -> Hwm:
+        if not editor.events:
+            return hwm
+        log("audit.append", events=[e["event"] for e in editor.events], after=hwm.seq)
+        audit_log = self.audit_log(editor.meta)
+        new_hwm, records = audit_log.append(editor.events, hwm)
+        self.warnings.extend(audit_log.warnings)
+        self.appended.extend(records)
+        return new_hwm
+
+    def _save_state(
+        self,
+        header: fmt.Header,
+        key: bytes,
+        *,
+        generation: int,
+        hwm: Hwm,
+        entry: KeyringEntry | None,
+        meta: Meta,
+    ) -> None:
+        if header.kdf == fmt.KDF_KEYRING:
+            extra = dict(entry.extra) if entry else {}
+            extra["audit"] = hwm.dump()
+            self._save_entry(header.vault_id, KeyringEntry({header.key_id: key}, generation, extra))
+        else:
+            write_key_file(
+                self.paths.key_file,
+                KeyFileState(header.vault_id, generation, {"audit": hwm.dump()}),
+                meta.state_key,
+            )
+
+    def _create(self, payload: bytes, editor: Editor) -> None:
+        meta = editor.meta
+        self._set_aside_foreign_log()
         vault_id = os.urandom(16)
         if self.backend == "keyring":
             key_id, key = os.urandom(4), os.urandom(32)
@@ -219,15 +298,64 @@ class Store:
             header = fmt.Header(
                 fmt.KDF_KEYRING, key_id, 0, 0, 0, bytes(16), vault_id, 1, os.urandom(12)
             )
-            self._write_vault(header, key, payload)
-            entry.generation = 1
-            self._save_entry(vault_id, entry)
         else:
             header, key = self._passphrase_header(vault_id, generation=1, confirm=True)
+            entry = None
             # The key file goes first: a vault without its key file could not be opened.
             write_key_file(self.paths.key_file, KeyFileState(vault_id, 0), meta.state_key)
-            self._write_vault(header, key, payload)
-            write_key_file(self.paths.key_file, KeyFileState(vault_id, 1), meta.state_key)
+        hwm = self._append_audit(editor, Hwm())
+        self._write_vault(header, key, payload)
+        self._save_state(header, key, generation=1, hwm=hwm, entry=entry, meta=meta)
+
+    def reset_audit(self, reason: str) -> tuple[list[str], int]:
+        """Set the current audit log aside (renamed, never deleted) and start a new chain whose
+        first record says why and where the old one went. For a log `vault audit verify`
+        found damaged: the operations it blocks may then go on, on a fresh, verifiable chain."""
+        with locked(self.paths.lock_file, exclusive=True):
+            opened = self._open()
+            if opened is None:
+                raise IntegrityError("there is no vault, so there is no audit log to reset")
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            moved = []
+            for path in AuditLog(self.paths.audit_file, b"").files():
+                target = path.with_name(f"{path.name}.reset-{stamp}")
+                os.rename(path, target)
+                moved.append(str(target))
+            editor = Editor(opened.meta, {})
+            editor.audit(
+                make_event(
+                    "log_reset",
+                    outcome="warning",
+                    reason=f"{reason}; the previous log (up to record {opened.hwm.seq}) was set "
+                    f"aside as {', '.join(moved) or 'nothing'}",
+                )
+            )
+            hwm = self._append_audit(editor, Hwm())
+            self._save_state(
+                opened.header,
+                opened.key,
+                generation=max(opened.header.generation, opened.stored_generation),
+                hwm=hwm,
+                entry=opened.entry,
+                meta=opened.meta,
+            )
+            return moved, opened.hwm.seq
+
+    def _set_aside_foreign_log(self) -> None:
+        """A new vault has a new audit key: a log left from an earlier vault cannot continue
+        its chain, so it is kept beside, renamed, rather than appended to or deleted."""
+        log = AuditLog(self.paths.audit_file, b"")
+        files = log.files()
+        if not files:
+            return
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for path in files:
+            target = path.with_name(f"{path.name}.orphaned-{stamp}")
+            os.rename(path, target)
+        self.warnings.append(
+            f"an audit log from an earlier vault was kept as {self.paths.audit_file}.orphaned-"
+            f"{stamp}; it cannot be verified with the new vault's key"
+        )
 
     def _passphrase_header(
         self, vault_id: bytes, *, generation: int, confirm: bool, new_passphrase: bool = False
@@ -261,20 +389,8 @@ class Store:
         )
         return header, key
 
-    def _rewrite(self, opened: Opened, payload: bytes, meta: Meta) -> None:
-        generation = max(opened.header.generation, opened.stored_generation) + 1
-        header = opened.header.next_write(generation)
-        self._write_vault(header, opened.key, payload)
-        if header.kdf == fmt.KDF_KEYRING:
-            assert opened.entry is not None
-            entry = KeyringEntry({header.key_id: opened.key}, generation, opened.entry.extra)
-            self._save_entry(header.vault_id, entry)
-        else:
-            write_key_file(
-                self.paths.key_file, KeyFileState(header.vault_id, generation), meta.state_key
-            )
-
     def _write_vault(self, header: fmt.Header, key: bytes, payload: bytes) -> None:
+        log("vault.write", generation=header.generation, backend=header.backend, bytes=len(payload))
         atomic_write(self.paths.vault_file, fmt.seal(header, key, payload), what="vault file")
 
     def _save_entry(self, vault_id: bytes, entry: KeyringEntry) -> None:
@@ -308,11 +424,20 @@ class Store:
             old = opened.header
             generation = max(old.generation, opened.stored_generation) + 1
             vault_id = old.vault_id
+            meta = opened.meta
+            rotated = Editor(meta, {})
+            rotated.audit(
+                make_event(
+                    "key_rotated",
+                    reason=f"data key rotated ({old.backend} backend to {target} backend)",
+                )
+            )
             if target == "keyring":
                 key_id, key = os.urandom(4), os.urandom(32)
                 entry = opened.entry or KeyringEntry({}, generation=0)
                 entry.keys[key_id] = key
                 self.keyring.save(vault_id, entry)
+                hwm = self._append_audit(rotated, opened.hwm)
                 header = fmt.Header(
                     fmt.KDF_KEYRING,
                     key_id,
@@ -325,7 +450,9 @@ class Store:
                     os.urandom(12),
                 )
                 self._write_vault(header, key, opened.payload)
-                self._save_entry(vault_id, KeyringEntry({key_id: key}, generation, entry.extra))
+                self._save_state(
+                    header, key, generation=generation, hwm=hwm, entry=entry, meta=meta
+                )
                 if old.kdf == fmt.KDF_ARGON2ID:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self.paths.key_file)
@@ -337,13 +464,15 @@ class Store:
                     # Moving from the keyring, the configured passphrase source is the new one.
                     new_passphrase=new_passphrase and old.kdf == fmt.KDF_ARGON2ID,
                 )
-                state_key = opened.meta.state_key
                 if old.kdf != fmt.KDF_ARGON2ID:
                     write_key_file(
-                        self.paths.key_file, KeyFileState(vault_id, old.generation), state_key
+                        self.paths.key_file,
+                        KeyFileState(vault_id, old.generation, {"audit": opened.hwm.dump()}),
+                        meta.state_key,
                     )
+                hwm = self._append_audit(rotated, opened.hwm)
                 self._write_vault(header, key, opened.payload)
-                write_key_file(self.paths.key_file, KeyFileState(vault_id, generation), state_key)
+                self._save_state(header, key, generation=generation, hwm=hwm, entry=None, meta=meta)
                 if old.kdf == fmt.KDF_KEYRING:
                     try:
                         self.keyring.delete(vault_id)

@@ -1,0 +1,277 @@
+"""The audit log through the real executable: every event, every tampering detected, failure
+to audit blocking the operation, rotation, torn lines, filters and reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import resource
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VAULT_BIN, VaultCLI
+from tests.idp_harness import approve_complete, start_idp
+
+TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "zyxwvu"
+
+
+def _records(vault: VaultCLI) -> list[dict[str, object]]:
+    path = vault.home / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _setup(vault: VaultCLI) -> None:
+    assert vault.run("import", "a", "--provider", "github", input=TOKEN).returncode == 0
+    assert vault.run("import", "b", "--provider", "github", input="tok-bbbbbbbbbb").returncode == 0
+    for _ in range(3):
+        assert vault.run("token", "a").returncode == 0
+    assert vault.run("logout", "b").returncode == 0
+
+
+def test_events_are_recorded_and_fingerprinted(vault: VaultCLI) -> None:
+    _setup(vault)
+    records = _records(vault)
+    assert [r["event"] for r in records] == ["issued", "issued", "used", "used", "used", "deleted"]
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5, 6]
+    used = records[2]
+    for key in (
+        "time",
+        "name",
+        "provider",
+        "issuer",
+        "scopes",
+        "outcome",
+        "user",
+        "host",
+        "pid",
+        "fingerprint",
+        "mac",
+    ):
+        assert key in used
+    assert used["name"] == "a"
+    assert used["command"] == "token"
+    assert str(used["time"]).endswith("Z")
+    # The fingerprint lets an auditor check for a given token without the log holding it.
+    fp = vault.run("audit", "hash", input=TOKEN).stdout.strip()
+    assert fp == used["fingerprint"]
+    raw = (vault.home / "audit.jsonl").read_bytes()
+    assert TOKEN.encode() not in raw
+    assert os.stat(vault.home / "audit.jsonl").st_mode & 0o777 == 0o600
+    r = vault.run("audit", "verify")
+    assert r.returncode == 0, r
+    assert "intact: 6 records" in r.stderr
+
+
+def test_denials_and_key_rotation_are_recorded(vault: VaultCLI) -> None:
+    _setup(vault)
+    policies = vault.home / "policies"
+    policies.mkdir(mode=0o700)
+    (policies / "p.yaml").write_text("version: 1\nmax_token_age: 1s\n")
+    import time
+
+    time.sleep(1.2)
+    r = vault.run("token", "a")
+    assert r.returncode == 5
+    (policies / "p.yaml").unlink()
+    assert vault.run("rekey").returncode == 0
+    records = _records(vault)
+    denied = records[-2]
+    assert denied["event"] == "denied"
+    assert denied["outcome"] == "denied"
+    assert denied["rule"] == "max_token_age"
+    assert str(denied["source"]).endswith("p.yaml:2")
+    assert records[-1]["event"] == "key_rotated"
+    assert vault.run("audit", "verify").returncode == 0
+
+
+def _tamper_cases(lines: list[bytes]) -> dict[str, tuple[bytes, str]]:
+    edited = lines[3].replace(b'"event":"used"', b'"event":"issued"')
+    return {
+        "edited": (b"".join([*lines[:3], edited, *lines[4:]]), "record 4 was altered"),
+        "deleted": (b"".join([*lines[:2], *lines[3:]]), "records 3..3 were deleted"),
+        "inserted": (b"".join([*lines[:3], lines[1], *lines[3:]]), "out of order"),
+        "reordered": (b"".join([*lines[:2], lines[3], lines[2], *lines[4:]]), "record 4"),
+        "truncated": (b"".join(lines[:-1]), "truncated"),
+        "replaced last": (b"".join([*lines[:-1], lines[-2]]), "record 5"),
+        "garbage line": (b"".join([*lines[:2], b"hello\n", *lines[2:]]), "not an audit record"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["edited", "deleted", "inserted", "reordered", "truncated", "replaced last", "garbage line"],
+)
+def test_tampering_is_detected_and_named(vault: VaultCLI, case: str) -> None:
+    _setup(vault)
+    path = vault.home / "audit.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    data, expected = _tamper_cases(lines)[case]
+    path.write_bytes(data)
+    r = vault.run("audit", "verify", "--json")
+    assert r.returncode == 6, r
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False
+    assert expected in doc["problem"], doc
+    assert "tampered" in r.stderr
+
+
+def test_truncated_log_blocks_use_until_reset(vault: VaultCLI) -> None:
+    _setup(vault)
+    path = vault.home / "audit.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-2]))
+    r = vault.run("token", "a")
+    assert r.returncode == 6, r
+    assert r.stdout == ""  # fail closed: no token without its audit record
+    assert "truncated or altered" in r.stderr
+    r = vault.run("audit", "reset", "--reason", "incident 42: log damaged")
+    assert r.returncode == 0, r
+    assert vault.run("token", "a").stdout == TOKEN + "\n"
+    assert vault.run("audit", "verify").returncode == 0
+    first = _records(vault)[0]
+    assert first["event"] == "log_reset"
+    assert "incident 42" in str(first["reason"])
+    assert any(p.name.startswith("audit.jsonl.reset-") for p in vault.home.iterdir())
+
+
+def test_torn_last_line_reported_then_set_aside(vault: VaultCLI) -> None:
+    _setup(vault)
+    path = vault.home / "audit.jsonl"
+    with open(path, "ab") as fh:
+        fh.write(b'{"v":1,"seq":7,"time":"2026-')  # a crash mid-write
+    r = vault.run("audit", "verify")
+    assert r.returncode == 0, r
+    assert "torn last line" in r.stderr
+    r = vault.run("token", "a")
+    assert r.returncode == 0, r
+    assert "set aside" in r.stderr
+    aside = [p for p in vault.home.iterdir() if ".torn-" in p.name]
+    assert len(aside) == 1
+    assert aside[0].read_bytes() == b'{"v":1,"seq":7,"time":"2026-'
+    events = [r["event"] for r in _records(vault)]
+    assert events[-2:] == ["torn_record_set_aside", "used"]
+    assert vault.run("audit", "verify").returncode == 0
+
+
+def _run_with_fsize_limit(
+    vault: VaultCLI, limit: int, *args: str
+) -> subprocess.CompletedProcess[bytes]:
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [VAULT_BIN, *args],
+        env=vault.full_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+        preexec_fn=limit_files,
+    )
+
+
+def test_disk_full_on_audit_blocks_the_token(vault: VaultCLI) -> None:
+    _setup(vault)
+    path = vault.home / "audit.jsonl"
+    before = path.read_bytes()
+    proc = _run_with_fsize_limit(vault, len(before) + 10, "token", "a")
+    assert proc.returncode == 6, proc
+    assert proc.stdout == b""  # the token is not printed
+    assert b"cannot write the audit log" in proc.stderr
+    assert path.read_bytes() == before  # no partial record left behind
+    assert vault.run("audit", "verify").returncode == 0
+
+
+def test_unwritable_audit_log_blocks_import(vault: VaultCLI) -> None:
+    _setup(vault)
+    path = vault.home / "audit.jsonl"
+    path.rename(vault.home / "moved.jsonl")
+    path.mkdir()  # a folder where the log should be: cannot be opened for writing
+    r = vault.run("import", "c", "--provider", "github", input="tok-cccccccccc")
+    assert r.returncode == 6, r
+    path.rmdir()
+    (vault.home / "moved.jsonl").rename(path)
+    assert vault.run("token", "c").returncode == 4  # not stored
+
+
+def test_rotation_keeps_one_chain(vault: VaultCLI) -> None:
+    vault.home.mkdir(mode=0o700)
+    (vault.home / "config.yaml").write_text("audit:\n  max_bytes: 4096\n")
+    assert vault.run("import", "a", "--provider", "github", input=TOKEN).returncode == 0
+    for _ in range(25):
+        assert vault.run("token", "a").returncode == 0
+    archives = sorted(p for p in vault.home.iterdir() if p.name.startswith("audit.jsonl.0"))
+    assert len(archives) >= 2
+    r = vault.run("audit", "verify", "--json")
+    assert r.returncode == 0, r
+    doc = json.loads(r.stdout)
+    assert doc["files"] == len(archives) + 1
+    rotated = [r for r in _records(vault) if r["event"] == "log_rotated"]
+    assert rotated
+    shown = vault.run("audit", "show", "--json", "--event", "used")
+    assert len(shown.stdout.splitlines()) == 25
+    # Deleting an archived file is detected too.
+    archives[0].unlink()
+    assert vault.run("audit", "verify").returncode == 6
+
+
+def test_show_filters_and_reports(vault: VaultCLI, tmp_path: Path) -> None:
+    _setup(vault)
+    r = vault.run("audit", "show", "--token", "a", "--json")
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["event"] for d in docs] == ["issued", "used", "used", "used"]
+    r = vault.run("audit", "show", "--event", "deleted")
+    assert r.returncode == 0
+    assert "deleted" in r.stdout
+    assert " b " in r.stdout
+    assert vault.run("audit", "show", "--since", "2999-01-01").stderr.startswith("No audit")
+    r = vault.run("audit", "show", "--until", "2000-01-01T00:00:00Z", "--json")
+    assert r.stdout == ""
+    r = vault.run("audit", "show", "--provider", "github", "--json")
+    assert len(r.stdout.splitlines()) == 6
+    assert vault.run("audit", "show", "--event", "nope").returncode == 2
+    report = json.loads(vault.run("audit", "report", "--json").stdout)
+    by_name = {t["name"]: t for t in report["tokens"]}
+    assert by_name["a"]["uses"] == 3
+    assert by_name["a"]["status"] == "active"
+    assert by_name["b"]["status"] == "deleted"
+    assert report["log"]["verified"] is True
+    rows = list(csv.DictReader(io.StringIO(vault.run("audit", "report", "--csv").stdout)))
+    assert {r["name"] for r in rows} == {"a", "b"}
+    html = tmp_path / "report.html"
+    r = vault.run("audit", "report", "--html", str(html))
+    assert r.returncode == 0, r
+    page = html.read_text()
+    assert "<html" in page.lower()
+    assert TOKEN not in page
+
+
+def test_login_events_against_the_provider(vault: VaultCLI) -> None:
+    with start_idp() as idp:
+        vault.home.mkdir(mode=0o700)
+        (vault.home / "config.yaml").write_text(
+            f"providers:\n  local:\n    issuer: {idp.issuer}\n    client_id: vault-cli\n"
+            "    scopes: [openid, offline_access]\n"
+        )
+        # A first login creates the vault; then a denied one is recorded as login_failed.
+        for deny in (False, True):
+            proc = vault.popen("login", "local", "--json")
+            assert proc.stdout is not None
+            event = json.loads(proc.stdout.readline())
+            approve_complete(event["verification_uri_complete"], deny=deny)
+            proc.communicate(timeout=60)
+        assert vault.run("refresh", "local").returncode == 0
+        assert vault.run("revoke", "local").returncode == 0
+    events = [(r["event"], r["outcome"]) for r in _records(vault)]
+    assert events == [
+        ("issued", "success"),
+        ("login_failed", "failure"),
+        ("refreshed", "success"),
+        ("revoked", "success"),
+    ]
+    assert vault.run("audit", "verify").returncode == 0

@@ -1,0 +1,529 @@
+"""The tamper-evident audit log.
+
+One JSON object per line, appended under the vault's exclusive lock and fsynced before the
+command reports success. Field order is fixed and the MAC is the last field::
+
+    {"v":1,"seq":7,"time":"...","event":"used",...,"fingerprint":"hmac-sha256:...","mac":"<64 hex>"}
+
+``mac = HMAC-SHA256(chain_key, previous_mac + "\\n" + line[: line.rfind(',"mac":"')])``, so the
+verifier hashes the bytes as they are on disk and never re-serialises JSON. The chain starts at 64
+zeros and continues across rotated files (the first record of a new file says where the previous
+one ended). The last (seq, mac) written is kept with the vault key (the keyring entry, or the
+passphrase backend's key file), so a log truncated after its last record is detected too.
+
+The keys: ``chain_key`` and ``fingerprint_key`` are derived from the vault's audit key, which lives
+only inside the encrypted vault. A token's fingerprint is a keyed HMAC of the token: an auditor
+holding the vault can check whether a given token appears (``vault audit hash``), the log alone
+discloses nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vault._paths import check_private_file, ensure_private_dir
+from vault.errors import IntegrityError
+from vault.secret import Secret
+
+if TYPE_CHECKING:
+    from vault._model import TokenRecord
+    from vault._policy import Denial
+
+GENESIS = b"0" * 64
+MAC_MARK = b',"mac":"'
+LINE_END = b'"}'
+MAX_FIELD = 512
+TAIL_WINDOW = 256 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def chain_key(audit_key: bytes) -> bytes:
+    return hmac.digest(audit_key, b"vault audit chain v1", "sha256")
+
+
+def fingerprint(audit_key: bytes, token: Secret) -> str:
+    key = hmac.digest(audit_key, b"vault token fingerprint v1", "sha256")
+    return "hmac-sha256:" + hmac.new(key, token.reveal().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _short(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_FIELD:
+        return value[: MAX_FIELD - 1] + "…"
+    return value
+
+
+@functools.cache
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def make_event(
+    kind: str,
+    *,
+    name: str | None = None,
+    provider: str | None = None,
+    issuer: str | None = None,
+    scopes: tuple[str, ...] | list[str] | None = None,
+    outcome: str = "success",
+    reason: str | None = None,
+    rule: str | None = None,
+    source: str | None = None,
+    command: str | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """The fields of one audit event, in the order they are written (seq, time, mac added)."""
+    return {
+        "event": kind,
+        "name": name,
+        "provider": provider,
+        "issuer": _short(issuer),
+        "scopes": list(scopes) if scopes is not None else None,
+        "outcome": outcome,
+        "reason": _short(reason),
+        "rule": rule,
+        "source": _short(source),
+        "command": _short(command),
+        "user": _os_user(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "fingerprint": fingerprint,
+    }
+
+
+def for_record(
+    kind: str,
+    record: TokenRecord,
+    audit_key: bytes,
+    *,
+    outcome: str = "success",
+    reason: str | None = None,
+    command: str | None = None,
+    denial: Denial | None = None,
+) -> dict[str, Any]:
+    """An event about a stored token, with its fingerprint (of the access token)."""
+    return make_event(
+        kind,
+        name=record.name,
+        provider=record.provider,
+        issuer=record.issuer,
+        scopes=record.scopes,
+        outcome="denied" if denial else outcome,
+        reason=denial.message if denial else reason,
+        rule=denial.rule if denial else None,
+        source=denial.source if denial else None,
+        command=command,
+        fingerprint=fingerprint(audit_key, record.access_token),
+    )
+
+
+def for_denial(
+    denial: Denial,
+    *,
+    name: str | None,
+    provider: str | None,
+    issuer: str | None,
+    scopes: tuple[str, ...] | list[str] | None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    return make_event(
+        "denied",
+        name=name,
+        provider=provider,
+        issuer=issuer,
+        scopes=scopes,
+        outcome="denied",
+        reason=denial.message,
+        rule=denial.rule,
+        source=denial.source,
+        command=command,
+    )
+
+
+def _body(seq: int, when: str, event: dict[str, Any]) -> bytes:
+    doc = {"v": 1, "seq": seq, "time": when, **event}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def seal_line(key: bytes, prev_mac: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """The full line (with newline) and its MAC, for a body that ends with ``}``."""
+    assert body.endswith(b"}")
+    mac = hmac.new(key, prev_mac + b"\n" + body[:-1], hashlib.sha256).hexdigest().encode()
+    return body[:-1] + MAC_MARK + mac + LINE_END + b"\n", mac
+
+
+@dataclass
+class Tail:
+    seq: int
+    mac: bytes
+    end: int  # offset just after the last complete line
+    torn: bytes  # bytes after the last newline (a crash mid-write)
+
+
+def _seq_of(line: bytes) -> int:
+    # Lines start {"v":1,"seq":N, — written by us in this order.
+    prefix = b'{"v":1,"seq":'
+    if not line.startswith(prefix):
+        raise ValueError("not an audit record")
+    end = line.index(b",", len(prefix))
+    return int(line[len(prefix) : end])
+
+
+def _mac_of(line: bytes) -> bytes:
+    idx = line.rfind(MAC_MARK)
+    if idx < 0:
+        raise ValueError("no mac")
+    return line[idx + len(MAC_MARK) : idx + len(MAC_MARK) + 64]
+
+
+def read_tail(fd: int, size: int) -> Tail | None:
+    """The last complete record of an open log (and any torn bytes after it)."""
+    if size == 0:
+        return None
+    start = max(0, size - TAIL_WINDOW)
+    data = os.pread(fd, size - start, start)
+    last_nl = data.rfind(b"\n")
+    torn = data[last_nl + 1 :] if last_nl >= 0 else data
+    if last_nl < 0:
+        if start == 0:
+            return Tail(0, GENESIS, 0, torn)
+        raise IntegrityError("the audit log's last record is too long to be one of ours")
+    prev_nl = data.rfind(b"\n", 0, last_nl)
+    line = data[prev_nl + 1 : last_nl]
+    try:
+        return Tail(_seq_of(line), _mac_of(line), start + last_nl + 1, torn)
+    except ValueError:
+        raise IntegrityError(
+            "the audit log's last record is malformed",
+            hint="run `vault audit verify` to find what was changed",
+        ) from None
+
+
+@dataclass
+class Hwm:
+    """The high-water mark kept with the key: the last record written."""
+
+    seq: int = 0
+    mac: str = GENESIS.decode()
+    file: str = ""
+
+    def dump(self) -> dict[str, Any]:
+        return {"seq": self.seq, "mac": self.mac}
+
+    @classmethod
+    def load(cls, doc: object) -> Hwm:
+        if not isinstance(doc, dict):
+            return cls()
+        seq, mac = doc.get("seq"), doc.get("mac")
+        if not isinstance(seq, int) or not isinstance(mac, str):
+            raise IntegrityError("the audit high-water mark kept with the key is malformed")
+        return cls(seq, mac)
+
+
+@dataclass
+class AuditLog:
+    path: Path
+    audit_key: bytes
+    max_bytes: int = DEFAULT_MAX_BYTES
+    warnings: list[str] = field(default_factory=list)
+
+    def archives(self) -> list[Path]:
+        prefix = self.path.name + "."
+        found = []
+        try:
+            for entry in os.scandir(self.path.parent):
+                suffix = entry.name[len(prefix) :]
+                if entry.name.startswith(prefix) and suffix.isdigit():
+                    found.append(Path(entry.path))
+        except FileNotFoundError:
+            return []
+        return sorted(found, key=lambda p: int(p.name[len(prefix) :]))
+
+    def append(self, events: list[dict[str, Any]], hwm: Hwm) -> tuple[Hwm, list[dict[str, Any]]]:
+        """Append ``events`` (call only under the vault's exclusive lock); returns the new
+        high-water mark. Raises IntegrityError, and writes nothing, if the log does not end
+        where the high-water mark says it should."""
+        if not events:
+            return hwm, []
+        ensure_private_dir(self.path.parent)
+        check_private_file(self.path, "audit log")
+        key = chain_key(self.audit_key)
+        fd = self._open()
+        try:
+            size = os.fstat(fd).st_size
+            tail = read_tail(fd, size)
+            pending: list[dict[str, Any]] = []
+            if tail is not None and tail.torn:
+                pending.append(self._set_aside(fd, tail))
+                size = tail.end
+            last_seq, last_mac = (tail.seq, tail.mac) if tail else (0, GENESIS)
+            if last_seq == 0 and hwm.seq > 0 and not self.archives():
+                raise IntegrityError(
+                    f"the audit log {self.path} is empty or missing but {hwm.seq} records were "
+                    "written; it was deleted or truncated",
+                    hint="`vault audit verify` shows what is left; `vault audit reset` starts a "
+                    "new log after setting the damaged one aside",
+                )
+            if last_seq == 0 and hwm.seq > 0:
+                last_seq, last_mac = self._archive_tail()
+            if last_seq < hwm.seq or (last_seq == hwm.seq and last_mac.decode() != hwm.mac):
+                raise IntegrityError(
+                    f"the audit log {self.path} ends at record {last_seq} but record {hwm.seq} "
+                    "was written: it was truncated or altered",
+                    hint="run `vault audit verify`; `vault audit reset` sets the log aside and "
+                    "starts a new one",
+                )
+            if size >= self.max_bytes and last_seq > 0:
+                os.close(fd)
+                fd = -1
+                self._rotate(last_seq)
+                fd = self._open()
+                pending.insert(
+                    0,
+                    make_event("log_rotated", reason=f"previous file ended at record {last_seq}"),
+                )
+            when = now_rfc3339()
+            chunks = []
+            written_records = []
+            seq, mac = last_seq, last_mac
+            for event in [*pending, *events]:
+                seq += 1
+                line, mac = seal_line(key, mac, _body(seq, when, event))
+                chunks.append(line)
+                written_records.append({"v": 1, "seq": seq, "time": when, **event})
+            data = b"".join(chunks)
+            try:
+                written = os.write(fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, "short write")
+                os.fsync(fd)
+            except OSError as exc:
+                # Leave no partial record behind: cut the file back to where it was.
+                try:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                except OSError:
+                    pass
+                reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+                raise IntegrityError(
+                    f"cannot write the audit log {self.path}: {reason}; the operation was not "
+                    "carried out"
+                ) from exc
+            return Hwm(seq, mac.decode()), written_records
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _open(self) -> int:
+        try:
+            return os.open(
+                self.path,
+                os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+            )
+        except OSError as exc:
+            raise IntegrityError(
+                f"cannot open the audit log {self.path}: {exc.strerror}; the operation was not "
+                "carried out"
+            ) from exc
+
+    def _set_aside(self, fd: int, tail: Tail) -> dict[str, Any]:
+        aside = self.path.with_name(f"{self.path.name}.torn-{tail.seq}-{int(time.time())}")
+        fd2 = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd2, tail.torn)
+            os.fsync(fd2)
+        finally:
+            os.close(fd2)
+        os.ftruncate(fd, tail.end)
+        os.fsync(fd)
+        self.warnings.append(
+            f"the audit log ended with a torn record ({len(tail.torn)} bytes after record "
+            f"{tail.seq}, from a crash); it was set aside in {aside}"
+        )
+        return make_event(
+            "torn_record_set_aside",
+            outcome="warning",
+            reason=f"{len(tail.torn)} bytes after record {tail.seq} moved to {aside.name}",
+        )
+
+    def _rotate(self, last_seq: int) -> None:
+        target = self.path.with_name(f"{self.path.name}.{last_seq:012d}")
+        os.rename(self.path, target)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _archive_tail(self) -> tuple[int, bytes]:
+        archives = self.archives()
+        fd = os.open(archives[-1], os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            tail = read_tail(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        if tail is None:
+            return 0, GENESIS
+        return tail.seq, tail.mac
+
+    def files(self) -> list[Path]:
+        return [*self.archives(), *([self.path] if self.path.exists() else [])]
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    records: int
+    files: int
+    problem: str | None = None
+    bad_seq: int | None = None
+    bad_line: int | None = None
+    bad_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def verify(log: AuditLog, hwm: Hwm) -> Verdict:
+    """Walk the chain over every file. Names the first bad record: edited, deleted, inserted,
+    reordered, truncated after the last record (through the high-water mark)."""
+    key = chain_key(log.audit_key)
+    prev = GENESIS
+    expected_seq = 1
+    records = 0
+    files = log.files()
+    warnings: list[str] = []
+    digest = hmac.new
+    sha256 = hashlib.sha256
+    for path in files:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        lines = data.split(b"\n")
+        torn = lines.pop()  # b"" when the file ends with a newline
+        for number, line in enumerate(lines, 1):
+            idx = line.rfind(MAC_MARK)
+            mac = line[idx + 8 : idx + 72]
+            if (
+                idx < 0
+                or line[idx + 72 :] != LINE_END
+                or digest(key, prev + b"\n" + line[:idx], sha256).hexdigest().encode() != mac
+            ):
+                return _bad(
+                    path=path,
+                    number=number,
+                    line=line,
+                    expected=expected_seq,
+                    records=records,
+                    files=len(files),
+                    warnings=warnings,
+                )
+            prev = mac
+            expected_seq += 1
+            records += 1
+        if torn:
+            if path != log.path:
+                return Verdict(
+                    False,
+                    records,
+                    len(files),
+                    f"{path} ends in a partial record",
+                    bad_file=str(path),
+                )
+            warnings.append(
+                f"a torn last line ({len(torn)} bytes) after record {expected_seq - 1}: left by "
+                "a crash mid-write; the next write sets it aside"
+            )
+    last = expected_seq - 1
+    if last < hwm.seq:
+        return Verdict(
+            False,
+            records,
+            len(files),
+            f"the log ends at record {last} but record {hwm.seq} was written (kept with the "
+            "key): records after it were removed (truncated)",
+            bad_seq=last + 1,
+        )
+    if last == hwm.seq and hwm.seq and prev.decode() != hwm.mac:
+        return Verdict(
+            False,
+            records,
+            len(files),
+            f"record {last} is not the record that was written last",
+            bad_seq=last,
+        )
+    if last > hwm.seq:
+        warnings.append(
+            f"records {hwm.seq + 1}..{last} were written after the high-water mark was last "
+            "saved (a crash between the two writes)"
+        )
+    return Verdict(True, records, len(files), warnings=warnings)
+
+
+def _bad(
+    *,
+    path: Path,
+    number: int,
+    line: bytes,
+    expected: int,
+    records: int,
+    files: int,
+    warnings: list[str],
+) -> Verdict:
+    try:
+        seq: int | None = _seq_of(line)
+    except ValueError:
+        seq = None
+    if seq is None:
+        what = "is not an audit record (inserted or damaged)"
+    elif seq == expected:
+        what = "was altered (its MAC does not match), or a record before it was replaced"
+    elif seq > expected:
+        what = f"follows record {expected - 1}: records {expected}..{seq - 1} were deleted"
+    else:
+        what = f"is out of order (expected record {expected}): records were reordered or inserted"
+    return Verdict(
+        False,
+        records,
+        files,
+        f"{path}:{number}: record {seq if seq is not None else '?'} {what}",
+        bad_seq=seq,
+        bad_line=number,
+        bad_file=str(path),
+        warnings=warnings,
+    )
+
+
+def iter_records(log: AuditLog) -> Iterator[dict[str, Any]]:
+    """Every complete record, oldest first (not verified: see ``verify``)."""
+    for path in log.files():
+        with open(path, "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    doc = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(doc, dict):
+                    yield doc

@@ -1,0 +1,15 @@
+"""Log an event through the redacting pipeline, if -v/--debug configured it; otherwise free.
+
+The hot path never imports structlog: this checks whether ``vault._log`` was loaded."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def log(event: str, *, level: str = "info", **fields: Any) -> None:
+    module = sys.modules.get("vault._log")
+    if module is None:
+        return
+    getattr(module.get_logger("vault"), level)(event, **fields)
