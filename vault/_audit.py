@@ -64,9 +64,14 @@ def now_rfc3339() -> str:
 
 
 def _short(value: object) -> object:
-    if isinstance(value, str) and len(value) > MAX_FIELD:
-        return value[: MAX_FIELD - 1] + "…"
-    return value
+    """Free text bound for the log: bounded, controls stripped, secret-shaped words masked
+    (a reason can quote a server's error_description)."""
+    if not isinstance(value, str):
+        return value
+    from vault._output import clean
+    from vault._redact import scrub_text
+
+    return scrub_text(clean(value, MAX_FIELD))
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from vault import _http, _oauth, _providers
 from vault._app import App
 from vault._model import TokenRecord, check_name
 from vault._output import clean, dump_json, rfc3339
+from vault._redact import scrub_text
 from vault._trace import log
 from vault.errors import ConfigError, PolicyError, UsageError, VaultError
 
@@ -160,7 +161,7 @@ def cmd_login(app: App, ns: argparse.Namespace) -> int:
             {
                 "event": "error",
                 "error": getattr(exc, "code", type(exc).__name__),
-                "message": exc.message,
+                "message": scrub_text(clean(exc.message, 2000)),
             }
         )
         _audit_failure(app, ns, exc)

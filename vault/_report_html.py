@@ -24,21 +24,30 @@ from __future__ import annotations
 import html
 import math
 import re
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import compress, groupby, repeat
-from operator import eq, itemgetter, methodcaller, not_
+from itertools import compress, groupby, islice, repeat
+from operator import eq, itemgetter, le, not_
 from typing import Any, Final
 
-__all__ = ["MAX_BINS", "MAX_ROWS_PER_TOKEN", "MAX_ROWS_TOTAL", "render_html"]
+__all__ = [
+    "MAX_BINS",
+    "MAX_DETAIL_BYTES",
+    "MAX_ROWS_PER_TOKEN",
+    "MAX_ROWS_TOTAL",
+    "render_html",
+]
 
 MAX_ROWS_PER_TOKEN: Final = 200
 """Rows of one token's event list (a run of uses is one row); the rest is counted, not listed."""
 MAX_ROWS_TOTAL: Final = 20_000
 """Rows of all event lists together; later tokens show only their timeline once it is spent."""
+MAX_DETAIL_BYTES: Final = 32_000_000
+"""Characters of page after which tokens get only their facts, no timeline or event list."""
 MAX_BINS: Final = 120
 """Bars in one token's timeline: uses are counted per minute, hour, day, month, ... to fit."""
 MAX_TEXT: Final = 300
@@ -90,6 +99,11 @@ def _str_list(value: object) -> list[str]:
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else (plural or word + 's')}"
+
+
+def _warn(text: str, count: int | None) -> str:
+    """``text`` (already HTML) marked as a warning if ``count`` is not zero."""
+    return f'<span class="warn">{text}</span>' if count else text
 
 
 def _counted(value: object, word: str, plural: str | None = None) -> str:
@@ -242,47 +256,45 @@ def _kind(value: object) -> str:
     return value if isinstance(value, str) and value in _KINDS else "other"
 
 
-def _mark(kind: str, x: float, y: float) -> str:
-    """The SVG shape of one event kind, centred on (x, y): shapes differ, not only colours."""
-    colour = _KINDS[kind].colour
-    if kind == "issued":
-        return (
-            f'<path d="M{x - 5:.1f} {y - 6:.1f}L{x + 6:.1f} {y:.1f}L{x - 5:.1f} {y + 6:.1f}Z" '
-            f'fill="{colour}"/>'
-        )
-    if kind == "refreshed":
-        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}"/>'
-    if kind == "denied":
-        return (
-            f'<path d="M{x - 5:.1f} {y - 5:.1f}L{x + 5:.1f} {y + 5:.1f}M{x + 5:.1f} {y - 5:.1f}'
-            f'L{x - 5:.1f} {y + 5:.1f}" stroke="{colour}" stroke-width="3"/>'
-        )
-    if kind == "login_failed":
-        return (
-            f'<rect x="{x - 4.5:.1f}" y="{y - 4.5:.1f}" width="9" height="9" fill="none" '
-            f'stroke="{colour}" stroke-width="2.5"/>'
-        )
-    if kind == "key_rotated":
-        return (
-            f'<path d="M{x:.1f} {y - 6:.1f}L{x + 6:.1f} {y:.1f}L{x:.1f} {y + 6:.1f}'
-            f'L{x - 6:.1f} {y:.1f}Z" fill="{colour}"/>'
-        )
-    if kind == "used":
-        return f'<rect x="{x - 3:.1f}" y="{y - 6:.1f}" width="6" height="12" fill="{colour}"/>'
-    if kind in _ENDS:
-        return _end_bar(kind, x, y - 8, y + 8)
-    return (
-        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="none" stroke="{colour}" stroke-width="2"/>'
-    )
-
-
 def _end_bar(kind: str, x: float, top: float, bottom: float) -> str:
+    """The black bar that ends a token's life: solid if revoked, dashed if pruned, dotted if
+    deleted, with serifs at both ends."""
     dash = {"pruned": ' stroke-dasharray="5 3"', "deleted": ' stroke-dasharray="2 2"'}.get(kind, "")
     return (
-        f'<path d="M{x:.1f} {top:.1f}V{bottom:.1f}" stroke="#000" stroke-width="3.5"{dash}/>'
-        f'<path d="M{x - 5:.1f} {top:.1f}H{x + 5:.1f}M{x - 5:.1f} {bottom:.1f}H{x + 5:.1f}" '
+        f'<path d="M{x:g} {top:g}V{bottom:g}" stroke="#000" stroke-width="3.5"{dash}/>'
+        f'<path d="M{x - 5:g} {top:g}H{x + 5:g}M{x - 5:g} {bottom:g}H{x + 5:g}" '
         'stroke="#000" stroke-width="2"/>'
     )
+
+
+def _shape(kind: str) -> str:
+    """The SVG shape of an event kind, centred on the origin: shapes differ, not only colours."""
+    colour = _KINDS[kind].colour
+    return {
+        "issued": f'<path d="M-5-6L6 0L-5 6Z" fill="{colour}"/>',
+        "used": f'<rect x="-3" y="-6" width="6" height="12" fill="{colour}"/>',
+        "refreshed": f'<circle r="5" fill="{colour}"/>',
+        "denied": f'<path d="M-5-5L5 5M5-5L-5 5" stroke="{colour}" stroke-width="3"/>',
+        "login_failed": (
+            f'<rect x="-4.5" y="-4.5" width="9" height="9" fill="none" stroke="{colour}" '
+            'stroke-width="2.5"/>'
+        ),
+        "key_rotated": f'<path d="M0-6L6 0L0 6L-6 0Z" fill="{colour}"/>',
+        "other": f'<circle r="4" fill="none" stroke="{colour}" stroke-width="2"/>',
+    }.get(kind) or _end_bar(kind, 0, -_END_HALF, _END_HALF)
+
+
+_END_HALF: Final = 37  # half the height of the end bar in a timeline
+
+
+def _sprites() -> str:
+    """Each kind's shape, defined once and drawn with <use> (keeps the page small)."""
+    shapes = "".join(f'<g id="k-{kind}">{_shape(kind)}</g>' for kind in _KINDS)
+    return f'<svg class="sprites" aria-hidden="true" focusable="false"><defs>{shapes}</defs></svg>'
+
+
+def _mark(kind: str, x: float, y: float) -> str:
+    return f'<use href="#k-{kind}" x="{x:.1f}" y="{y:g}"/>'
 
 
 # --------------------------------------------------------------------------- one token
@@ -292,42 +304,41 @@ def _end_bar(kind: str, x: float, top: float, bottom: float) -> str:
 class _Events:
     """One token's events, digested with list-at-a-time operations (a token may have thousands)."""
 
-    events: Sequence[Mapping[str, Any]]
+    events: Sequence[dict[str, Any]]
     times: list[str | None]  # each event's time as "YYYY-MM-DDTHH:MM:SSZ", or None
     rows: list[tuple[int, int]]  # (first, last) event index: one event, or a run of plain uses
     used_times: list[str]  # the times of the dated uses
+    in_order: bool  # whether times (so used_times too) are all there and in order
     others: list[int]  # the indices of the events that are not uses
     first: str | None
     last: str | None
 
 
 _PLAIN_OUTCOMES: Final = frozenset({None, "success"})
-_GET_TIME = methodcaller("get", "time")
-_GET_EVENT = methodcaller("get", "event")
-_GET_OUTCOME = methodcaller("get", "outcome")
-_GET_REASON = methodcaller("get", "reason")
-_GET_RULE = methodcaller("get", "rule")
 
 
 def _digest(raw: object) -> _Events:
     """Times, the compact rows and what the timeline needs, for one token's events.
 
-    Every step runs over the whole list in C (map, methodcaller, compress, Counter) except the
-    loop over runs of uses, since a token may have thousands of events and a report thousands of
-    tokens.
+    A token may have thousands of events and a report thousands of tokens, so every step runs
+    over whole lists in C (map, compress, set, min) except one loop over runs of uses.
     """
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raw = ()
-    events: Sequence[Mapping[str, Any]] = raw
-    if set(map(type, events)) - {dict}:
+    events: Sequence[dict[str, Any]] = raw
+    try:
+        raw_times: list[Any] = list(map(dict.get, events, repeat("time")))
+    except TypeError:  # not all dicts
         events = [
             event
+            if type(event) is dict
+            else dict(event)
             if isinstance(event, Mapping)
             else {"event": "(not an event)", "reason": _clean(event)}
             for event in events
         ]
+        raw_times = list(map(dict.get, events, repeat("time")))
     count = len(events)
-    raw_times: list[Any] = list(map(_GET_TIME, events))
     try:  # the fast path: every time has the audit module's own form
         joined = "".join(raw_times)
         canonical = (
@@ -339,24 +350,30 @@ def _digest(raw: object) -> _Events:
     except TypeError:  # a time that is not a string
         canonical = False
     times: list[str | None] = raw_times if canonical else [_canonical(t) for t in raw_times]
-    kinds = list(map(_GET_EVENT, events))
+    kinds = list(map(dict.get, events, repeat("event")))
     is_use = list(map(eq, kinds, repeat("used")))
-    outcomes = list(map(_GET_OUTCOME, events))
+
+    # A run of consecutive uses is one row, unless a use is not plain (a failed outcome, a
+    # reason or a rule): those are rows of their own.
+    uses = list(compress(events, is_use))
     try:
-        plain_outcome = list(map(_PLAIN_OUTCOMES.__contains__, outcomes))
-    except TypeError:  # an outcome that is not hashable
-        plain_outcome = [o is None or o == "success" for o in outcomes]
-    plain = list(
-        map(
-            all,
-            zip(
-                is_use,
-                plain_outcome,
-                map(not_, map(_GET_REASON, events)),
-                map(not_, map(_GET_RULE, events)),
-                strict=True,
-            ),
+        plain_uses = (
+            set(map(dict.get, uses, repeat("outcome"))) <= _PLAIN_OUTCOMES
+            and set(map(dict.get, uses, repeat("reason"))) <= {None, ""}
+            and set(map(dict.get, uses, repeat("rule"))) <= {None, ""}
         )
+    except TypeError:  # something unhashable
+        plain_uses = False
+    plain = (
+        is_use
+        if plain_uses
+        else [
+            is_used
+            and (event.get("outcome") is None or event.get("outcome") == "success")
+            and not event.get("reason")
+            and not event.get("rule")
+            for is_used, event in zip(is_use, events, strict=True)
+        ]
     )
     rows: list[tuple[int, int]] = []
     index = 0
@@ -369,20 +386,61 @@ def _digest(raw: object) -> _Events:
             rows.extend(zip(singles, singles, strict=True))
         index += length
 
-    dated: list[str] = raw_times if canonical else [t for t in times if t is not None]
-    first = min(dated) if dated else None
-    last = max(dated) if dated else None
+    in_order = canonical and all(map(le, raw_times, islice(raw_times, 1, None)))
+    if in_order:
+        first, last = (raw_times[0], raw_times[-1]) if raw_times else (None, None)
+    else:
+        dated = [t for t in times if t is not None]
+        first, last = (min(dated), max(dated)) if dated else (None, None)
     if first is not None and (_epoch(first) is None or last is None or _epoch(last) is None):
         # Something shaped like a time that is not one: check each, the slow way.
         times = [t if t is not None and _epoch(t) is not None else None for t in times]
         dated = [t for t in times if t is not None]
-        first = min(dated) if dated else None
-        last = max(dated) if dated else None
+        first, last = (min(dated), max(dated)) if dated else (None, None)
+        in_order = False
     used_times: list[Any] = list(compress(times, is_use))
-    if None in used_times:
+    if not in_order and None in used_times:
         used_times = [t for t in used_times if t is not None]
     others = list(compress(range(count), map(not_, is_use)))
-    return _Events(events, times, rows, used_times, others, first, last)
+    return _Events(events, times, rows, used_times, in_order, others, first, last)
+
+
+def _bin_counts(times: list[str], prefix: int, in_order: bool) -> list[tuple[str, int]]:
+    """How many of ``times`` fall in each bin, as (prefix, count) in time order."""
+    if not in_order:
+        return sorted(Counter(map(itemgetter(slice(0, prefix)), times)).items())
+    # Sorted canonical times: each bin is one slice, found by bisection; after a prefix
+    # come only digits, "-", ":", "T" and "Z", all below "~".
+    counts: list[tuple[str, int]] = []
+    index, total = 0, len(times)
+    while index < total:
+        bin_prefix = times[index][:prefix]
+        end = bisect_left(times, bin_prefix + "~", index)
+        end = max(end, index + 1)
+        counts.append((bin_prefix, end - index))
+        index = end
+    return counts
+
+
+def _boundaries(unit: _Unit, first: str, start: float, end: float) -> list[float]:
+    """The starts of the bins from ``first``'s to the end (at most 2 * MAX_BINS of them)."""
+    if unit.seconds:
+        bins = min(round((end - start) / unit.seconds), 2 * MAX_BINS)
+        return [start + i * unit.seconds for i in range(bins)]
+    out: list[float] = []
+    year, month = int(first[:4]), int(first[5:7])
+    step = {7: 0, 4: 1, 3: 10, 2: 100}[unit.prefix]
+    year -= year % (step or 1)
+    while len(out) < 2 * MAX_BINS and year <= 9999:
+        span = _span(f"{year:04d}-{month:02d}"[: unit.prefix])
+        if span is None or span[0] >= end:
+            break
+        out.append(span[0])
+        if step:
+            year += step
+        else:
+            year, month = (year, month + 1) if month < 12 else (year + 1, 1)
+    return out
 
 
 def _timeline(digest: _Events, name: str) -> str:
@@ -402,9 +460,8 @@ def _timeline(digest: _Events, name: str) -> str:
         return left + (epoch - start) * scale
 
     events, times = digest.events, digest.times
-    prefix_of = itemgetter(slice(0, unit.prefix))
-    uses = Counter(map(prefix_of, digest.used_times))
-    tallest = max(uses.values(), default=0)
+    uses = _bin_counts(digest.used_times, unit.prefix, digest.in_order)
+    tallest = max((count for _prefix, count in uses), default=0)
     marks: dict[tuple[str, str], list[int]] = {}  # (kind, bin) -> [count, first event's index]
     for index in digest.others:
         when = times[index]
@@ -428,14 +485,7 @@ def _timeline(digest: _Events, name: str) -> str:
         f'<text x="{right:.0f}" y="92" text-anchor="end">{end_label} UTC</text>'
     ]
     # Bin boundaries as ticks: up to six, clear of the labels at the ends.
-    boundaries: list[float] = []
-    at_epoch = start
-    while at_epoch < end and len(boundaries) <= MAX_BINS * 2:
-        boundaries.append(at_epoch)
-        span = _span(_iso(at_epoch)[: unit.prefix])
-        if span is None or span[1] <= at_epoch:
-            break
-        at_epoch = span[1]
+    boundaries = _boundaries(unit, digest.first, start, end)
     step = max(1, math.ceil(len(boundaries) / 6))
     for boundary in boundaries[step::step]:
         at = x_of(boundary)
@@ -454,7 +504,7 @@ def _timeline(digest: _Events, name: str) -> str:
     if tallest:
         bars = []
         busiest = ""
-        for prefix, count in sorted(uses.items()):
+        for prefix, count in uses:
             span = _span(prefix)
             if span is None:
                 continue
@@ -475,13 +525,13 @@ def _timeline(digest: _Events, name: str) -> str:
         epoch = _epoch(times[index] or "")
         at = x_of(epoch if epoch is not None else start)
         label = _KINDS[kind].label if kind != "other" else _esc(events[index].get("event"))
-        title = f"{_show_time(times[index])} UTC: {label}"
+        title = f"{_show_time(times[index])}: {label}"
         if count > 1:
             title += f", and {count - 1:,} more in this {unit.name}"
         if kind in _ENDS:
             anchor, dx = ("end", -7) if at > left + 80 else ("start", 7)
             out.append(
-                f"<g><title>{title}</title>{_end_bar(kind, at, 4, 78)}"
+                f"<g><title>{title}</title>{_mark(kind, at, 41)}"
                 f'<text x="{at + dx:.1f}" y="16" text-anchor="{anchor}" class="halo">'
                 f"{_KINDS[kind].label}</text></g>"
             )
@@ -653,9 +703,12 @@ def _summary_row(index: int, token: Mapping[str, Any]) -> str:
     )
 
 
-def _token_section(index: int, token: Mapping[str, Any], cap: int) -> tuple[str, int]:
+def _token_section(
+    index: int, token: Mapping[str, Any], cap: int, *, detail: bool = True
+) -> tuple[str, int]:
+    """One token's heading, facts, timeline and event list (at most ``cap`` rows), and how
+    many rows it listed; only the heading and facts unless ``detail``."""
     name = token.get("name")
-    digest = _digest(token.get("events"))
     facts = [f"provider {_esc(token.get('provider'))}"]
     if token.get("issuer") not in (None, ""):
         facts.append(f"issuer {_esc(token.get('issuer'))}")
@@ -664,8 +717,8 @@ def _token_section(index: int, token: Mapping[str, Any], cap: int) -> tuple[str,
     facts.append(_counted(token.get("refreshes"), "refresh", "refreshes"))
     denials, failures = token.get("denials"), token.get("failures")
     facts.append(
-        f'<span class="{"warn" if _int(denials) else ""}">{_counted(denials, "denial")}</span>, '
-        f'<span class="{"warn" if _int(failures) else ""}">{_counted(failures, "failure")}</span>'
+        f"{_warn(_counted(denials, 'denial'), _int(denials))}, "
+        f"{_warn(_counted(failures, 'failure'), _int(failures))}"
     )
     for word in ("revoked", "pruned"):
         if token.get(word) not in (None, ""):
@@ -678,13 +731,23 @@ def _token_section(index: int, token: Mapping[str, Any], cap: int) -> tuple[str,
         if prints
         else ""
     )
-    listing, used = _event_list(digest, cap)
-    return (
+    head = (
         f'<section class="token" id="t{index}"><h3><span class="name">{_esc(name)}</span> '
         f'{_status(token)}</h3><p class="facts">{_DOT.join(facts)}</p>{fingerprints}'
-        f"{_timeline(digest, _clean(name) if name is not None else '')}{listing}</section>",
-        used,
     )
+    if not detail:
+        events = token.get("events")
+        count = len(events) if isinstance(events, Sequence) and not isinstance(events, str) else 0
+        return (
+            f'{head}<p class="none">{_plural(count, "event")}: timeline and list left out, as '
+            f"this page reached its size limit ({MAX_DETAIL_BYTES:,} characters) before this "
+            "token. The audit log has them all.</p></section>",
+            0,
+        )
+    digest = _digest(token.get("events"))
+    listing, used = _event_list(digest, cap)
+    timeline = _timeline(digest, _clean(name) if name is not None else "")
+    return f"{head}{timeline}{listing}</section>", used
 
 
 # --------------------------------------------------------------------------- the page
@@ -715,8 +778,9 @@ def _legend() -> str:
     items = []
     for kind, info in _KINDS.items():
         items.append(
-            f'<li><svg viewBox="0 0 20 20" width="20" height="20" aria-hidden="true">'
-            f"{_mark(kind, 10, 10)}</svg><b>{info.label}</b> {info.meaning}</li>"
+            '<li><svg viewBox="-10 -10 20 20" width="20" height="20" aria-hidden="true">'
+            f"{_end_bar(kind, 0, -8, 8) if kind in _ENDS else _mark(kind, 0, 0)}</svg>"
+            f"<b>{info.label}</b> {info.meaning}</li>"
         )
     return (
         '<section class="legend"><h2>Legend</h2><ul>'
@@ -764,6 +828,7 @@ grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:2px 16px}
 .token{border-top:3px solid var(--line);margin-top:22px;padding-top:10px}
 .token .name{overflow-wrap:anywhere}
 figure.tl{margin:8px 0}
+.sprites{position:absolute;width:0;height:0;overflow:hidden}
 svg.timeline{width:100%;height:auto;display:block}
 svg.timeline text{font:11px system-ui,"DejaVu Sans",sans-serif;fill:#333}
 svg.timeline .small{font-size:10px}
@@ -853,8 +918,8 @@ def render_html(report: Mapping[str, Any], *, title: str = "vault audit report")
         parts.append(
             f'<p class="totals"><strong>{_plural(len(tokens), "token")}</strong> '
             f"({by_status}) \u00b7 {_plural(uses, 'use')} \u00b7 "
-            f'<span class="{"warn" if denials else ""}">{_plural(denials, "denial")}</span> \u00b7 '
-            f'<span class="{"warn" if failures else ""}">{_plural(failures, "failure")}</span></p>'
+            f"{_warn(_plural(denials, 'denial'), denials)} \u00b7 "
+            f"{_warn(_plural(failures, 'failure'), failures)}</p>"
             '<table class="summary"><thead><tr><th scope="col">Token</th>'
             '<th scope="col">Provider</th><th scope="col">Issued</th><th scope="col">Uses</th>'
             '<th scope="col">Last use</th><th scope="col">Refreshes</th>'
@@ -863,12 +928,17 @@ def render_html(report: Mapping[str, Any], *, title: str = "vault audit report")
         )
         parts.extend(_summary_row(i, t) for i, t in enumerate(tokens))
         parts.append("</tbody></table></section>")
+        parts.append(_sprites())
         parts.append(_legend())
         parts.append("<h2>Tokens</h2>")
-        budget = MAX_ROWS_TOTAL
+        rows_left, size = MAX_ROWS_TOTAL, sum(map(len, parts))
         for index, token in enumerate(tokens):
-            section, used = _token_section(index, token, min(MAX_ROWS_PER_TOKEN, budget))
-            budget -= used
+            detail = size < MAX_DETAIL_BYTES
+            section, used = _token_section(
+                index, token, min(MAX_ROWS_PER_TOKEN, rows_left), detail=detail
+            )
+            rows_left -= used
+            size += len(section)
             parts.append(section)
     parts.append("</body></html>\n")
     return "".join(parts)
