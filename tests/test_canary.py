@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ CANARIES = {
 }
 
 
-def _outputs_clean(results: list[object], secret: str, *, allowed_stdout: int = 0) -> None:
+def _outputs_clean(results: Sequence[object], secret: str, *, allowed_stdout: int = 0) -> None:
     seen_stdout = 0
     for r in results:
         stdout = getattr(r, "stdout", "")

@@ -343,15 +343,16 @@ def _digest(raw: object) -> _Events:
         joined = "".join(raw_times)
         canonical = (
             len(joined) == 20 * count
-            and set(map(len, raw_times)) <= {20}
             and not joined[19::20].strip("Z")
             and not joined[10::20].strip("T")
+            and not joined[4::20].strip("-")
+            and not joined[13::20].strip(":")
+            and set(map(len, raw_times)) <= {20}
         )
     except TypeError:  # a time that is not a string
         canonical = False
     times: list[str | None] = raw_times if canonical else [_canonical(t) for t in raw_times]
-    kinds = list(map(dict.get, events, repeat("event")))
-    is_use = list(map(eq, kinds, repeat("used")))
+    is_use = list(map(eq, map(dict.get, events, repeat("event")), repeat("used")))
 
     # A run of consecutive uses is one row, unless a use is not plain (a failed outcome, a
     # reason or a rule): those are rows of their own.
