@@ -33,6 +33,21 @@ class App:
 
         return _policy.load(self.paths)
 
+    def unchecked_store(self) -> Store:
+        """The store without the storage rules: only for `vault prune`, whose job is to empty
+        a vault that policy no longer allows where it is."""
+        if "store" in self.__dict__:
+            return self.store
+        backend, _ = self.config.backend()
+        store = Store(
+            self.paths,
+            backend=backend,
+            passphrase=self.passphrase,
+            audit_max_bytes=self.config.audit_max_bytes,
+        )
+        self.__dict__["store"] = store
+        return store
+
     @cached_property
     def store(self) -> Store:
         """The store, once the storage rules of policy allow the configured backend and place."""

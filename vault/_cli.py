@@ -102,6 +102,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="never offer to open a browser")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
+    p = add("prune", "vault._prune:cmd_prune", "expire and revoke what policy no longer allows")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--install-schedule",
+        action="store_true",
+        help="install an hourly systemd user timer (or print a crontab line)",
+    )
+    p.add_argument("--cron", action="store_true", help="with --install-schedule: print cron line")
+
+    p = add("exec", "vault._cmd_use:cmd_exec", "run a command with the token in its environment")
+    p.add_argument("name")
+    p.add_argument("--env", default="VAULT_TOKEN", metavar="VAR", help="default VAULT_TOKEN")
+    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+    p.epilog = "Usage: vault exec NAME [--env VAR] -- CMD [ARG...]"
+
+    p = add("api", "vault._cmd_use:cmd_api", "an authenticated HTTP request, like `gh api`")
+    p.add_argument("name")
+    p.add_argument("target", metavar="PATH-OR-URL")
+    p.add_argument("-X", "--method", default=None)
+    p.add_argument("-d", "--data", default=None, help="body; @FILE reads a file, @- stdin")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also send the token to HOST (it is refused by default)",
+    )
+    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+
+    p = add(
+        "credential-helper",
+        "vault._cmd_use:cmd_credential_helper",
+        "git credential helper: git config credential.helper '!vault credential-helper --name N'",
+    )
+    p.add_argument("operation", choices=["get", "store", "erase"])
+    p.add_argument("--name", required=True, help="the stored token to offer")
+
     p = add("rekey", "vault._cmd_store:cmd_rekey", "rotate the vault's data key")
     p.add_argument(
         "--new-passphrase",
@@ -165,7 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
+    # `vault exec NAME [options] -- CMD...`: what follows the first "--" is the command, never
+    # parsed as vault's options (argparse mishandles "--" under subcommands).
+    tail: list[str] | None = None
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1 :]
     ns = build_parser().parse_args(argv)
+    if ns.command == "exec":
+        ns.cmd = tail or []
+    elif tail is not None:
+        raise UsageError("`--` is only for `vault exec NAME -- CMD...`")
     verbosity = getattr(ns, "verbose", 0) or 0
     debug = bool(getattr(ns, "debug", False))
     if verbosity or debug:

@@ -10,7 +10,7 @@ from typing import Any
 from vault._app import App
 from vault._model import TokenRecord, check_name
 from vault._output import clean, dump_json, human_duration, parse_time, rfc3339, table
-from vault.errors import NotFoundError, UsageError
+from vault.errors import AuthError, NotFoundError, UsageError
 from vault.secret import Secret
 
 TOKEN_LIMIT = 16 * 1024
@@ -52,6 +52,22 @@ def use_token(
                 )
             )
             raise _not_found(name)
+        if record.revoke_pending:
+            editor.audit(
+                for_record(
+                    "used",
+                    record,
+                    editor.meta.audit_key,
+                    outcome="failure",
+                    reason="pruned; waiting for revocation",
+                    command=command,
+                )
+            )
+            raise AuthError(
+                f"the token {name!r} was pruned and is waiting to be revoked at the provider",
+                hint="the next `vault prune` retries; log in again for a new token",
+                code="revoke_pending",
+            )
         denial = app.policy.token_denial(
             record.provider, record.issuer, record.scopes, record.issued_at, time.time()
         ) or (app.policy.terminal_denial() if to_terminal else None)

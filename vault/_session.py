@@ -114,7 +114,7 @@ class Revocation:
     by_hand: str | None = None
 
 
-def revoke_at_provider(app: App, record: TokenRecord) -> Revocation:
+def revoke_at_provider(app: App, record: TokenRecord, *, timeout: float = 30.0) -> Revocation:
     """RFC 7009: revoke the refresh token (which ends the grant) or else the access token."""
     provider = provider_of(app, record)
     by_hand = provider.revoke_by_hand or record.issuer
@@ -135,7 +135,7 @@ def revoke_at_provider(app: App, record: TokenRecord) -> Revocation:
         if record.refresh_token
         else (record.access_token, "access_token")
     )
-    with _http.client() as http:
+    with _http.client(timeout) as http:
         _oauth.revoke(http, provider, endpoint, token, hint)
     return Revocation(True, "revoked", f"revoked at {_http.host_of(endpoint)}")
 

@@ -1,0 +1,244 @@
+"""`vault prune`: plans with the clock as an input, --dry-run equal to the real run, a provider
+down (kept and marked, revoked next run), concurrency with login, no prompts, scheduling."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import VaultCLI
+from tests.idp_harness import approve_complete, start_idp
+from vault._model import TokenRecord
+from vault._policy import Policy, parse_policy
+from vault._prune import plan
+from vault.secret import Secret
+
+NOW = 1_800_000_000
+
+
+def _rec(name: str, **kw: object) -> TokenRecord:
+    base: dict[str, object] = {
+        "name": name,
+        "provider": "github",
+        "issuer": "https://github.com",
+        "client_id": "c",
+        "token_type": "Bearer",
+        "access_token": Secret("at-" + name),
+        "refresh_token": None,
+        "id_token": None,
+        "scopes": ("repo",),
+        "issued_at": NOW - 60,
+        "expires_at": None,
+        "last_refresh": None,
+        "source": "login",
+        "extra": {"revocation_endpoint": "https://github.com/revoke"},
+    }
+    base.update(kw)
+    return TokenRecord(**base)  # type: ignore[arg-type]
+
+
+def _policy(text: str) -> Policy:
+    return Policy([parse_policy(text, "/etc/vault/policies/p.yaml", system=True)])
+
+
+def test_plan_covers_every_state() -> None:
+    policy = _policy(
+        "version: 1\nmax_token_age: 8h\nallowed_scopes: [repo, 'read:*']\n"
+        "allowed_issuers: ['https://github.com']\n"
+    )
+    records = [
+        _rec("fresh"),
+        _rec("old", issued_at=NOW - 9 * 3600),
+        _rec("old-imported", issued_at=NOW - 9 * 3600, source="import", extra={}),
+        _rec("expired", expires_at=NOW - 1),
+        _rec("expired-refreshable", expires_at=NOW - 1, refresh_token=Secret("rt")),
+        _rec("bad-scope", scopes=("repo", "admin:org")),
+        _rec("bad-issuer", issuer="https://evil.example"),
+        _rec("pending", revoke_pending=True),
+        _rec("no-expiry-ok", expires_at=None),
+    ]
+    actions = plan(records, policy, NOW, backend="keyring", vault_dir=Path("/v"))
+    got = {a.name: (a.reason, a.revoke) for a in actions}
+    assert got == {
+        "old": ("max_token_age", True),
+        "old-imported": ("max_token_age", False),
+        "expired": ("expired", False),
+        "bad-scope": ("scope", True),
+        "bad-issuer": ("issuer", True),
+        "pending": ("revoke_pending", True),
+    }
+    assert [a.name for a in actions] == sorted(got)
+    old = next(a for a in actions if a.name == "old")
+    assert old.source == "/etc/vault/policies/p.yaml:2"
+    # The clock is an input: an hour earlier, "old" was still within its 8 hours.
+    earlier = plan(records, policy, NOW - 3600 - 1, backend="keyring", vault_dir=Path("/v"))
+    assert "old" not in {a.name for a in earlier}
+
+
+def test_plan_storage_rule_removes_everything() -> None:
+    policy = _policy("version: 1\nstorage:\n  key_backends: [passphrase]\n")
+    actions = plan([_rec("a"), _rec("b")], policy, NOW, backend="keyring", vault_dir=Path("/v"))
+    assert [(a.name, a.reason) for a in actions] == [("a", "storage"), ("b", "storage")]
+
+
+def _policy_file(vault: VaultCLI, text: str) -> None:
+    folder = vault.home / "policies"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / "p.yaml").write_text(text)
+
+
+def test_dry_run_equals_the_real_run(vault: VaultCLI) -> None:
+    def imp(name: str, *args: str) -> None:
+        r = vault.run("import", name, "--provider", "github", *args, input=f"tok-{name}-12345")
+        assert r.returncode == 0, r
+
+    imp("keep")
+    imp("short", "--expires-in", "1")
+    imp("admin", "--scope", "admin:org")
+    imp("repo", "--scope", "repo")
+    time.sleep(1.2)
+    _policy_file(vault, "version: 1\ndenied_scopes: ['admin:*']\n")
+    dry = vault.run("prune", "--dry-run", "--json")
+    assert dry.returncode == 0, dry
+    dry_doc = json.loads(dry.stdout)
+    assert dry_doc["dry_run"] is True
+    assert dry_doc["results"] == []
+    assert vault.run("list", "--json").stdout.count('"name"') == 4  # nothing changed
+    real = vault.run("prune", "--json")
+    assert real.returncode == 0, real
+    real_doc = json.loads(real.stdout)
+    assert real_doc["plan"] == dry_doc["plan"]
+    assert {a["name"]: a["reason"] for a in real_doc["plan"]} == {
+        "admin": "scope",
+        "short": "expired",
+    }
+    assert real_doc["counts"] == {"planned": 2, "deleted": 2, "revoked": 0, "pending": 0}
+    names = [t["name"] for t in json.loads(vault.run("list", "--json").stdout)["tokens"]]
+    assert names == ["keep", "repo"]
+    pruned = vault.run("audit", "show", "--event", "pruned", "--json").stdout.splitlines()
+    assert len(pruned) == 2
+    # Idempotent.
+    again = json.loads(vault.run("prune", "--json").stdout)
+    assert again["counts"]["planned"] == 0
+
+
+def _login(vault: VaultCLI, issuer: str) -> None:
+    vault.home.mkdir(mode=0o700, exist_ok=True)
+    (vault.home / "config.yaml").write_text(
+        f"providers:\n  local:\n    issuer: {issuer}\n    client_id: vault-cli\n"
+        "    scopes: [openid, offline_access]\n"
+    )
+    proc = vault.popen("login", "local", "--json")
+    assert proc.stdout is not None
+    event = json.loads(proc.stdout.readline())
+    approve_complete(event["verification_uri_complete"])
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+def test_provider_down_keeps_the_token_marked_and_retries(vault: VaultCLI) -> None:
+    with start_idp() as idp:
+        port = idp.port
+        _login(vault, idp.issuer)
+        access = vault.run("token", "local").stdout.strip()
+    _policy_file(vault, "version: 1\nmax_token_age: 1s\n")
+    time.sleep(1.2)
+    r = vault.run("prune", "--json")
+    assert r.returncode == 7, r
+    doc = json.loads(r.stdout)
+    assert doc["results"][0]["result"] == "kept_pending"
+    listed = json.loads(vault.run("list", "--json").stdout)["tokens"]
+    assert listed[0]["revoke_pending"] is True
+    assert vault.run("token", "local").returncode in (4, 5)  # never handed out again
+    with start_idp(port=port) as idp2:
+        r = vault.run("prune", "--json")
+        assert r.returncode == 0, r
+        doc = json.loads(r.stdout)
+        assert doc["results"][0]["result"] == "revoked_and_deleted"
+        assert idp2.introspect(access)["active"] is False
+    assert json.loads(vault.run("list", "--json").stdout)["tokens"] == []
+    events = [
+        json.loads(x)["outcome"]
+        for x in vault.run("audit", "show", "--event", "pruned", "--json").stdout.splitlines()
+    ]
+    assert events == ["revoke_pending", "success"]
+
+
+def test_prune_revokes_at_the_provider(vault: VaultCLI) -> None:
+    with start_idp() as idp:
+        _login(vault, idp.issuer)
+        access = vault.run("token", "local").stdout.strip()
+        _policy_file(vault, "version: 1\ndenied_scopes: [offline_access]\n")
+        r = vault.run("prune")
+        assert r.returncode == 0, r
+        assert "revoked_and_deleted" in r.stdout
+        assert idp.introspect(access)["active"] is False
+
+
+def test_prune_concurrent_with_login_loses_nothing(vault: VaultCLI) -> None:
+    for i in range(5):
+        vault.run(
+            "import",
+            f"old{i}",
+            "--provider",
+            "github",
+            "--expires-in",
+            "1",
+            input=f"tok-old-{i}-12345",
+        )
+    time.sleep(1.2)
+    with start_idp() as idp:
+        vault.home.mkdir(mode=0o700, exist_ok=True)
+        (vault.home / "config.yaml").write_text(
+            f"providers:\n  local:\n    issuer: {idp.issuer}\n    client_id: vault-cli\n"
+            "    scopes: [openid]\n"
+        )
+        proc = vault.popen("login", "local", "--json")
+        assert proc.stdout is not None
+        event = json.loads(proc.stdout.readline())
+        results: list[int] = []
+
+        def prune_many() -> None:
+            for _ in range(4):
+                results.append(vault.run("prune", "--json").returncode)
+
+        pruner = threading.Thread(target=prune_many)
+        pruner.start()
+        approve_complete(event["verification_uri_complete"])
+        _, err = proc.communicate(timeout=60)
+        pruner.join(120)
+        assert proc.returncode == 0, err
+    assert results == [0, 0, 0, 0]
+    names = [t["name"] for t in json.loads(vault.run("list", "--json").stdout)["tokens"]]
+    assert names == ["local"]
+    assert vault.run("audit", "verify").returncode == 0
+
+
+def test_unattended_never_prompts(passphrase_vault: VaultCLI) -> None:
+    v = passphrase_vault
+    assert v.run("import", "a", "--provider", "github", input="tok-aaaaaaaa").returncode == 0
+    start = time.monotonic()
+    r = v.run("prune", env={"VAULT_PASSPHRASE_FILE": ""}, timeout=30)
+    assert r.returncode == 6, r
+    assert "never prompts" in r.stderr
+    assert time.monotonic() - start < 20
+
+
+def test_storage_rule_prunes_what_other_commands_refuse(vault: VaultCLI) -> None:
+    vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaa")
+    _policy_file(vault, "version: 1\nstorage:\n  vault_dirs: ['/nowhere']\n")
+    assert vault.run("token", "a").returncode == 5
+    r = vault.run("prune", "--json")
+    assert r.returncode == 0, r
+    assert json.loads(r.stdout)["plan"][0]["reason"] == "storage"
+
+
+def test_schedule_prints_a_crontab_line_without_systemd(vault: VaultCLI) -> None:
+    r = vault.run("prune", "--install-schedule", "--cron")
+    assert r.returncode == 0, r
+    line = r.stdout.strip()
+    assert line.startswith("17 * * * * /")
+    assert line.split()[6] == "prune"
+    assert "crontab -e" in r.stderr

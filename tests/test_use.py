@@ -1,0 +1,159 @@
+"""Using tokens without seeing them: `vault exec`, `vault api`, the git credential helper."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tests.conftest import VAULT_BIN, VaultCLI
+from tests.idp_harness import approve_complete, start_idp
+
+TOKEN = "ghp_" + "ExecCanary" * 3 + "abcdef"
+PRINT_ENV_ARGV = (
+    "import json, os, sys; print(json.dumps({'argv': sys.argv, 'env': dict(os.environ)}))"
+)
+
+
+def _import(vault: VaultCLI, *args: str) -> None:
+    r = vault.run("import", "gh", "--provider", "github", "--scope", "repo", *args, input=TOKEN)
+    assert r.returncode == 0, r
+
+
+def test_exec_puts_the_token_in_the_environment_only(vault: VaultCLI) -> None:
+    _import(vault)
+    r = vault.run("exec", "gh", "--", sys.executable, "-c", PRINT_ENV_ARGV, "an-arg")
+    assert r.returncode == 0, r
+    child = json.loads(r.stdout)
+    assert child["env"]["VAULT_TOKEN"] == TOKEN
+    assert all(TOKEN not in arg for arg in child["argv"])
+    assert child["argv"][1:] == ["an-arg"]
+    r = vault.run("exec", "gh", "--env", "GH_TOKEN", "--", sys.executable, "-c", PRINT_ENV_ARGV)
+    child = json.loads(r.stdout)
+    assert child["env"]["GH_TOKEN"] == TOKEN
+    assert "VAULT_TOKEN" not in child["env"]
+    used = [
+        json.loads(x)
+        for x in vault.run("audit", "show", "--event", "used", "--json").stdout.splitlines()
+    ]
+    assert [u["command"] for u in used] == [f"exec {os.path.basename(sys.executable)}"] * 2
+
+
+def test_exec_passes_the_exit_code_through(vault: VaultCLI) -> None:
+    _import(vault)
+    assert vault.run("exec", "gh", "--", "sh", "-c", "exit 42").returncode == 42
+    r = vault.run("exec", "gh", "--", "no-such-command-here")
+    assert r.returncode == 127
+    assert "command not found" in r.stderr
+    for bad in (["exec", "gh"], ["exec", "gh", "--env", "1BAD", "--", "true"]):
+        assert vault.run(*bad).returncode == 2
+
+
+def test_exec_obeys_policy(vault: VaultCLI) -> None:
+    _import(vault)
+    folder = vault.home / "policies"
+    folder.mkdir(mode=0o700)
+    (folder / "p.yaml").write_text("version: 1\nallowed_scopes: ['read:*']\n")
+    r = vault.run("exec", "gh", "--", "sh", "-c", "echo RAN")
+    assert r.returncode == 5, r
+    assert "RAN" not in r.stdout  # the command never ran
+
+
+def test_exec_signal_and_stdin_reach_the_child(vault: VaultCLI) -> None:
+    _import(vault)
+    proc = subprocess.Popen(
+        [VAULT_BIN, "exec", "gh", "--", "sh", "-c", "read line; echo got:$line"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=vault.full_env(),
+    )
+    out, _ = proc.communicate(b"hello\n", timeout=30)
+    assert out == b"got:hello\n"
+    proc = subprocess.Popen([VAULT_BIN, "exec", "gh", "--", "sleep", "30"], env=vault.full_env())
+    time.sleep(1.0)
+    proc.terminate()
+    assert proc.wait(10) == -15  # vault became the child: the signal reached it directly
+
+
+def _git_fill(
+    vault: VaultCLI, host: str, protocol: str = "https"
+) -> subprocess.CompletedProcess[str]:
+    helper = f"!{VAULT_BIN} credential-helper --name gh"
+    env = vault.full_env({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""})
+    return subprocess.run(
+        [
+            "git",
+            "-c",
+            "credential.helper=",
+            "-c",
+            f"credential.helper={helper}",
+            "credential",
+            "fill",
+        ],
+        input=f"protocol={protocol}\nhost={host}\n\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_git_credential_fill_through_the_helper(vault: VaultCLI) -> None:
+    _import(vault)
+    r = _git_fill(vault, "github.com")
+    assert r.returncode == 0, r
+    assert f"password={TOKEN}" in r.stdout.splitlines()
+    assert "username=x-access-token" in r.stdout.splitlines()
+    # Another host, or plain http: the helper says nothing, git has no credential.
+    assert _git_fill(vault, "gitlab.com").returncode != 0
+    assert _git_fill(vault, "github.com", protocol="http").returncode != 0
+    used = vault.run("audit", "show", "--event", "used", "--json").stdout.splitlines()
+    assert [json.loads(u)["command"] for u in used] == ["git-credential github.com"]
+    # store and erase never write the credential anywhere.
+    for op in ("store", "erase"):
+        r = vault.run(
+            "credential-helper",
+            op,
+            "--name",
+            "gh",
+            input=f"protocol=https\nhost=github.com\nusername=x\npassword={TOKEN}\n\n",
+        )
+        assert r.returncode == 0
+        assert r.stdout == ""
+
+
+def test_api_against_the_providers_userinfo(vault: VaultCLI) -> None:
+    with start_idp() as idp:
+        vault.home.mkdir(mode=0o700)
+        (vault.home / "config.yaml").write_text(
+            f"providers:\n  local:\n    issuer: {idp.issuer}\n    client_id: vault-cli\n"
+            "    scopes: [openid, profile, offline_access]\n"
+        )
+        proc = vault.popen("login", "local", "--json")
+        assert proc.stdout is not None
+        event = json.loads(proc.stdout.readline())
+        approve_complete(event["verification_uri_complete"], username="carol")
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        r = vault.run("api", "local", f"{idp.issuer}/me")
+        assert r.returncode == 0, r
+        assert json.loads(r.stdout)["sub"] == "carol"
+        # The token goes only to the provider's hosts unless asked explicitly.
+        r = vault.run("api", "local", "http://127.0.0.2:9/steal")
+        assert r.returncode == 2, r
+        assert "refusing to send" in r.stderr
+        r = vault.run("api", "local", "http://127.0.0.2:9/x", "--allow-host", "127.0.0.2:9")
+        assert r.returncode == 7, r  # allowed, but nothing listens there
+        r = vault.run("api", "local", f"{idp.issuer}/me", "-H", "Authorization: Bearer x")
+        assert r.returncode == 2
+        r = vault.run("api", "local", f"{idp.issuer}/no-such-endpoint")
+        assert r.returncode == 7
+        assert "HTTP 404" in r.stderr
+    used = [
+        json.loads(u)
+        for u in vault.run("audit", "show", "--event", "used", "--json").stdout.splitlines()
+    ]
+    assert used[0]["command"] == f"api GET {idp.issuer.split('//')[1]}/me"
