@@ -114,15 +114,15 @@ def test_git_credential_fill_through_the_helper(vault: VaultCLI) -> None:
     assert [json.loads(u)["command"] for u in used] == ["git-credential github.com"]
     # store and erase never write the credential anywhere.
     for op in ("store", "erase"):
-        r = vault.run(
+        result = vault.run(
             "credential-helper",
             op,
             "--name",
             "gh",
             input=f"protocol=https\nhost=github.com\nusername=x\npassword={TOKEN}\n\n",
         )
-        assert r.returncode == 0
-        assert r.stdout == ""
+        assert result.returncode == 0
+        assert result.stdout == ""
 
 
 def test_api_against_the_providers_userinfo(vault: VaultCLI) -> None:
