@@ -460,7 +460,7 @@ def test_odd_events_still_render() -> None:
     log.add(T0, "issued")  # out of order
     log.add(T0 + timedelta(days=1), "used", time="2026-11-02T10:00:00+02:00")  # an offset
     log.add(T0 + timedelta(days=1), "used", time="2026-11-02T09:00:00.250Z")  # fractions
-    log.add(T0, "used", time="XXXX-XX-XXTXX:XX:XXZ")  # the right length, not a time
+    log.add(T0, "refreshed", time="XXXX-XX-XXTXX:XX:XXZ")  # the right length, not a time
     log.add(T0, "used", time=None)
     log.add(T0, "teleported", "success")  # an unknown kind
     events: list[Any] = [*log.items, "not an event", 42, None, {"no": "fields"}]
@@ -561,7 +561,7 @@ def test_output_size_and_time_are_bounded() -> None:
     started = time.perf_counter()
     page = render_html(doc)
     elapsed = time.perf_counter() - started
-    assert len(page) < 8_000_000  # about 3 KB a token: aggregated, not 200 rows each
+    assert len(page) < 12_000_000  # about 4 KB a token: aggregated, not 200 rows each
     assert elapsed < 30  # generous: a loaded CI machine; benchmarks measure the real speed
     doc = uniform(1_000, 200, mixed=True)  # nothing collapses: the row caps do the work
     page = render_html(doc)
@@ -605,7 +605,7 @@ tokens = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.fixed_dictionaries(
         {"tokens": st.lists(tokens, max_size=4)},
