@@ -11,12 +11,17 @@ opened offline. The page has:
 * a legend, then for each token a timeline (uses binned per minute/hour/day/... as bars, other
   events as marks with distinct shapes, revocation as a black end bar) and a compact event list.
 
-Everything taken from the report is treated as hostile: control characters (and lone surrogates
-and bidirectional overrides, which could make a name read as another) are removed, the rest is
-HTML-escaped, and long strings are cut. The output stays bounded whatever the input: uses are
-binned (at most :data:`MAX_BINS` bars per token), runs of consecutive uses are listed as one row,
+Everything taken from the report is treated as hostile: control characters are removed,
+invisible ones (zero-width, bidirectional overrides, lone surrogates) are shown as their code
+point so that no name can pass for another, the rest is HTML-escaped, and long strings are cut.
+
+The output stays bounded whatever the input: uses are binned by the finest calendar unit that
+gives at most :data:`MAX_BINS` bars (minute, 10 minutes, hour, day, month, year, ...), other
+events are one mark per kind and bin with a count, runs of consecutive uses are listed as one row,
 each token lists at most :data:`MAX_ROWS_PER_TOKEN` rows (the first and last ones, with a row
-counting what was left out between them), and the whole page at most :data:`MAX_ROWS_TOTAL`.
+counting what was left out between them), the whole page at most :data:`MAX_ROWS_TOTAL`, and
+once the page reaches :data:`MAX_DETAIL_BYTES` the remaining tokens get their facts only (the
+summary table always has every token).
 """
 
 from __future__ import annotations
@@ -59,19 +64,28 @@ MAX_ITEMS: Final = 20
 
 # --------------------------------------------------------------------------- text
 
-# C0 and C1 controls, DEL, lone surrogates (json.loads lets them through; they cannot be encoded)
-# and the bidirectional embeddings, overrides and isolates that can make text read backwards.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# C0 and C1 controls and DEL are removed (whitespace ones become a space). Invisible characters
+# are shown by their code point instead, so that "g\u200bh" cannot pass for "gh" nor a bidi
+# override make text read backwards: zero-width and format characters, bidirectional marks,
+# embeddings, overrides and isolates, Unicode tags, and lone surrogates (json.loads lets them
+# through; they cannot even be encoded).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SPACES = re.compile("[\t\n\v\f\r]+")
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\ud800-\udfff"
+    "\U000e0000-\U000e0fff]"
+)
 _DASH = "\u2014"
 _DOT = " \u00b7 "
 
 
 def _clean(value: object) -> str:
-    """``value`` as plain text: controls stripped (whitespace ones become a space), cut short."""
+    """``value`` as plain text: controls stripped, invisible characters shown, cut short."""
     text = value if isinstance(value, str) else str(value)
     if not text.isprintable():
-        text = _UNSAFE.sub("", _SPACES.sub(" ", text))
+        text = _CONTROLS.sub("", _SPACES.sub(" ", text))
+        text = _INVISIBLE.sub(lambda m: f"\u27e8U+{ord(m.group()):04X}\u27e9", text)
     if len(text) > MAX_TEXT:
         text = f"{text[:MAX_TEXT]}\u2026 [{len(text) - MAX_TEXT:,} more characters]"
     return text
@@ -117,8 +131,9 @@ def _counted(value: object, word: str, plural: str | None = None) -> str:
 #
 # The audit module writes times as "YYYY-MM-DDTHH:MM:SSZ". Those are used as they are: they
 # compare as strings in time order, and their prefixes name the minute, hour, day, month or year
-# they fall in, so uses are binned by counting prefixes (in C, via Counter) and only one time
-# per bin is ever parsed. Any other ISO 8601 form is converted to that one first.
+# they fall in, so uses are binned by bisecting the sorted times at each prefix (or counting
+# prefixes, if out of order), and only one time per bin is ever parsed. Any other ISO 8601 form
+# is converted to that one first.
 
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
 _MAX_EPOCH: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() + 1
@@ -218,10 +233,12 @@ def _unit_for(first: str, last: str) -> _Unit:
             lo, hi = _span(first[: unit.prefix]), _span(last[: unit.prefix])
             count = 0 if lo is None or hi is None else round((hi[0] - lo[0]) / unit.seconds) + 1
         else:
-            months = int(last[:4]) * 12 + int(last[5:7]) - int(first[:4]) * 12 - int(first[5:7])
-            years = int(last[:4]) // {4: 1, 3: 10, 2: 100, 7: 1}[unit.prefix]
-            years -= int(first[:4]) // {4: 1, 3: 10, 2: 100, 7: 1}[unit.prefix]
-            count = (months if unit.prefix == 7 else years) + 1
+            year_from, year_to = int(first[:4]), int(last[:4])
+            if unit.name == "month":
+                count = (year_to - year_from) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+            else:
+                size = {"year": 1, "decade": 10, "century": 100}[unit.name]
+                count = year_to // size - year_from // size + 1
         if 0 < count <= MAX_BINS:
             return unit
     return _UNITS[-1]
@@ -362,10 +379,10 @@ def _digest(raw: object) -> _Events:
     try:
         plain_uses = (
             set(map(dict.get, uses, repeat("outcome"))) <= _PLAIN_OUTCOMES
-            and set(map(dict.get, uses, repeat("reason"))) <= {None, ""}
-            and set(map(dict.get, uses, repeat("rule"))) <= {None, ""}
+            and not any(map(dict.get, uses, repeat("reason")))
+            and not any(map(dict.get, uses, repeat("rule")))
         )
-    except TypeError:  # something unhashable
+    except TypeError:  # an unhashable outcome
         plain_uses = False
     plain = (
         is_use
@@ -526,7 +543,9 @@ def _timeline(digest: _Events, name: str) -> str:
     # Other events: one mark per kind and bin, at the first one's time, with a count if several.
     for (kind, _bin), (count, index) in sorted(marks.items(), key=lambda item: item[1][1]):
         epoch = _epoch(times[index] or "")
-        at = x_of(epoch if epoch is not None else start)
+        if epoch is None:  # shaped like a time, but not one: it is in the list, not drawn
+            continue
+        at = x_of(epoch)
         label = _KINDS[kind].label if kind != "other" else _esc(events[index].get("event"))
         title = f"{_show_time(times[index])}: {label}"
         if count > 1:
@@ -573,11 +592,6 @@ def _details(event: Mapping[str, Any]) -> str:
 def _row(digest: _Events, first: int, last: int) -> str:
     events, times = digest.events, digest.times
     event = events[first]
-    if not isinstance(event, Mapping):
-        return (
-            f'<tr class="ev-other"><td>{_DASH}</td><td></td><td>(not an event)</td><td></td>'
-            f"<td>{_esc(event)}</td></tr>"
-        )
     seq = _num(event.get("seq"))
     if first != last:
         count = last - first + 1
@@ -607,15 +621,11 @@ def _gap_row(digest: _Events, gap: Sequence[tuple[int, int]]) -> str:
         if first != last:
             counts["used"] += last - first + 1
         else:
-            event = digest.events[first]
-            counts[_kind(event.get("event")) if isinstance(event, Mapping) else "other"] += 1
+            counts[_kind(digest.events[first].get("event"))] += 1
     first, last = gap[0][0], gap[-1][1]
     dated = [t for t in digest.times[first : last + 1] if t is not None]
     span = f" from {_show_time(dated[0])} to {_show_time(dated[-1])}" if dated else ""
-    seqs = [
-        _int(digest.events[i].get("seq")) if isinstance(digest.events[i], Mapping) else None
-        for i in (first, last)
-    ]
+    seqs = [_int(digest.events[i].get("seq")) for i in (first, last)]
     seq = (
         f", seq {seqs[0]:,}\u2013{seqs[1]:,}" if seqs[0] is not None and seqs[1] is not None else ""
     )
@@ -682,11 +692,11 @@ def _ended(token: Mapping[str, Any]) -> str:
     return "<br>".join(parts) or _DASH
 
 
-def _issued(token: Mapping[str, Any]) -> str:
+def _issued(token: Mapping[str, Any], separator: str = " ") -> str:
     issued = token.get("issued")
     text = _show_time(issued, seconds=False) if issued is not None else _DASH
     by = token.get("issued_by")
-    return f"{text} <small>({_esc(by)})</small>" if by not in (None, "") else text
+    return f"{text}{separator}<small>({_esc(by)})</small>" if by not in (None, "") else text
 
 
 def _count_cell(value: object, *, warn: bool = False) -> str:
@@ -698,10 +708,10 @@ def _count_cell(value: object, *, warn: bool = False) -> str:
 def _summary_row(index: int, token: Mapping[str, Any]) -> str:
     return (
         f'<tr><th scope="row"><a href="#t{index}">{_esc(token.get("name"))}</a></th>'
-        f"<td>{_esc(token.get('provider'))}</td><td>{_issued(token)}</td>"
+        f'<td>{_esc(token.get("provider"))}</td><td class="t">{_issued(token, "<br>")}</td>'
         f"{_count_cell(token.get('uses'))}"
-        f"<td>{_show_time(token.get('last_use'), seconds=False)}</td>"
-        f"{_count_cell(token.get('refreshes'))}<td>{_ended(token)}</td>"
+        f'<td class="t">{_show_time(token.get("last_use"), seconds=False)}</td>'
+        f'{_count_cell(token.get("refreshes"))}<td class="t">{_ended(token)}</td>'
         f"{_count_cell(token.get('denials'), warn=True)}"
         f"{_count_cell(token.get('failures'), warn=True)}<td>{_status(token)}</td></tr>"
     )
@@ -816,7 +826,8 @@ th,td{border-bottom:1px solid var(--line);padding:3px 8px;text-align:left;vertic
 thead th{background:#f3f5f8;border-bottom:2px solid var(--line);font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .warn{color:#b01c1c;font-weight:700}
-.summary th[scope=row]{font-weight:600;overflow-wrap:anywhere}
+.summary th[scope=row]{font-weight:600;overflow-wrap:anywhere;min-width:8em}
+.summary td.t{white-space:nowrap}
 .summary a{color:inherit}
 .badge{font-size:12px;font-weight:600;padding:0 7px;border-radius:9px;border:1.5px solid;
 white-space:nowrap}
@@ -857,7 +868,7 @@ font-weight:600}
 .events tr.gap td{background:#fff8e1;font-style:italic;text-align:center}
 .k{color:var(--muted);font-size:12px}
 @media print{
-@page{margin:12mm}
+@page{size:landscape;margin:10mm}
 body{max-width:none;padding:0;font-size:9.5pt}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 a{color:inherit;text-decoration:none}
@@ -903,7 +914,7 @@ def render_html(report: Mapping[str, Any], *, title: str = "vault audit report")
         if isinstance(t, Mapping)
     ]
 
-    statuses: Counter[str] = Counter(_clean(t.get("status")) for t in tokens)
+    statuses: Counter[str] = Counter(_clean(t.get("status") or "unknown") for t in tokens)
     uses = sum(_int(t.get("uses")) or 0 for t in tokens)
     denials = sum(_int(t.get("denials")) or 0 for t in tokens)
     failures = sum(_int(t.get("failures")) or 0 for t in tokens)
