@@ -224,7 +224,7 @@ def request_device_code(
     endpoints: Endpoints,
     scopes: tuple[str, ...],
 ) -> DeviceAuthorization:
-    what = "device authorization"
+    what = "device authorization request"  # not "...authorization:", which reads as a header
     if not endpoints.device_authorization_endpoint:
         raise NetworkError(
             f"provider {provider.name!r} offers no device authorization endpoint",

@@ -436,8 +436,9 @@ server.listen(opts.port, '127.0.0.1', () => {
 
   handler = provider.callback();
 
-  process.stdout.write(`${JSON.stringify({ issuer, port, pid: process.pid })}\n`);
+  // stderr first: once the ready line is on stdout, a reader may look at stderr at once.
   console.error(`oidc test provider ready at ${issuer} (options: ${JSON.stringify(opts)})`);
+  process.stdout.write(`${JSON.stringify({ issuer, port, pid: process.pid })}\n`);
 });
 
 let stopping = false;
