@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.rsyslog_harness import Rsyslog, find_rsyslogd, start_rsyslog
+
 VAULT_BIN = str(Path(sys.executable).parent / "vault")
 KEYRING_PASSWORD = b"vault-test-keyring"
 
@@ -299,3 +301,63 @@ def read_record(vault: VaultCLI, name: str) -> dict[str, object] | None:
     doc = json.loads(proc.stdout)
     assert doc is None or isinstance(doc, dict)
     return doc
+
+
+# --- logging in against the local identity provider --------------------------------------
+
+DEFAULT_SCOPES = ("openid", "offline_access", "repo")
+
+
+def configure_provider(
+    vault: VaultCLI, issuer: str, scopes: tuple[str, ...] = DEFAULT_SCOPES, name: str = "local"
+) -> None:
+    """config.yaml naming the local provider (public client vault-cli)."""
+    vault.home.mkdir(mode=0o700, exist_ok=True)
+    (vault.home / "config.yaml").write_text(
+        f"providers:\n  {name}:\n    issuer: {issuer}\n    client_id: vault-cli\n"
+        f"    scopes: [{', '.join(scopes)}]\n"
+    )
+
+
+def start_login(vault: VaultCLI, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    """`vault login ARGS --json` running; returns it and its first event (the device code)."""
+    import json
+
+    proc = vault.popen("login", *args, "--json")
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first, proc.communicate(timeout=30)
+    return proc, json.loads(first)
+
+
+def finish_login(proc: subprocess.Popen[bytes]) -> tuple[int, list[dict[str, object]], str]:
+    import json
+
+    out, err = proc.communicate(timeout=90)
+    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    return proc.returncode, events, err.decode()
+
+
+def approved_login(
+    vault: VaultCLI, *args: str, username: str = "alice", deny: bool = False
+) -> tuple[int, list[dict[str, object]], str]:
+    """A whole `vault login`, the scripted person approving (or denying) on the provider's pages."""
+    from tests.idp_harness import approve_complete
+
+    proc, event = start_login(vault, *(args or ("local",)))
+    approve_complete(str(event["verification_uri_complete"]), username=username, deny=deny)
+    return finish_login(proc)
+
+
+# --- a private rsyslogd on 127.0.0.1 (module scope: tests tell records apart by markers) ----
+
+
+@pytest.fixture(scope="module")
+def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    if find_rsyslogd() is None:
+        pytest.skip("rsyslogd is not installed (Debian: apt-get install -y rsyslog)")
+    daemon = start_rsyslog(tmp_path_factory.mktemp("rsyslog"))
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VAULT_BIN, VaultCLI
-from tests.idp_harness import approve_complete, start_idp
+from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
+from tests.idp_harness import start_idp
 
 TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "zyxwvu"
 
@@ -253,18 +253,10 @@ def test_show_filters_and_reports(vault: VaultCLI, tmp_path: Path) -> None:
 
 def test_login_events_against_the_provider(vault: VaultCLI) -> None:
     with start_idp() as idp:
-        vault.home.mkdir(mode=0o700)
-        (vault.home / "config.yaml").write_text(
-            f"providers:\n  local:\n    issuer: {idp.issuer}\n    client_id: vault-cli\n"
-            "    scopes: [openid, offline_access]\n"
-        )
+        configure_provider(vault, idp.issuer, ("openid", "offline_access"))
         # A first login creates the vault; then a denied one is recorded as login_failed.
         for deny in (False, True):
-            proc = vault.popen("login", "local", "--json")
-            assert proc.stdout is not None
-            event = json.loads(proc.stdout.readline())
-            approve_complete(event["verification_uri_complete"], deny=deny)
-            proc.communicate(timeout=60)
+            approved_login(vault, deny=deny)
         assert vault.run("refresh", "local").returncode == 0
         assert vault.run("revoke", "local").returncode == 0
     events = [(r["event"], r["outcome"]) for r in _records(vault)]

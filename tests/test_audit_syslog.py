@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
-import pytest
 
 from tests.conftest import VaultCLI
-from tests.rsyslog_harness import Rsyslog, find_rsyslogd, start_rsyslog
-
-
-@pytest.fixture(scope="module")
-def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
-    if find_rsyslogd() is None:
-        pytest.skip("rsyslogd is not installed (Debian: apt-get install -y rsyslog)")
-    daemon = start_rsyslog(tmp_path_factory.mktemp("rsyslog-audit"))
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
+from tests.rsyslog_harness import Rsyslog
 
 
 def test_events_reach_rsyslog(vault: VaultCLI, rsyslog: Rsyslog) -> None:

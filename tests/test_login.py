@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SecretService, VaultCLI, read_record
+from tests.conftest import (
+    SecretService,
+    VaultCLI,
+    approved_login,
+    configure_provider,
+    finish_login,
+    read_record,
+    start_login,
+)
 from tests.idp_harness import (
     IdP,
     approve_complete,
@@ -26,12 +33,8 @@ from tests.idp_harness import (
 SCOPES = ["openid", "offline_access", "repo"]
 
 
-def _configure(vault: VaultCLI, idp: IdP, *, name: str = "local") -> None:
-    vault.home.mkdir(mode=0o700, exist_ok=True)
-    (vault.home / "config.yaml").write_text(
-        f"providers:\n  {name}:\n    issuer: {idp.issuer}\n    client_id: vault-cli\n"
-        f"    scopes: [{', '.join(SCOPES)}]\n"
-    )
+def _configure(vault: VaultCLI, idp: IdP) -> None:
+    configure_provider(vault, idp.issuer, tuple(SCOPES))
 
 
 @pytest.fixture
@@ -46,24 +49,8 @@ def configured(vault: VaultCLI, idp: IdP) -> VaultCLI:
     return vault
 
 
-def start_login(vault: VaultCLI, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
-    proc = vault.popen("login", *args, "--json")
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    assert first, proc.communicate(timeout=30)
-    return proc, json.loads(first)
-
-
-def finish(proc: subprocess.Popen[bytes]) -> tuple[int, list[dict[str, object]], str]:
-    out, err = proc.communicate(timeout=90)
-    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
-    return proc.returncode, events, err.decode()
-
-
 def login(vault: VaultCLI, *args: str) -> dict[str, object]:
-    proc, event = start_login(vault, *args)
-    approve_complete(str(event["verification_uri_complete"]))
-    code, events, err = finish(proc)
+    code, events, err = approved_login(vault, *args)
     assert code == 0, err
     return events[-1]
 
@@ -81,7 +68,7 @@ def test_full_login(configured: VaultCLI, idp: IdP) -> None:
     }
     assert str(event["verification_uri"]).startswith(idp.issuer)
     approve_complete(str(event["verification_uri_complete"]))
-    code, events, err = finish(proc)
+    code, events, err = finish_login(proc)
     assert code == 0, err
     assert events == [
         {
@@ -126,7 +113,7 @@ def test_login_with_name_scopes_and_ad_hoc_issuer(vault: VaultCLI, idp: IdP) -> 
 def test_denied_login_stores_nothing(configured: VaultCLI) -> None:
     proc, event = start_login(configured, "local")
     approve_complete(str(event["verification_uri_complete"]), deny=True)
-    code, events, err = finish(proc)
+    code, events, err = finish_login(proc)
     assert code == 4, err
     assert events[-1]["event"] == "error"
     assert events[-1]["error"] == "access_denied"
@@ -139,7 +126,7 @@ def test_expired_code(vault: VaultCLI) -> None:
         _configure(vault, idp)
         proc, event = start_login(vault, "local")
         assert event["expires_in"] == 2
-        code, events, err = finish(proc)
+        code, events, err = finish_login(proc)
     assert code == 4, err
     assert events[-1]["error"] == "expired_token"
     assert "expired" in err
@@ -158,7 +145,7 @@ def test_slow_down_is_obeyed(vault: VaultCLI) -> None:
                 break
             time.sleep(0.2)
         approve_complete(str(event["verification_uri_complete"]))
-        code, _, err = finish(proc)
+        code, _, err = finish_login(proc)
         polls = idp.polls()[str(event["user_code"])]
     assert code == 0, err
     results = [p["result"] for p in polls]
@@ -260,7 +247,7 @@ def test_ctrl_c_while_polling_stores_nothing(configured: VaultCLI) -> None:
     proc, _ = start_login(configured, "local")
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
-    code, events, err = finish(proc)
+    code, events, err = finish_login(proc)
     assert code == 130, err
     assert events[-1] == {
         "event": "error",
@@ -299,7 +286,7 @@ def test_issuer_must_match_exactly(vault: VaultCLI, idp: IdP) -> None:
 def test_login_approved_in_headless_chromium(configured: VaultCLI, idp: IdP) -> None:
     proc, event = start_login(configured, "local")
     approve_in_browser(str(event["verification_uri_complete"]), username="bob")
-    code, events, err = finish(proc)
+    code, events, err = finish_login(proc)
     assert code == 0, err
     assert events[-1]["event"] == "success"
     access = configured.run("token", "local").stdout.strip()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VAULT_BIN, VaultCLI
+from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
 from tests.idp_harness import start_idp
 from vault._policy import parse_policy
 from vault.errors import ConfigError
@@ -278,11 +278,7 @@ def test_print_to_terminal(vault: VaultCLI) -> None:
 
 
 def _configure_idp(vault: VaultCLI, issuer: str, scopes: str) -> None:
-    vault.home.mkdir(mode=0o700, exist_ok=True)
-    (vault.home / "config.yaml").write_text(
-        f"providers:\n  local:\n    issuer: {issuer}\n    client_id: vault-cli\n"
-        f"    scopes: [{scopes}]\n"
-    )
+    configure_provider(vault, issuer, tuple(s.strip() for s in scopes.split(",")))
 
 
 def test_login_scopes_refused_before_the_device_code(vault: VaultCLI) -> None:
@@ -304,34 +300,22 @@ def test_login_scopes_refused_before_the_device_code(vault: VaultCLI) -> None:
 
 
 def test_granted_scopes_beyond_policy_are_revoked_and_not_stored(vault: VaultCLI) -> None:
-    from tests.idp_harness import approve_complete
-
     with start_idp(grant_extra_scope="admin:org") as idp:
         _configure_idp(vault, idp.issuer, "openid, offline_access, repo")
         _user_policy(vault, "version: 1\ndenied_scopes: ['admin:*']\n")
-        proc = vault.popen("login", "local", "--json")
-        assert proc.stdout is not None
-        event = json.loads(proc.stdout.readline())
-        approve_complete(event["verification_uri_complete"])
-        _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 5, err
-    assert b"scope 'admin:org' is denied" in err
-    assert b"revoked and nothing was stored" in err
+        code, _, err = approved_login(vault)
+    assert code == 5, err
+    assert "scope 'admin:org' is denied" in err
+    assert "revoked and nothing was stored" in err
     assert vault.run("token", "local").returncode == 4
 
 
 def test_refresh_never_resets_the_age(vault: VaultCLI) -> None:
-    from tests.idp_harness import approve_complete
-
     with start_idp(access_ttl=3600) as idp:
         _configure_idp(vault, idp.issuer, "openid, offline_access")
         _user_policy(vault, "version: 1\nmax_token_age: 4s\n")
-        proc = vault.popen("login", "local", "--json")
-        assert proc.stdout is not None
-        event = json.loads(proc.stdout.readline())
-        approve_complete(event["verification_uri_complete"])
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0
+        code, _, err = approved_login(vault)
+        assert code == 0, err
         assert vault.run("refresh", "local").returncode == 0
         time.sleep(4.5)
         assert vault.run("refresh", "local").returncode == 0

@@ -8,7 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import VaultCLI
+from tests.conftest import (
+    VaultCLI,
+    approved_login,
+    configure_provider,
+    finish_login,
+    start_login,
+)
 from tests.idp_harness import approve_complete, start_idp
 from vault._model import TokenRecord
 from vault._policy import Policy, parse_policy
@@ -125,17 +131,9 @@ def test_dry_run_equals_the_real_run(vault: VaultCLI) -> None:
 
 
 def _login(vault: VaultCLI, issuer: str) -> None:
-    vault.home.mkdir(mode=0o700, exist_ok=True)
-    (vault.home / "config.yaml").write_text(
-        f"providers:\n  local:\n    issuer: {issuer}\n    client_id: vault-cli\n"
-        "    scopes: [openid, offline_access]\n"
-    )
-    proc = vault.popen("login", "local", "--json")
-    assert proc.stdout is not None
-    event = json.loads(proc.stdout.readline())
-    approve_complete(event["verification_uri_complete"])
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    configure_provider(vault, issuer, ("openid", "offline_access"))
+    code, _, err = approved_login(vault)
+    assert code == 0, err
 
 
 def test_provider_down_keeps_the_token_marked_and_retries(vault: VaultCLI) -> None:
@@ -190,14 +188,8 @@ def test_prune_concurrent_with_login_loses_nothing(vault: VaultCLI) -> None:
         )
     time.sleep(1.2)
     with start_idp() as idp:
-        vault.home.mkdir(mode=0o700, exist_ok=True)
-        (vault.home / "config.yaml").write_text(
-            f"providers:\n  local:\n    issuer: {idp.issuer}\n    client_id: vault-cli\n"
-            "    scopes: [openid]\n"
-        )
-        proc = vault.popen("login", "local", "--json")
-        assert proc.stdout is not None
-        event = json.loads(proc.stdout.readline())
+        configure_provider(vault, idp.issuer, ("openid",))
+        proc, event = start_login(vault, "local")
         results: list[int] = []
 
         def prune_many() -> None:
@@ -206,10 +198,10 @@ def test_prune_concurrent_with_login_loses_nothing(vault: VaultCLI) -> None:
 
         pruner = threading.Thread(target=prune_many)
         pruner.start()
-        approve_complete(event["verification_uri_complete"])
-        _, err = proc.communicate(timeout=60)
+        approve_complete(str(event["verification_uri_complete"]))
+        code, _, err = finish_login(proc)
         pruner.join(120)
-        assert proc.returncode == 0, err
+        assert code == 0, err
     assert results == [0, 0, 0, 0]
     names = [t["name"] for t in json.loads(vault.run("list", "--json").stdout)["tokens"]]
     assert names == ["local"]

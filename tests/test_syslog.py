@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -451,17 +451,6 @@ def test_unix_stream_socket_fallback(tmp_path: Path) -> None:
 
 
 # -- against a real rsyslogd ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
-    if find_rsyslogd() is None:
-        pytest.skip("rsyslogd is not installed (Debian: apt-get install -y rsyslog)")
-    daemon = start_rsyslog(tmp_path_factory.mktemp("rsyslog"))
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 def sink_for(daemon: Rsyslog, transport: str, **kwargs: object) -> SyslogSink:

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import VAULT_BIN, VaultCLI
-from tests.idp_harness import approve_complete, start_idp
+from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
+from tests.idp_harness import start_idp
 
 TOKEN = "ghp_" + "ExecCanary" * 3 + "abcdef"
 PRINT_ENV_ARGV = (
@@ -127,17 +127,9 @@ def test_git_credential_fill_through_the_helper(vault: VaultCLI) -> None:
 
 def test_api_against_the_providers_userinfo(vault: VaultCLI) -> None:
     with start_idp() as idp:
-        vault.home.mkdir(mode=0o700)
-        (vault.home / "config.yaml").write_text(
-            f"providers:\n  local:\n    issuer: {idp.issuer}\n    client_id: vault-cli\n"
-            "    scopes: [openid, profile, offline_access]\n"
-        )
-        proc = vault.popen("login", "local", "--json")
-        assert proc.stdout is not None
-        event = json.loads(proc.stdout.readline())
-        approve_complete(event["verification_uri_complete"], username="carol")
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0
+        configure_provider(vault, idp.issuer, ("openid", "profile", "offline_access"))
+        code, _, err = approved_login(vault, username="carol")
+        assert code == 0, err
         r = vault.run("api", "local", f"{idp.issuer}/me")
         assert r.returncode == 0, r
         assert json.loads(r.stdout)["sub"] == "carol"

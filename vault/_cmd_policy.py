@@ -9,18 +9,16 @@ from typing import Any
 
 from vault._app import App
 from vault._output import dump_json, table
-from vault._policy import PolicyFile, ProviderRules, Rule, format_duration, read_policy
+from vault._policy import (
+    FILE_RULES,
+    PolicyFile,
+    ProviderRules,
+    Rule,
+    format_duration,
+    read_policy,
+)
 from vault.errors import ConfigError, VaultError
 
-_FILE_RULES = (
-    "max_token_age",
-    "allowed_scopes",
-    "denied_scopes",
-    "allowed_issuers",
-    "key_backends",
-    "vault_dirs",
-    "print_to_terminal",
-)
 _NAMES = {
     "key_backends": "storage.key_backends",
     "vault_dirs": "storage.vault_dirs",
@@ -69,7 +67,7 @@ def _value(rule: Rule) -> Any:
 
 def _entries(layer: PolicyFile | ProviderRules, provider: str | None) -> list[dict[str, Any]]:
     out = []
-    for key in _FILE_RULES:
+    for key in FILE_RULES:
         rule = getattr(layer, key, None)
         if rule is not None:
             out.append(

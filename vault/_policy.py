@@ -99,6 +99,10 @@ class Rule:
         return any(_glob(p).match(item) for p in self.value)
 
 
+PROVIDER_RULES = ("max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers")
+FILE_RULES = (*PROVIDER_RULES, "key_backends", "vault_dirs", "print_to_terminal")
+
+
 @dataclass(frozen=True)
 class ProviderRules:
     max_token_age: Rule | None = None
@@ -121,23 +125,9 @@ class PolicyFile:
     providers: dict[str, ProviderRules] = field(default_factory=dict)
 
     def rule_count(self) -> int:
-        count = sum(
-            getattr(self, k) is not None
-            for k in (
-                "max_token_age",
-                "allowed_scopes",
-                "denied_scopes",
-                "allowed_issuers",
-                "key_backends",
-                "vault_dirs",
-                "print_to_terminal",
-            )
-        )
+        count = sum(getattr(self, k) is not None for k in FILE_RULES)
         for p in self.providers.values():
-            count += sum(
-                getattr(p, k) is not None
-                for k in ("max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers")
-            )
+            count += sum(getattr(p, k) is not None for k in PROVIDER_RULES)
         return count
 
 
