@@ -99,6 +99,9 @@ def main() -> int:
                 step("revoke at the provider (RFC 7009), then delete locally")
                 show(vault, "revoke", "local")
                 sys.stderr.write(f"introspection of the old token now: {idp.introspect(token)}\n")
+                step("the audit log: every step recorded, chained, verifiable")
+                show(vault, "audit", "show")
+                show(vault, "audit", "verify")
                 show(vault, "doctor")
         finally:
             service.stop()
