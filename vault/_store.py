@@ -68,20 +68,33 @@ class Snapshot:
 
 @dataclass
 class Editor:
-    """The records being changed inside ``Store.edit``; written back when the block ends."""
+    """The records being changed inside ``Store.edit``; written back when the block ends.
+
+    The payload is split into records only when something asks for all of them or changes
+    one: `vault token` reads one record by a byte search, whatever the size of the vault."""
 
     meta: Meta
-    raw: dict[str, bytes]
-    changed: bool = False
+    payload: bytes | None = None  # the decrypted payload, until split
     header: fmt.Header | None = None
+    changed: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
+    _raw: dict[str, bytes] | None = None
+
+    @property
+    def raw(self) -> dict[str, bytes]:
+        if self._raw is None:
+            self._raw = split_payload(self.payload)[1] if self.payload is not None else {}
+        return self._raw
 
     def audit(self, event: dict[str, Any]) -> None:
         """Record an audit event; it is written (and fsynced) before anything else."""
         self.events.append(event)
 
     def get(self, name: str) -> TokenRecord | None:
-        data = self.raw.get(name)
+        if self._raw is None and self.payload is not None:
+            data = find_record(self.payload, name)
+        else:
+            data = self.raw.get(name)
         return None if data is None else TokenRecord.from_json(name, data)
 
     def names(self) -> list[str]:
@@ -222,10 +235,9 @@ class Store:
             remove_stale_temporaries(self.paths.vault_dir, self.paths.key_file.name)
             opened = self._open()
             if opened is None:
-                editor = Editor(Meta.new(), {})
+                editor = Editor(Meta.new())
             else:
-                meta, raw = split_payload(opened.payload)
-                editor = Editor(meta, raw, header=opened.header)
+                editor = Editor(opened.meta, opened.payload, header=opened.header)
             try:
                 yield editor
             except BaseException:
@@ -240,15 +252,15 @@ class Store:
     def _commit(self, opened: Opened | None, editor: Editor, *, write_vault: bool) -> None:
         if not write_vault and (not editor.events or opened is None):
             return  # nothing to write; no vault is created just to hold an audit record
-        payload = join_payload(editor.meta, editor.raw.items())
         if opened is None:
-            self._create(payload, editor)
+            self._create(join_payload(editor.meta, editor.raw.items()), editor)
             return
         header = opened.header
         hwm = self._append_audit(editor, opened.hwm)
         generation = header.generation
         if write_vault:
             generation = max(header.generation, opened.stored_generation) + 1
+            payload = join_payload(editor.meta, editor.raw.items())
             self._write_vault(header.next_write(generation), opened.key, payload)
         else:
             generation = max(generation, opened.stored_generation)
@@ -321,7 +333,7 @@ class Store:
                 target = path.with_name(f"{path.name}.reset-{stamp}")
                 os.rename(path, target)
                 moved.append(str(target))
-            editor = Editor(opened.meta, {})
+            editor = Editor(opened.meta)
             editor.audit(
                 make_event(
                     "log_reset",
@@ -425,7 +437,7 @@ class Store:
             generation = max(old.generation, opened.stored_generation) + 1
             vault_id = old.vault_id
             meta = opened.meta
-            rotated = Editor(meta, {})
+            rotated = Editor(meta)
             rotated.audit(
                 make_event(
                     "key_rotated",
