@@ -172,8 +172,14 @@ class KeyringEntry:
             raise IntegrityError("the vault's keyring entry is malformed") from exc
 
 
+SECRET_SERVICE = "keyring.backends.SecretService.Keyring"
+
+
 class KeyringStore:
-    """The vault's entry in the OS keyring, every call bounded by a timeout."""
+    """The vault's entry in the OS keyring, every call bounded by a timeout.
+
+    On Secret Service (Linux), calls go straight over D-Bus (vault._secretservice), to the same
+    items keyring's backend uses; elsewhere through the keyring package's OS backend."""
 
     def __init__(self) -> None:
         self._backend: Any = None
@@ -187,7 +193,21 @@ class KeyringStore:
             self._backend = _load_backend()
         return self._backend
 
+    @staticmethod
+    def _direct() -> bool:
+        return keyring_backend_name() == SECRET_SERVICE
+
+    @staticmethod
+    def _attributes(username: str) -> dict[str, str]:
+        return {"service": SERVICE, "username": username}
+
     def load(self, vault_id: bytes) -> KeyringEntry | None:
+        if self._direct():
+            from vault._secretservice import SecretService
+
+            with SecretService(keyring_timeout()) as ss:
+                text = ss.get(self._attributes(vault_id.hex()))
+            return None if text is None else KeyringEntry.parse(text)
         backend = self._get_backend()
         text = _bounded(
             lambda: backend.get_password(SERVICE, vault_id.hex()), what="read the vault key"
@@ -198,10 +218,27 @@ class KeyringStore:
 
     def probe(self) -> None:
         """Check the keyring answers (and is unlocked) without changing anything."""
+        if self._direct():
+            from vault._secretservice import SecretService
+
+            with SecretService(keyring_timeout()) as ss:
+                ss.get(self._attributes("probe"))
+            return
         backend = self._get_backend()
         _bounded(lambda: backend.get_password(SERVICE, "probe"), what="reach the keyring")
 
     def save(self, vault_id: bytes, entry: KeyringEntry) -> None:
+        if self._direct():
+            from vault._secretservice import SecretService
+
+            username = vault_id.hex()
+            with SecretService(keyring_timeout()) as ss:
+                ss.set(
+                    self._attributes(username),
+                    f"Password for '{username}' on '{SERVICE}'",
+                    entry.dump(),
+                )
+            return
         backend = self._get_backend()
         dumped = entry.dump()
         _bounded(
@@ -210,6 +247,12 @@ class KeyringStore:
         )
 
     def delete(self, vault_id: bytes) -> None:
+        if self._direct():
+            from vault._secretservice import SecretService
+
+            with SecretService(keyring_timeout()) as ss:
+                ss.delete(self._attributes(vault_id.hex()))
+            return
         backend = self._get_backend()
 
         def run() -> None:
