@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import errno
 import functools
-import getpass
 import hashlib
 import hmac
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,7 +64,7 @@ def now_rfc3339() -> str:
 def _short(value: object) -> object:
     """Free text bound for the log: bounded, controls stripped, secret-shaped words masked
     (a reason can quote a server's error_description)."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value:
         return value
     from vault._output import clean
     from vault._redact import scrub_text
@@ -76,9 +74,15 @@ def _short(value: object) -> object:
 
 @functools.cache
 def _os_user() -> str:
+    """The login name, as getpass.getuser() finds it, without importing getpass."""
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
         return str(os.getuid())
 
 
@@ -101,7 +105,7 @@ def make_event(
         "event": kind,
         "name": name,
         "provider": provider,
-        "issuer": _short(issuer),
+        "issuer": issuer if issuer is None else issuer[:MAX_FIELD],
         "scopes": list(scopes) if scopes is not None else None,
         "outcome": outcome,
         "reason": _short(reason),
@@ -109,7 +113,7 @@ def make_event(
         "source": _short(source),
         "command": _short(command),
         "user": _os_user(),
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,
         "pid": os.getpid(),
         "fingerprint": fingerprint,
     }

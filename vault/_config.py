@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault import _yaml
 from vault._paths import Paths, read_config_text
-from vault._providers import Provider, from_config
 from vault.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vault._providers import Provider
 
 TOP_KEYS = {"key_backend", "providers", "audit"}
 AUDIT_KEYS = {"max_bytes": int, "syslog": str}
@@ -132,4 +134,6 @@ def _provider(name: str, section: Any, where: str, path: str) -> Provider:
         items: list[object] = list(value) if key == "scopes" and value else []
         if not all(isinstance(item, str) and item and " " not in item for item in items):
             raise ConfigError(f"{at}: provider {name!r}: scopes must be a list of scope names")
+    from vault._providers import from_config
+
     return from_config(name, dict(section), where)
