@@ -155,9 +155,7 @@ def cmd_import(app: App, ns: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if expires_at <= now:
             raise UsageError("--expires-at is in the past")
-    denial = app.policy.issuer_denial(provider.name, provider.issuer) or app.policy.scope_denial(
-        provider.name, scopes
-    )
+    denial = app.policy.grant_denial(provider.name, provider.issuer, scopes)
     if denial is not None:
         app.audit_only(
             for_denial(

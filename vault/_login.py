@@ -210,9 +210,7 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
         )
     scopes = tuple(dict.fromkeys(ns.scope)) if ns.scope else provider.scopes
     # Policy and the vault are checked before the person is involved.
-    denial = app.policy.issuer_denial(provider.name, provider.issuer) or app.policy.scope_denial(
-        provider.name, scopes
-    )
+    denial = app.policy.grant_denial(provider.name, provider.issuer, scopes)
     if denial is not None:
         raise denial.error()
     app.store.preflight()
@@ -237,9 +235,7 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
         screen.show(provider, endpoints, device)
         tokens = _oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
     screen.end_ticks()
-    denial = app.policy.issuer_denial(provider.name, endpoints.issuer) or app.policy.scope_denial(
-        provider.name, tokens.scopes
-    )
+    denial = app.policy.grant_denial(provider.name, endpoints.issuer, tokens.scopes)
     if denial is not None:
         # The provider granted more than policy allows: the token must not live on.
         _revoke_unwanted(provider, endpoints, tokens)

@@ -399,6 +399,10 @@ class Policy:
                 )
         return None
 
+    def grant_denial(self, provider: str, issuer: str, scopes: Iterable[str]) -> Denial | None:
+        """Whether a token for these scopes from this issuer may be obtained or stored."""
+        return self.issuer_denial(provider, issuer) or self.scope_denial(provider, scopes)
+
     def token_denial(
         self, provider: str, issuer: str, scopes: Iterable[str], issued_at: int, now: float
     ) -> Denial | None:
