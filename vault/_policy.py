@@ -360,12 +360,12 @@ class Policy:
         rule = self.max_token_age(provider)
         if rule is None:
             return None
-        age = int(now - issued_at)
+        age = now - issued_at  # not truncated: a token 1.9 s old is older than 1 s
         if age > rule.value:
             return Denial(
                 "max_token_age",
                 rule.source,
-                f"the token is {format_duration(age)} old, over the maximum "
+                f"the token is {format_duration(int(age))} old, over the maximum "
                 f"{format_duration(rule.value)} since login",
             )
         return None
