@@ -26,7 +26,6 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,7 +232,6 @@ class Hwm:
 
     seq: int = 0
     mac: str = GENESIS.decode()
-    file: str = ""
 
     def dump(self) -> dict[str, Any]:
         return {"seq": self.seq, "mac": self.mac}
@@ -521,18 +519,3 @@ def _bad(
         bad_file=str(path),
         warnings=warnings,
     )
-
-
-def iter_records(log: AuditLog) -> Iterator[dict[str, Any]]:
-    """Every complete record, oldest first (not verified: see ``verify``)."""
-    for path in log.files():
-        with open(path, "rb") as fh:
-            for raw in fh:
-                if not raw.endswith(b"\n"):
-                    break
-                try:
-                    doc = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(doc, dict):
-                    yield doc

@@ -16,14 +16,6 @@ from vault.secret import Secret
 TOKEN_LIMIT = 16 * 1024
 
 
-def _not_found(name: str) -> NotFoundError:
-    return NotFoundError(
-        f"no token named {name!r} in the vault",
-        hint="`vault list` shows the stored names; `vault login` or `vault import` adds one",
-        code="unknown_name",
-    )
-
-
 def cmd_token(app: App, ns: argparse.Namespace) -> int:
     name = check_name(ns.name)
     if ns.min_valid < 0:
@@ -51,7 +43,7 @@ def use_token(
                     "used", name=name, outcome="failure", reason="no such token", command=command
                 )
             )
-            raise _not_found(name)
+            raise NotFoundError.for_name(name)
         if record.revoke_pending:
             editor.audit(
                 for_record(
@@ -267,7 +259,7 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
         snapshot = app.store.read()
         record = snapshot.get(name) if snapshot else None
         if record is None:
-            raise _not_found(name)
+            raise NotFoundError.for_name(name)
         doc = token_json(record, now, app)
         if app.json:
             dump_json(doc)

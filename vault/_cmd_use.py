@@ -16,7 +16,7 @@ from vault._cmd_store import use_token
 from vault._http import check_url, host_of, is_loopback_host, parse_header_arg
 from vault._model import TokenRecord, check_name
 from vault._output import clean
-from vault.errors import EXIT_NETWORK, UsageError
+from vault.errors import EXIT_NETWORK, NotFoundError, UsageError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -100,9 +100,7 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
     snapshot = app.store.read()
     preview = snapshot.get(name) if snapshot else None
     if preview is None:
-        from vault._cmd_store import _not_found
-
-        raise _not_found(name)
+        raise NotFoundError.for_name(name)
     url = _api_url(preview, ns.target)
     host = host_of(url).lower()
     allowed = _allowed_hosts(preview, ns.allow_host)

@@ -214,9 +214,7 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
     if denial is not None:
         raise denial.error()
     app.store.preflight()
-    from vault import _http as http_mod
-
-    with http_mod.client() as http:
+    with _http.client() as http:
         endpoints = _oauth.discover(http, provider)
         log(
             "login.discovered",

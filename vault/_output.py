@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -68,7 +67,3 @@ def dump_json(doc: Any, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
     stream.write(json.dumps(doc, ensure_ascii=False, separators=(", ", ": ")) + "\n")
     stream.flush()
-
-
-def now() -> float:
-    return time.time()

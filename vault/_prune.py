@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from vault._app import App
 from vault._model import TokenRecord
@@ -292,7 +291,3 @@ def install_schedule(app: App, ns: argparse.Namespace) -> int:
             raise VaultError(f"systemctl --user {' '.join(args)} failed: {proc.stderr.strip()}")
     app.say(f"Installed and started {unit_dir / 'vault-prune.timer'} (hourly).")
     return 0
-
-
-def plan_json(actions: Sequence[PruneAction]) -> list[dict[str, Any]]:
-    return [asdict(a) for a in actions]

@@ -31,18 +31,6 @@ def provider_of(app: App, record: TokenRecord) -> _providers.Provider:
     return provider
 
 
-def needs_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:
-    return record.expires_at is not None and record.expires_at - now <= min_valid
-
-
-def not_found(name: str) -> NotFoundError:
-    return NotFoundError(
-        f"no token named {name!r} in the vault",
-        hint="`vault list` shows the stored names; `vault login` or `vault import` adds one",
-        code="unknown_name",
-    )
-
-
 def refresh_in(app: App, editor: Editor, record: TokenRecord) -> TokenRecord:
     """Refresh ``record`` now; the caller holds the exclusive lock (``editor``). The updated
     record (with the rotated refresh token) is put on the editor, so it is written and fsynced
@@ -102,7 +90,7 @@ def refresh_record(app: App, name: str) -> TokenRecord:
     with app.store.edit() as editor:
         record = editor.get(name)
         if record is None:
-            raise not_found(name)
+            raise NotFoundError.for_name(name)
         return refresh_in(app, editor, record)
 
 
@@ -146,7 +134,7 @@ def revoke_and_delete(app: App, name: str, *, force: bool) -> tuple[Revocation, 
     with app.store.edit() as editor:
         record = editor.get(name)
         if record is None:
-            raise not_found(name)
+            raise NotFoundError.for_name(name)
         key = editor.meta.audit_key
         try:
             result = revoke_at_provider(app, record)

@@ -97,9 +97,6 @@ class Editor:
             data = self.raw.get(name)
         return None if data is None else TokenRecord.from_json(name, data)
 
-    def names(self) -> list[str]:
-        return sorted(self.raw)
-
     def records(self) -> list[TokenRecord]:
         return [TokenRecord.from_json(n, d) for n, d in sorted(self.raw.items())]
 
@@ -497,8 +494,3 @@ class Store:
         if blob is None:
             return None
         return fmt.parse_header(blob, path=str(self.paths.vault_file))
-
-    def header(self) -> fmt.Header | None:
-        """The vault file's header, parsed but not authenticated (for `vault doctor`)."""
-        check_private_dir(self.paths.vault_dir)
-        return self._peek_header()

@@ -56,6 +56,14 @@ class AuthError(VaultError):
 class NotFoundError(AuthError):
     """No token is stored under the asked name."""
 
+    @classmethod
+    def for_name(cls, name: str) -> NotFoundError:
+        return cls(
+            f"no token named {name!r} in the vault",
+            hint="`vault list` shows the stored names; `vault login` or `vault import` adds one",
+            code="unknown_name",
+        )
+
 
 class PolicyError(VaultError):
     """Refused by policy; the message names the rule and the file it came from."""
