@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from vault._app import App
@@ -28,11 +29,17 @@ def cmd_token(app: App, ns: argparse.Namespace) -> int:
 
 
 def use_token(
-    app: App, name: str, *, min_valid: int, command: str, to_terminal: bool = False
+    app: App,
+    name: str,
+    *,
+    min_valid: int,
+    command: str | Callable[[TokenRecord], str],
+    to_terminal: bool = False,
 ) -> TokenRecord:
     """The token ``name`` ready to hand out: policy checked, refreshed if it expires within
     ``min_valid``, and its use audited (fsynced) before it is returned. Every refusal is
-    audited as a denial."""
+    audited as a denial. ``command`` may be a function of the stored record, called first,
+    under the same lock: it names the use for the audit log, or raises to refuse."""
     from vault._audit import for_denial, for_record, make_event
 
     with app.store.edit() as editor:
@@ -40,10 +47,18 @@ def use_token(
         if record is None:
             editor.audit(
                 make_event(
-                    "used", name=name, outcome="failure", reason="no such token", command=command
+                    "used",
+                    name=name,
+                    outcome="failure",
+                    reason="no such token",
+                    command=command if isinstance(command, str) else None,
                 )
             )
             raise NotFoundError.for_name(name)
+        if not isinstance(command, str):
+            # The caller checks the stored record first (a foreign host is refused here,
+            # before anything is refreshed or audited) and says what the use is.
+            command = command(record)
         if record.revoke_pending:
             editor.audit(
                 for_record(

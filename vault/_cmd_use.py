@@ -96,22 +96,26 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
             except ValueError:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
     method = (ns.method or ("POST" if body is not None else "GET")).upper()
-    # Resolve the URL and check the host before the token is even read.
-    snapshot = app.store.read()
-    preview = snapshot.get(name) if snapshot else None
-    if preview is None:
-        raise NotFoundError.for_name(name)
-    url = _api_url(preview, ns.target)
+    target: list[str] = []
+
+    def host_allowed(stored: TokenRecord) -> str:
+        """Resolve the URL and check its host before the token is refreshed or used."""
+        url = _api_url(stored, ns.target)
+        host = host_of(url).lower()
+        allowed = _allowed_hosts(stored, ns.allow_host)
+        if host not in allowed:
+            raise UsageError(
+                f"refusing to send the {name!r} token to {clean(host, 100)}: it is not the "
+                f"provider's API ({', '.join(sorted(allowed))})",
+                hint=f"pass --allow-host {clean(host, 100)} if you really mean it",
+            )
+        target.append(url)
+        return f"api {method} {host}{urllib.parse.urlsplit(url).path}"
+
+    record = use_token(app, name, min_valid=ns.min_valid, command=host_allowed)
+    url = target[0]
     host = host_of(url).lower()
-    allowed = _allowed_hosts(preview, ns.allow_host)
-    if host not in allowed:
-        raise UsageError(
-            f"refusing to send the {name!r} token to {clean(host, 100)}: it is not the provider's "
-            f"API ({', '.join(sorted(allowed))})",
-            hint=f"pass --allow-host {clean(host, 100)} if you really mean it",
-        )
     path = urllib.parse.urlsplit(url).path
-    record = use_token(app, name, min_valid=ns.min_valid, command=f"api {method} {host}{path}")
     headers["Authorization"] = f"Bearer {record.access_token.reveal()}"
     with client() as http:
         try:
@@ -160,6 +164,10 @@ def _write_body(data: bytes, ctype: str) -> None:
     sys.stdout.flush()
 
 
+class _NotForThisHost(Exception):
+    """The helper was asked for a host that is not the token's provider."""
+
+
 def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
     """git's credential helper protocol: attributes on stdin; for `get`, username/password on
     stdout when the host is the stored token's provider, nothing otherwise. `store` and `erase`
@@ -175,17 +183,22 @@ def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
         return 0
     name = check_name(ns.name)
     protocol, host = fields.get("protocol", ""), fields.get("host", "").lower()
-    snapshot = app.store.read()
-    preview = snapshot.get(name) if snapshot else None
-    if preview is None or not host:
+    if not host:
         return 0
     if protocol != "https" and not (protocol == "http" and is_loopback_host(host.split(":")[0])):
         return 0  # never hand a token to plain http
-    allowed = _allowed_hosts(preview, [])
-    allowed |= {h.split(":")[0] for h in allowed}
-    if host not in allowed and host.split(":")[0] not in allowed:
-        return 0
-    record = use_token(app, name, min_valid=60, command=f"git-credential {host}")
+
+    def provider_host(stored: TokenRecord) -> str:
+        allowed = _allowed_hosts(stored, [])
+        allowed |= {h.split(":")[0] for h in allowed}
+        if host not in allowed and host.split(":")[0] not in allowed:
+            raise _NotForThisHost
+        return f"git-credential {host}"
+
+    try:
+        record = use_token(app, name, min_valid=60, command=provider_host)
+    except (_NotForThisHost, NotFoundError):
+        return 0  # say nothing: git asks its other helpers
     username = "x-access-token" if record.provider == "github" or "github" in host else "oauth2"
     sys.stdout.write(f"username={username}\npassword={record.access_token.reveal()}\n")
     return 0
