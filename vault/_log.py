@@ -289,6 +289,11 @@ def _decode_body(content: bytes, content_type: str, *, truncated: bool) -> dict[
     return {"body": text, "truncated": True} if truncated else {"body": text}
 
 
+def _head_of(content: bytes, content_type: str) -> dict[str, Any]:
+    """The first BODY_LIMIT bytes of a body already in memory, decoded for the log."""
+    return _decode_body(content[:BODY_LIMIT], content_type, truncated=len(content) > BODY_LIMIT)
+
+
 def _log_request(request: httpx.Request) -> None:
     try:
         if not _debug_enabled():
@@ -305,13 +310,7 @@ def _log_request(request: httpx.Request) -> None:
         except httpx.RequestNotRead:
             fields["body"] = "<streaming request body, not logged>"
         else:
-            fields.update(
-                _decode_body(
-                    content[:BODY_LIMIT],
-                    request.headers.get("content-type", ""),
-                    truncated=len(content) > BODY_LIMIT,
-                )
-            )
+            fields.update(_head_of(content, request.headers.get("content-type", "")))
         get_logger(HTTP_LOGGER).debug("http.request", **fields)
     except Exception:  # noqa: S110 (logging must never break a request)
         pass
@@ -339,13 +338,7 @@ def _log_response(response: httpx.Response) -> None:
                 response.stream = _tee_stream(response, response.stream)
                 fields["body"] = "<logged as http.response.body when read>"
         else:
-            fields.update(
-                _decode_body(
-                    content[:BODY_LIMIT],
-                    response.headers.get("content-type", ""),
-                    truncated=len(content) > BODY_LIMIT,
-                )
-            )
+            fields.update(_head_of(content, response.headers.get("content-type", "")))
         get_logger(HTTP_LOGGER).debug("http.response", **fields)
     except Exception:  # noqa: S110 (logging must never break a request)
         pass
