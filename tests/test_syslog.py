@@ -392,8 +392,11 @@ def test_stalled_receiver_times_out() -> None:
         start = time.monotonic()
         with pytest.raises(SyslogError, match="timed out after 1 s"):
             sink.send_many(events)
-        elapsed = time.monotonic() - start - formatting
-    assert 0.9 < elapsed < 2.0
+        total = time.monotonic() - start
+    # The I/O alone waits the whole timeout, so the total does too; subtracting a separately
+    # measured formatting time from it (as before) undercounted under load and flaked.
+    assert total > 0.9
+    assert total - formatting < 2.0
 
 
 def test_unresolvable_host_raises_within_timeout() -> None:
