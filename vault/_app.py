@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault import _paths
 from vault._config import Config
 from vault._keys import PassphraseSource
 from vault._policy import Policy
 from vault._store import Store
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class App:

@@ -26,12 +26,11 @@ import hmac
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vault._paths import check_private_file, ensure_private_dir
+from vault._record import datarecord, field
 from vault.errors import IntegrityError
 from vault.secret import Secret
 
@@ -57,13 +56,21 @@ def fingerprint(audit_key: bytes, token: Secret) -> str:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+# Values vault itself writes into free-text fields: nothing in them to mask, so `vault token`
+# need not import (and compile) the redaction patterns to say "token".
+_OWN_WORDS = frozenset(
+    ("token", "import", "login", "imported", "device flow login", "refresh", "logout", "prune")
+)
 
 
 def _short(value: object) -> object:
     """Free text bound for the log: bounded, controls stripped, secret-shaped words masked
     (a reason can quote a server's error_description)."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or value in _OWN_WORDS:
         return value
     from vault._output import clean
     from vault._redact import scrub_text
@@ -179,7 +186,7 @@ def seal_line(key: bytes, prev_mac: bytes, body: bytes) -> tuple[bytes, bytes]:
     return body[:-1] + MAC_MARK + mac + LINE_END + b"\n", mac
 
 
-@dataclass
+@datarecord
 class Tail:
     seq: int
     mac: bytes
@@ -226,27 +233,28 @@ def read_tail(fd: int, size: int) -> Tail | None:
         ) from None
 
 
-@dataclass
+@datarecord
 class Hwm:
     """The high-water mark kept with the key: the last record written."""
 
     seq: int = 0
     mac: str = GENESIS.decode()
+    at: int = 0  # when it was saved (UNIX seconds), to space out saves after uses
 
-    def dump(self) -> dict[str, Any]:
-        return {"seq": self.seq, "mac": self.mac}
+    def dump(self, at: int) -> dict[str, Any]:
+        return {"seq": self.seq, "mac": self.mac, "at": at}
 
     @classmethod
     def load(cls, doc: object) -> Hwm:
         if not isinstance(doc, dict):
             return cls()
-        seq, mac = doc.get("seq"), doc.get("mac")
-        if not isinstance(seq, int) or not isinstance(mac, str):
+        seq, mac, at = doc.get("seq"), doc.get("mac"), doc.get("at", 0)
+        if not isinstance(seq, int) or not isinstance(mac, str) or not isinstance(at, int):
             raise IntegrityError("the audit high-water mark kept with the key is malformed")
-        return cls(seq, mac)
+        return cls(seq, mac, at)
 
 
-@dataclass
+@datarecord
 class AuditLog:
     path: Path
     audit_key: bytes
@@ -400,7 +408,7 @@ class AuditLog:
 # --- verification ------------------------------------------------------------------------
 
 
-@dataclass
+@datarecord
 class Verdict:
     ok: bool
     records: int

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault._app import App
 from vault._model import TokenRecord, check_name
@@ -15,6 +14,9 @@ from vault.errors import AuthError, NotFoundError, UsageError
 from vault.secret import Secret
 
 TOKEN_LIMIT = 16 * 1024
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def cmd_token(app: App, ns: argparse.Namespace) -> int:

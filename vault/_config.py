@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vault import _yaml
 from vault._paths import Paths, read_config_text
+from vault._record import datarecord, field
 from vault.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ PROVIDER_KEYS = {
 }
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Config:
     path: str
     key_backend: str | None = None

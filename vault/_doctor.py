@@ -6,15 +6,15 @@ import argparse
 import os
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from vault._app import App
 from vault._output import dump_json
+from vault._record import datarecord
 from vault.errors import EXIT_CONFIG, EXIT_INTEGRITY, VaultError
 
 
-@dataclass
+@datarecord
 class Check:
     name: str
     status: str  # ok | warn | fail

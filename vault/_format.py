@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, replace
 
+from vault._record import datarecord, replace
 from vault.errors import IntegrityError
 
 MAGIC = b"VAULTENC"
@@ -50,7 +50,7 @@ ARGON2_MAX_T = 64
 ARGON2_MAX_P = 64
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Header:
     kdf: int
     key_id: bytes

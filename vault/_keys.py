@@ -22,12 +22,12 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vault._fs import atomic_write
 from vault._paths import check_private_file, read_private_file
+from vault._record import datarecord, field
 from vault.errors import IntegrityError, KeyringUnavailable
 from vault.secret import Secret
 
@@ -42,6 +42,9 @@ OS_KEYRINGS = {
 }
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from vault._secretservice import SecretService
 
 
 def keyring_timeout() -> float:
@@ -134,7 +137,7 @@ def _load_backend() -> Any:
     return backend
 
 
-@dataclass
+@datarecord
 class KeyringEntry:
     """What the keyring holds for one vault."""
 
@@ -183,6 +186,7 @@ class KeyringStore:
 
     def __init__(self) -> None:
         self._backend: Any = None
+        self._service: SecretService | None = None
 
     @property
     def label(self) -> str:
@@ -201,12 +205,33 @@ class KeyringStore:
     def _attributes(username: str) -> dict[str, str]:
         return {"service": SERVICE, "username": username}
 
+    def _on_secret_service(self, call: Callable[[SecretService], T]) -> T:
+        """``call`` on the one connection a command keeps (a read and a write then cost one
+        connect, one authentication and one session); a connection that broke since it was
+        opened (the daemon restarted during a long login) is replaced once."""
+        from vault._secretservice import Disconnected, SecretService
+
+        reused = self._service is not None
+        if self._service is None:
+            self._service = SecretService(keyring_timeout())
+        try:
+            return call(self._service)
+        except Disconnected:
+            self.close()
+            if not reused:
+                raise
+        self._service = SecretService(keyring_timeout())
+        return call(self._service)
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
     def load(self, vault_id: bytes) -> KeyringEntry | None:
         if self._direct():
-            from vault._secretservice import SecretService
-
-            with SecretService(keyring_timeout()) as ss:
-                text = ss.get(self._attributes(vault_id.hex()))
+            attributes = self._attributes(vault_id.hex())
+            text = self._on_secret_service(lambda ss: ss.get(attributes))
             return None if text is None else KeyringEntry.parse(text)
         backend = self._get_backend()
         text = _bounded(
@@ -219,25 +244,18 @@ class KeyringStore:
     def probe(self) -> None:
         """Check the keyring answers (and is unlocked) without changing anything."""
         if self._direct():
-            from vault._secretservice import SecretService
-
-            with SecretService(keyring_timeout()) as ss:
-                ss.get(self._attributes("probe"))
+            attributes = self._attributes("probe")
+            self._on_secret_service(lambda ss: ss.get(attributes))
             return
         backend = self._get_backend()
         _bounded(lambda: backend.get_password(SERVICE, "probe"), what="reach the keyring")
 
     def save(self, vault_id: bytes, entry: KeyringEntry) -> None:
         if self._direct():
-            from vault._secretservice import SecretService
-
             username = vault_id.hex()
-            with SecretService(keyring_timeout()) as ss:
-                ss.set(
-                    self._attributes(username),
-                    f"Password for '{username}' on '{SERVICE}'",
-                    entry.dump(),
-                )
+            label = f"Password for '{username}' on '{SERVICE}'"
+            dumped = entry.dump()
+            self._on_secret_service(lambda ss: ss.set(self._attributes(username), label, dumped))
             return
         backend = self._get_backend()
         dumped = entry.dump()
@@ -248,10 +266,8 @@ class KeyringStore:
 
     def delete(self, vault_id: bytes) -> None:
         if self._direct():
-            from vault._secretservice import SecretService
-
-            with SecretService(keyring_timeout()) as ss:
-                ss.delete(self._attributes(vault_id.hex()))
+            attributes = self._attributes(vault_id.hex())
+            self._on_secret_service(lambda ss: ss.delete(attributes))
             return
         backend = self._get_backend()
 
@@ -350,7 +366,7 @@ def derive_key(
 KEY_FILE_MAGIC = b"VAULTKEY1\n"
 
 
-@dataclass
+@datarecord
 class KeyFileState:
     """The passphrase backend's record of the last write, MAC'd with the vault's state key."""
 

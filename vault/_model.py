@@ -16,9 +16,9 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
 from typing import Any
 
+from vault._record import datarecord, field, replace
 from vault.errors import IntegrityError, UsageError
 from vault.secret import Secret
 
@@ -38,7 +38,7 @@ def check_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class TokenRecord:
     """One stored token set. Secrets are ``Secret``; times are UNIX seconds (UTC)."""
 
@@ -157,7 +157,7 @@ def _secret_or_none(v: object) -> Secret | None:
     return None if v is None else Secret(_str(v))
 
 
-@dataclass
+@datarecord
 class Meta:
     """Per-vault secrets that travel inside the encrypted payload."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
@@ -22,11 +22,13 @@ def clean(text: object, limit: int = 512) -> str:
 def rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
 
 
 def parse_time(text: str) -> int:
     """RFC 3339 / ISO 8601 (a bare date means midnight UTC) to UNIX seconds."""
+    from datetime import UTC, datetime
+
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
+from vault._record import datarecord
 from vault.errors import ConfigError, IntegrityError
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Paths:
     config_file: Path
     policy_dir: Path

@@ -26,17 +26,17 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vault import _yaml
 from vault._paths import Paths
+from vault._record import datarecord, field
 from vault.errors import ConfigError, PolicyError
 
 POLICY_VERSION = 1
 MAX_POLICY_BYTES = 64 * 1024
-_DURATION = re.compile(r"(\d+)([smhdw])")
+_DURATION = re.compile(r"(\d{1,12})([smhdw])")  # bounded: int() refuses over 4300 digits
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # RFC 6749 §3.3 scope-token characters, plus "*" as the one wildcard.
 _SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -87,7 +87,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if ch == "*" else re.escape(ch) for ch in pattern) + r"\Z")
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Rule:
     """One rule from one file: its value and where it was written."""
 
@@ -103,7 +103,7 @@ PROVIDER_RULES = ("max_token_age", "allowed_scopes", "denied_scopes", "allowed_i
 FILE_RULES = (*PROVIDER_RULES, "key_backends", "vault_dirs", "print_to_terminal")
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class ProviderRules:
     max_token_age: Rule | None = None
     allowed_scopes: Rule | None = None
@@ -111,7 +111,7 @@ class ProviderRules:
     allowed_issuers: Rule | None = None
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class PolicyFile:
     path: str
     system: bool
@@ -302,7 +302,7 @@ def load(paths: Paths) -> Policy:
 # --- the effective policy ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Denial:
     rule: str
     source: str
@@ -316,7 +316,7 @@ class Denial:
         )
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Policy:
     files: list[PolicyFile]
 

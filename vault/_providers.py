@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
+from vault._record import datarecord, field, replace
 from vault.errors import ConfigError, UsageError
 from vault.secret import Secret
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Provider:
     """Everything needed to log in to, refresh at, revoke at and call one identity provider.
 
@@ -131,7 +130,7 @@ def from_config(name: str, doc: dict[str, object], where: str) -> Provider:
         raise ConfigError(f"{where}: provider {name!r} needs an issuer")
     if preset_name == "gitlab" and "issuer" in changes and "api_base" not in changes:
         changes["api_base"] = str(changes["issuer"]).rstrip("/") + "/api/v4"
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return replace(base, **changes)
 
 
 def resolve(name: str, configured: dict[str, Provider]) -> Provider:

@@ -11,17 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vault._app import App
 from vault._model import TokenRecord
 from vault._output import dump_json, rfc3339, table
 from vault._policy import Policy
+from vault._record import asdict, datarecord
 from vault.errors import EXIT_NETWORK, AuthError, NetworkError, VaultError
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class PruneAction:
     name: str
     provider: str
@@ -104,7 +104,7 @@ def plan(
     return actions
 
 
-@dataclass
+@datarecord
 class Outcome:
     action: PruneAction
     result: str  # deleted | revoked_and_deleted | kept_pending
@@ -176,7 +176,7 @@ def run_plan(
 
 
 def _marked(record: TokenRecord) -> TokenRecord:
-    from dataclasses import replace
+    from vault._record import replace
 
     return replace(record, revoke_pending=True)
 

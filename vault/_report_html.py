@@ -34,12 +34,13 @@ import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import compress, groupby, islice, repeat
 from operator import eq, itemgetter, le, not_
 from typing import Any, Final
+
+from vault._record import datarecord
 
 __all__ = [
     "MAX_BINS",
@@ -180,7 +181,7 @@ def _show_time(value: object, *, seconds: bool = True) -> str:
     return f"{canonical[:10]} {canonical[11:19] if seconds else canonical[11:16]}"
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class _Unit:
     """A bin of the timeline: the time span one canonical-time prefix names."""
 
@@ -247,7 +248,7 @@ def _unit_for(first: str, last: str) -> _Unit:
 # --------------------------------------------------------------------------- event kinds
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class _Kind:
     label: str
     colour: str
@@ -319,7 +320,7 @@ def _mark(kind: str, x: float, y: float) -> str:
 # --------------------------------------------------------------------------- one token
 
 
-@dataclass
+@datarecord
 class _Events:
     """One token's events, digested with list-at-a-time operations (a token may have thousands)."""
 

@@ -25,6 +25,10 @@ ITEM_IFACE = "org.freedesktop.Secret.Item"
 KEYRING_APPLICATION = "Python keyring library"  # what keyring's backend sets on its items
 
 
+class Disconnected(KeyringUnavailable):
+    """The session bus connection broke (the daemon or the bus stopped)."""
+
+
 class SecretService:
     """One connection to the session bus and one plain session; close() when done."""
 
@@ -75,6 +79,11 @@ class SecretService:
                 f"the OS keyring did not answer within {self.timeout:g} s ({method})",
                 hint="the keyring may be busy or waiting for an unlock prompt; set "
                 "VAULT_KEYRING_TIMEOUT to wait longer",
+            ) from None
+        except OSError as exc:  # the bus went away under us
+            raise Disconnected(
+                f"the connection to the OS keyring was lost ({method}: {type(exc).__name__})",
+                hint="is the Secret Service (gnome-keyring, KeePassXC) still running?",
             ) from None
         try:
             return unwrap_msg(reply)

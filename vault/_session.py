@@ -8,13 +8,13 @@ is written (and fsynced) before the new access token is handed out.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
 
 from vault import _http, _oauth, _providers
 from vault._app import App
 from vault._audit import for_record
 from vault._model import TokenRecord
 from vault._output import rfc3339
+from vault._record import datarecord, replace
 from vault._store import Editor
 from vault._trace import log
 from vault.errors import AuthError, NetworkError, NotFoundError, UsageError
@@ -94,7 +94,7 @@ def refresh_record(app: App, name: str) -> TokenRecord:
         return refresh_in(app, editor, record)
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Revocation:
     revoked: bool
     status: str  # revoked | unsupported | imported | failed

@@ -1,0 +1,234 @@
+"""What keeps `vault token` fast, held to its contract: the hand parser agrees with argparse,
+the light record classes behave as the dataclasses they replace, the command imports nothing
+it does not need, and the audit mark kept with the key lags only behind successful uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import VaultCLI
+from vault._audit import Hwm
+from vault._cli import _parse_token
+from vault._parser import parse
+from vault._record import FrozenInstanceError, asdict, datarecord, field, replace
+from vault._store import MARK_INTERVAL, _mark_can_wait
+from vault.errors import UsageError
+
+TOKEN = "ghp_" + "Q9w8E7r6T5" * 3 + "abcdef"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["token", "gh"],
+        ["token", "gh", "--min-valid", "30"],
+        ["token", "--min-valid=30", "gh"],
+        ["token", "gh", "--passphrase-file", "/x/p"],
+        ["token", "--passphrase-file=/x/p", "gh", "--min-valid", "0"],
+        ["token", "gh", "--min-valid", "-5"],
+        ["token", "gh", "--min-valid", "7", "--min-valid", "9"],
+    ],
+)
+def test_token_parser_agrees_with_argparse(argv: list[str]) -> None:
+    fast = _parse_token(argv)
+    full = parse(argv)
+    assert fast is not None
+    assert fast.name == full.name
+    assert fast.min_valid == full.min_valid
+    assert getattr(fast, "passphrase_file", None) == getattr(full, "passphrase_file", None)
+    assert fast.handler == full.handler
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["token"],
+        ["token", "a", "b"],
+        ["token", "gh", "--min-valid"],
+        ["token", "gh", "--min-valid", "x"],
+        ["token", "gh", "--min-valid", "٣"],  # a digit to str.isdigit, not to argparse's int()
+        ["token", "gh", "-v"],
+        ["token", "gh", "--debug"],
+        ["token", "--help"],
+        ["token", "gh", "--bogus"],
+        ["list"],
+    ],
+)
+def test_anything_unusual_goes_to_argparse(argv: list[str]) -> None:
+    assert _parse_token(argv) is None
+
+
+def test_argparse_still_reports_the_mistakes() -> None:
+    with pytest.raises(UsageError, match="--min-valid"):
+        parse(["token", "gh", "--min-valid", "x"])
+
+
+@datarecord(frozen=True)
+class _Point:
+    x: int
+    y: int = 0
+    tags: list[str] = field(default_factory=list)
+
+
+@datarecord(frozen=True)
+class _Pair:
+    a: int
+    b: int
+
+
+@datarecord
+class _Checked:
+    n: int
+    seen: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise ValueError("negative")
+
+
+def test_datarecord_behaves_like_a_dataclass() -> None:
+    p = _Point(1)
+    assert (p.x, p.y, p.tags) == (1, 0, [])
+    assert _Point(1, 2) == _Point(x=1, y=2)
+    assert _Point(1) != _Point(2)
+    assert repr(_Point(1, 2, ["a"])) == "_Point(x=1, y=2, tags=['a'])"
+    assert _Point(1).tags is not _Point(1).tags  # a fresh default per instance
+    with pytest.raises(FrozenInstanceError):
+        p.x = 3  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del p.y  # type: ignore[misc]
+    assert len({_Pair(1, 2), _Pair(1, 2), _Pair(2, 1)}) == 2  # frozen: hashable by value
+    assert replace(p, y=5) == _Point(1, 5)
+    assert asdict(_Point(1, 2)) == {"x": 1, "y": 2, "tags": []}
+    with pytest.raises(TypeError):
+        replace(p, z=1)
+    with pytest.raises(TypeError):
+        _Point()  # type: ignore[call-arg]
+
+
+def test_datarecord_mutable_runs_post_init_and_is_unhashable() -> None:
+    c = _Checked(1)
+    c.n = 2
+    assert c == _Checked(2)
+    with pytest.raises(TypeError):
+        hash(c)
+    with pytest.raises(ValueError, match="negative"):
+        _Checked(-1)
+    with pytest.raises(ValueError, match="negative"):
+        replace(c, n=-1)  # replace builds through __init__, checks included
+
+
+def test_datarecord_refuses_a_required_field_after_a_default() -> None:
+    with pytest.raises(TypeError, match="without a default"):
+
+        @datarecord
+        class _Bad:
+            a: int = 0
+            b: int  # type: ignore[misc]
+
+
+# Modules `vault token` must never pay for.
+HEAVY = (
+    "argparse",
+    "dataclasses",
+    "inspect",
+    "httpx",
+    "structlog",
+    "yaml",
+    "keyring",
+    "secretstorage",
+    "argon2",
+    "datetime",
+    "vault._redact",
+    "vault._log",
+    "vault._oauth",
+    "vault._parser",
+)
+
+
+def test_vault_token_imports_nothing_heavy(vault: VaultCLI) -> None:
+    assert vault.run("import", "gh", "--provider", "github", input=TOKEN).returncode == 0
+    code = (
+        "import sys\n"
+        "from vault.__main__ import main\n"
+        "code = main(['token', 'gh'])\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=vault.full_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == TOKEN + "\n"
+    loaded = set(proc.stderr.split())
+    assert "vault._store" in loaded  # the probe saw the command's modules
+    assert sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY) == []
+
+
+def _event(kind: str, outcome: str = "success") -> dict[str, Any]:
+    return {"event": kind, "outcome": outcome}
+
+
+def test_mark_waits_only_after_successful_uses() -> None:
+    saved = Hwm(seq=10, mac="ab" * 32, at=1_000_000)
+    now = 1_000_000 + MARK_INTERVAL - 1
+    assert _mark_can_wait([_event("used")], saved, now)
+    assert _mark_can_wait([_event("used"), _event("used")], saved, now)
+    assert not _mark_can_wait([_event("used", "failure")], saved, now)  # a refusal
+    assert not _mark_can_wait([_event("denied", "failure")], saved, now)
+    assert not _mark_can_wait([_event("used"), _event("refreshed")], saved, now)
+    assert not _mark_can_wait([_event("used")], saved, 1_000_000 + MARK_INTERVAL)  # due
+    assert not _mark_can_wait([_event("used")], saved, 1_000_000 - 1)  # the clock went back
+
+
+def _keyring_mark(vault: VaultCLI) -> dict[str, Any]:
+    vault_id = json.loads(vault.run("status", "--json").stdout)["vault"]["vault_id"]
+    code = (
+        "import sys, keyring.backends.SecretService as s\n"
+        "print(s.Keyring().get_password('vault', sys.argv[1]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, vault_id],
+        env=vault.full_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    mark: dict[str, Any] = json.loads(proc.stdout)["extra"]["audit"]
+    return mark
+
+
+def _last_seq(vault: VaultCLI) -> int:
+    lines = (vault.home / "audit.jsonl").read_text().splitlines()
+    seq: int = json.loads(lines[-1])["seq"]
+    return seq
+
+
+def test_uses_leave_the_mark_and_everything_else_moves_it(vault: VaultCLI) -> None:
+    assert vault.run("import", "gh", "--provider", "github", input=TOKEN).returncode == 0
+    after_import = _keyring_mark(vault)
+    assert after_import["seq"] == _last_seq(vault) == 1
+    for _ in range(3):
+        assert vault.run("token", "gh").returncode == 0
+    assert _last_seq(vault) == 4
+    assert _keyring_mark(vault) == after_import  # three uses, no keyring write
+    assert vault.run("audit", "verify").returncode == 0  # a log ahead of its mark is fine
+    assert vault.run("token", "missing").returncode != 0  # a failed use moves it
+    assert _keyring_mark(vault)["seq"] == _last_seq(vault) == 5
+    assert vault.run("logout", "gh").returncode == 0
+    assert _keyring_mark(vault)["seq"] == _last_seq(vault) == 6
+    # Whatever the mark has seen cannot be cut off the log unnoticed.
+    path = vault.home / "audit.jsonl"
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))
+    assert vault.run("audit", "verify").returncode == 6
