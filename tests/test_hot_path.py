@@ -101,7 +101,7 @@ def test_datarecord_behaves_like_a_dataclass() -> None:
     with pytest.raises(FrozenInstanceError):
         p.x = 3  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        del p.y  # type: ignore[misc]
+        del p.y
     assert len({_Pair(1, 2), _Pair(1, 2), _Pair(2, 1)}) == 2  # frozen: hashable by value
     assert replace(p, y=5) == _Point(1, 5)
     assert asdict(_Point(1, 2)) == {"x": 1, "y": 2, "tags": []}
