@@ -4,16 +4,22 @@ it does not need, and the audit mark kept with the key lags only behind successf
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import VaultCLI
-from vault._audit import Hwm
+from vault._audit import Hwm, chain_mac_function, read_lines
 from vault._cli import _parse_token
+from vault._cmd_audit import _lines_with
 from vault._parser import parse
 from vault._record import FrozenInstanceError, asdict, datarecord, field, replace
 from vault._store import MARK_INTERVAL, _mark_can_wait
@@ -232,3 +238,30 @@ def test_uses_leave_the_mark_and_everything_else_moves_it(vault: VaultCLI) -> No
     path = vault.home / "audit.jsonl"
     path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))
     assert vault.run("audit", "verify").returncode == 6
+
+
+@given(key=st.binary(min_size=0, max_size=200), prev=st.binary(max_size=64), body=st.binary())
+@settings(max_examples=200, deadline=None)
+def test_chain_mac_function_is_hmac_sha256(key: bytes, prev: bytes, body: bytes) -> None:
+    expected = hmac.new(key, prev + b"\n" + body, hashlib.sha256).hexdigest().encode()
+    assert chain_mac_function(key)(prev, body) == expected
+
+
+@given(
+    lines=st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b), max_size=30),
+    torn=st.binary(max_size=20).filter(lambda b: b"\n" not in b),
+    block=st.integers(min_value=1, max_value=64),
+    needle=st.binary(min_size=1, max_size=3).filter(lambda b: b"\n" not in b),
+)
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_block_readers_see_the_lines_a_split_sees(
+    tmp_path: Path, lines: list[bytes], torn: bytes, block: int, needle: bytes
+) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(b"".join(line + b"\n" for line in lines) + torn)
+    ending = [b"?"]
+    assert list(read_lines(path, ending, block)) == lines
+    assert ending == [torn]
+    assert list(_lines_with(path, needle, block)) == [line for line in lines if needle in line]

@@ -127,13 +127,17 @@ def run_plan(
         return plan(records, app.policy, when, backend=backend, vault_dir=app.paths.vault_dir), []
     outcomes: list[Outcome] = []
     with store.edit() as editor:
+        by_name = {r.name: r for r in editor.records()}  # each parsed once
         actions = plan(
-            editor.records(), app.policy, when, backend=backend, vault_dir=app.paths.vault_dir
+            list(by_name.values()),
+            app.policy,
+            when,
+            backend=backend,
+            vault_dir=app.paths.vault_dir,
         )
         key = editor.meta.audit_key
         for action in actions:
-            record = editor.get(action.name)
-            assert record is not None
+            record = by_name[action.name]
             if action.revoke:
                 try:
                     result = revoke_at_provider(app, record, timeout=10.0)
