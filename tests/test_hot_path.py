@@ -20,10 +20,12 @@ from tests.conftest import VaultCLI
 from vault._audit import Hwm, chain_mac_function, read_lines
 from vault._cli import _parse_token
 from vault._cmd_audit import _lines_with
+from vault._keys import derive_key
 from vault._parser import parse
 from vault._record import FrozenInstanceError, asdict, datarecord, field, replace
 from vault._store import MARK_INTERVAL, _mark_can_wait
-from vault.errors import UsageError
+from vault.errors import IntegrityError, UsageError
+from vault.secret import Secret
 
 TOKEN = "ghp_" + "Q9w8E7r6T5" * 3 + "abcdef"
 
@@ -265,3 +267,25 @@ def test_block_readers_see_the_lines_a_split_sees(
     assert list(read_lines(path, ending, block)) == lines
     assert ending == [torn]
     assert list(_lines_with(path, needle, block)) == [line for line in lines if needle in line]
+
+
+@pytest.mark.parametrize(
+    ("t_cost", "m_cost", "parallelism", "salt"),
+    [(1, 8, 1, b"s" * 8), (3, 1024, 4, b"\x00" * 16), (2, 4096, 2, bytes(range(32)))],
+)
+def test_derive_key_is_argon2id_as_argon2_cffi_computes_it(
+    t_cost: int, m_cost: int, parallelism: int, salt: bytes
+) -> None:
+    from argon2.low_level import Type, hash_secret_raw
+
+    secret = Secret("pass phrase ∂ with unicode")
+    expected = hash_secret_raw(
+        secret.reveal().encode(), salt, t_cost, m_cost, parallelism, 32, Type.ID
+    )
+    got = derive_key(secret, salt=salt, t_cost=t_cost, m_cost=m_cost, parallelism=parallelism)
+    assert got == expected
+
+
+def test_derive_key_reports_what_argon2_refuses() -> None:
+    with pytest.raises(IntegrityError, match="Argon2"):
+        derive_key(Secret("x"), salt=b"short", t_cost=1, m_cost=8, parallelism=1)
