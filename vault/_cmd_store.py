@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from vault._app import App
 from vault._model import TokenRecord, check_name
 from vault._output import clean, dump_json, human_duration, parse_time, rfc3339, table
+from vault._policy import CLOCK_STEP_TOLERANCE
 from vault.errors import AuthError, NotFoundError, UsageError
 from vault.secret import Secret
 
@@ -17,6 +18,8 @@ TOKEN_LIMIT = 16 * 1024
 
 if TYPE_CHECKING:
     import argparse
+
+    from vault._store import Editor
 
 
 def cmd_token(app: App, ns: argparse.Namespace) -> int:
@@ -42,7 +45,7 @@ def use_token(
     ``min_valid``, and its use audited (fsynced) before it is returned. Every refusal is
     audited as a denial. ``command`` may be a function of the stored record, called first,
     under the same lock: it names the use for the audit log, or raises to refuse."""
-    from vault._audit import for_denial, for_record, make_event
+    from vault._audit import for_record, make_event
 
     with app.store.edit() as editor:
         record = editor.get(name)
@@ -61,51 +64,83 @@ def use_token(
             # The caller checks the stored record first (a foreign host is refused here,
             # before anything is refreshed or audited) and says what the use is.
             command = command(record)
-        if record.revoke_pending:
-            editor.audit(
-                for_record(
-                    "used",
-                    record,
-                    editor.meta.audit_key,
-                    outcome="failure",
-                    reason="pruned; waiting for revocation",
-                    command=command,
-                )
-            )
-            raise AuthError(
-                f"the token {name!r} was pruned and is waiting to be revoked at the provider",
-                hint="the next `vault prune` retries; log in again for a new token",
-                code="revoke_pending",
-            )
-        denial = app.policy.token_denial(
-            record.provider, record.issuer, record.scopes, record.issued_at, time.time()
-        ) or (app.policy.terminal_denial() if to_terminal else None)
-        if denial is not None:
-            editor.audit(
-                for_denial(
-                    denial,
-                    name=name,
-                    provider=record.provider,
-                    issuer=record.issuer,
-                    scopes=record.scopes,
-                    command=command,
-                )
-            )
-            raise denial.error()
+        refuse_unusable(app, editor, record, command=command, to_terminal=to_terminal)
         if _wants_refresh(record, min_valid, time.time()):
             from vault._session import refresh_in
 
-            record = refresh_in(app, editor, record)
+            try:
+                record = refresh_in(app, editor, record)
+            except AuthError as exc:
+                if exc.code == "expired":  # refused before any refresh was tried or audited
+                    editor.audit(
+                        for_record(
+                            "used",
+                            record,
+                            editor.meta.audit_key,
+                            outcome="failure",
+                            reason=exc.message,
+                            command=command,
+                        )
+                    )
+                raise
         editor.audit(for_record("used", record, editor.meta.audit_key, command=command))
     return record
+
+
+def refuse_unusable(
+    app: App, editor: Editor, record: TokenRecord, *, command: str, to_terminal: bool = False
+) -> None:
+    """Raise (after auditing the refusal) if ``record`` may not be handed out or refreshed: it
+    was pruned and waits for revocation, or policy no longer allows it."""
+    from vault._audit import for_denial, for_record
+
+    name = record.name
+    if record.revoke_pending:
+        editor.audit(
+            for_record(
+                "used",
+                record,
+                editor.meta.audit_key,
+                outcome="failure",
+                reason="pruned; waiting for revocation",
+                command=command,
+            )
+        )
+        raise AuthError(
+            f"the token {name!r} was pruned and is waiting to be revoked at the provider",
+            hint="the next `vault prune` retries; log in again for a new token",
+            code="revoke_pending",
+        )
+    denial = app.policy.token_denial(
+        record.provider, record.issuer, record.scopes, record.issued_at, time.time()
+    ) or (app.policy.terminal_denial() if to_terminal else None)
+    if denial is not None:
+        editor.audit(
+            for_denial(
+                denial,
+                name=name,
+                provider=record.provider,
+                issuer=record.issuer,
+                scopes=record.scopes,
+                command=command,
+            )
+        )
+        raise denial.error()
 
 
 def _wants_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:
     """Expired, or expiring within ``min_valid``; except a token refreshed moments ago whose
     whole lifetime is shorter than ``min_valid``: another process refreshed it while this one
     waited for the lock, and refreshing again would gain at most a few seconds of validity
-    while spending the refresh token once more."""
-    if record.expires_at is None or record.expires_at - now > min_valid:
+    while spending the refresh token once more. A refreshable token obtained "in the future"
+    (the clock was ahead then, or went back since) is refreshed: its expiry overstates what
+    is left of it."""
+    if record.expires_at is None:
+        return False
+    obtained = record.issued_at if record.last_refresh is None else record.last_refresh
+    if record.refresh_token and obtained > now + CLOCK_STEP_TOLERANCE:
+        return True
+    if record.expires_at - now > min_valid:
         return False
     if record.expires_at <= now or record.last_refresh is None:
         return True

@@ -28,7 +28,7 @@ def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
             raise UsageError("--issuer and --client-id go together")
         base = _providers.PRESETS.get(ns.provider or "oidc", _providers.PRESETS["oidc"])
         _http.check_url(ns.issuer, what="--issuer", error=UsageError)
-        from dataclasses import replace
+        from vault._record import replace
 
         return replace(
             base,

@@ -55,6 +55,9 @@ STORAGE_KEYS = {"key_backends", "vault_dirs"}
 TOKENS_KEYS = {"print_to_terminal"}
 
 
+CLOCK_STEP_TOLERANCE = 300  # seconds the clock may stand behind a token's issue time
+
+
 def parse_duration(text: object, where: str, key: str) -> int:
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise ConfigError(f"{where}: {key}: a duration such as 90m, 8h or 30d, not {text!r}")
@@ -252,6 +255,9 @@ def _check_owner(path: Path, *, system: bool) -> None:
         st = os.stat(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy: {exc.strerror}") from exc
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        # A FIFO would block the read forever; a device is no policy either.
+        raise ConfigError(f"{path}: the policy is not a regular file")
     # Root's, or yours (tests, and a policy you wrote yourself). Anyone who may add a file can
     # only tighten: rules combine strictest-wins. Editing others' files is what must be
     # impossible, hence the mode check on every file and on the system folder.
@@ -361,6 +367,15 @@ class Policy:
         if rule is None:
             return None
         age = now - issued_at  # not truncated: a token 1.9 s old is older than 1 s
+        if age < -CLOCK_STEP_TOLERANCE:
+            # Issued "in the future": the clock moved backward since the login (or the login
+            # ran on a clock that was ahead). Its real age cannot be told, so it is not trusted.
+            return Denial(
+                "max_token_age",
+                rule.source,
+                f"the token was issued {format_duration(int(-age))} after the present time: "
+                "the clock moved backward, so its age is unknown",
+            )
         if age > rule.value:
             return Denial(
                 "max_token_age",

@@ -91,6 +91,11 @@ def refresh_record(app: App, name: str) -> TokenRecord:
         record = editor.get(name)
         if record is None:
             raise NotFoundError.for_name(name)
+        from vault._cmd_store import refuse_unusable
+
+        # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
+        # a refresh token, and extend a grant, for nothing anyone may use.
+        refuse_unusable(app, editor, record, command="refresh")
         return refresh_in(app, editor, record)
 
 
