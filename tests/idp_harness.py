@@ -143,6 +143,24 @@ class IdP:
         data: dict[str, list[dict[str, object]]] = resp.json()
         return data
 
+    def grants(self) -> dict[str, list[dict[str, object]]]:
+        """Return the grant and revocation log from ``GET /_test/grants``.
+
+        ``grants`` lists, in order, every ``refresh_token`` grant and every
+        successful ``device_code`` grant: ``t`` (server time when the request
+        arrived, ms), ``grant_type``, ``status``, ``result`` (``ok`` or the
+        OAuth error), ``error_detail`` (oidc-provider's reason for an error,
+        e.g. ``refresh token already used``), ``presented_sha256`` (the refresh
+        token presented), ``issued_refresh_sha256`` and ``issued_access_sha256``.
+        ``revocations`` lists every revocation request: ``t``, ``client_id``,
+        ``status``, ``token_sha256``, ``token_type_hint`` and ``found`` (the
+        kind of token it found, or None). Tokens appear only as SHA-256 hex.
+        """
+        resp = httpx.get(self.url("/_test/grants"), timeout=10)
+        resp.raise_for_status()
+        data: dict[str, list[dict[str, object]]] = resp.json()
+        return data
+
     def introspect(self, token: str) -> dict[str, object]:
         """Introspect ``token`` (RFC 7662) as the confidential client ``introspector``."""
         resp = httpx.post(
@@ -214,6 +232,7 @@ def _server_args(
     token_type: str | None,
     omit_scope: bool,
     port: int = 0,
+    store_size: int = 1000,
 ) -> list[str]:
     """Translate keyword options into ``server.mjs`` command-line flags."""
     # --flag=value, so that a value starting with "-" is not taken for a flag.
@@ -233,6 +252,8 @@ def _server_args(
         args.append(f"--token-type={token_type}")
     if omit_scope:
         args.append("--omit-scope")
+    if store_size != 1000:
+        args.append(f"--store-size={store_size}")
     return args
 
 
@@ -267,6 +288,7 @@ def start_idp(
     token_type: str | None = None,
     omit_scope: bool = False,
     port: int = 0,
+    store_size: int = 1000,
 ) -> IdP:
     """Start ``node tests/idp/server.mjs`` and return the running :class:`IdP`.
 
@@ -281,6 +303,8 @@ def start_idp(
         token_type: a value the server puts in ``token_type`` instead of ``Bearer``.
         omit_scope: the server removes ``scope`` from token responses.
         port: the port to listen on; 0 picks a free one.
+        store_size: entries the provider's in-memory store keeps (oidc-provider's
+            default, 1000, is about a hundred logins; a load test needs more).
 
     Raises:
         IdPError: ``tests/idp/node_modules`` is missing, ``node`` is missing, or
@@ -302,6 +326,7 @@ def start_idp(
             token_type=token_type,
             omit_scope=omit_scope,
             port=port,
+            store_size=store_size,
         ),
     ]
     # Kept open for the provider's lifetime and closed by IdP.stop().
@@ -754,6 +779,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--grant-extra-scope", default=None)
     serve.add_argument("--token-type", default=None)
     serve.add_argument("--omit-scope", action="store_true")
+    serve.add_argument("--store-size", type=int, default=1000)
 
     appr = sub.add_parser("approve", help="approve a device login over plain HTTP")
     appr.add_argument("url", help="verification_uri_complete")
@@ -792,6 +818,7 @@ def _serve(args: argparse.Namespace) -> int:
         token_type=args.token_type,
         omit_scope=args.omit_scope,
         port=args.port,
+        store_size=args.store_size,
     )
     stop = False
 

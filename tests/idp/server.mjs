@@ -18,6 +18,10 @@ console.log = (...args) => console.error(...args);
 console.info = (...args) => console.error(...args);
 
 const { default: Provider } = await import('oidc-provider');
+// Not in the package's documented API, but the package has no "exports" map and the
+// version is pinned: used only to size the in-memory store (--store-size).
+const { default: MemoryAdapter } = await import('oidc-provider/lib/adapters/memory_adapter.js');
+const { default: LRU } = await import('oidc-provider/lib/helpers/lru.js');
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const PUBLIC_CLIENT_ID = 'vault-cli';
@@ -40,6 +44,7 @@ function usage() {
   --grant-extra-scope S       add scope S to every token response's "scope" (misbehaviour)
   --token-type T              rewrite "token_type" in token responses to T (misbehaviour)
   --omit-scope                remove "scope" from token responses (misbehaviour)
+  --store-size N              entries the in-memory store keeps (default 1000, oidc-provider's own)
   -h, --help                  show this help`;
 }
 
@@ -60,6 +65,7 @@ function parseCli(argv) {
         'grant-extra-scope': { type: 'string' },
         'token-type': { type: 'string' },
         'omit-scope': { type: 'boolean', default: false },
+        'store-size': { type: 'string', default: '1000' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -97,6 +103,7 @@ function parseCli(argv) {
     grantExtraScope: v['grant-extra-scope'] || null,
     tokenType: v['token-type'] || null,
     omitScope: v['omit-scope'],
+    storeSize: int('store-size', 1),
   };
 }
 
@@ -153,6 +160,35 @@ function stateFor(deviceCode) {
     deviceState.set(deviceCode, state);
   }
   return state;
+}
+
+// Every refresh_token grant and every successful device_code grant, in order:
+// { t, grant_type, status, result, error_detail, presented_sha256, issued_refresh_sha256,
+//   issued_access_sha256 }. Tokens appear only as SHA-256 hex.
+const grantLog = [];
+// Every revocation request: { t, client_id, status, token_sha256, token_type_hint, found }.
+const revocationLog = [];
+
+function sha256OrNull(value) {
+  return typeof value === 'string' && value ? sha256Hex(value) : null;
+}
+
+function recordGrant(ctx, params, t) {
+  const grantType = params.get('grant_type');
+  const body = ctx.body && typeof ctx.body === 'object' ? ctx.body : {};
+  const ok = ctx.status === 200 && Boolean(body.access_token);
+  if (grantType !== 'refresh_token' && !(grantType === DEVICE_CODE_GRANT && ok)) return;
+  grantLog.push({
+    t,
+    grant_type: grantType,
+    status: ctx.status,
+    result: ok ? 'ok' : (body.error || `http_${ctx.status}`),
+    // oidc-provider's own reason, e.g. "refresh token already used" for a replayed one.
+    error_detail: ok ? null : (ctx.state.grantErrorDetail || null),
+    presented_sha256: grantType === 'refresh_token' ? sha256OrNull(params.get('refresh_token')) : null,
+    issued_refresh_sha256: ok ? sha256OrNull(body.refresh_token) : null,
+    issued_access_sha256: ok ? sha256OrNull(body.access_token) : null,
+  });
 }
 
 function recordPoll(state, entry) {
@@ -276,6 +312,11 @@ async function testEndpoints(ctx, next) {
     ctx.body = Object.fromEntries(pollLog);
     return;
   }
+  if (ctx.path === '/_test/grants' && ctx.method === 'GET') {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { grants: grantLog, revocations: revocationLog };
+    return;
+  }
   if (ctx.path === '/_test/config' && ctx.method === 'GET') {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ...opts };
@@ -325,6 +366,7 @@ async function tokenEndpoint(ctx, next) {
   const params = new URLSearchParams(raw);
 
   let state = null;
+  const startedMs = Date.now();
   if (params.get('grant_type') === DEVICE_CODE_GRANT && params.get('device_code')) {
     state = stateFor(params.get('device_code'));
     const now = Date.now();
@@ -379,6 +421,7 @@ async function tokenEndpoint(ctx, next) {
   } else {
     await next();
   }
+  recordGrant(ctx, params, startedMs);
 
   const body = ctx.body;
   if (ctx.status === 200 && body && typeof body === 'object' && body.access_token) {
@@ -406,6 +449,29 @@ async function introspectionEndpoint(ctx, next) {
   ctx.body = { ...body, scope: scopes.join(' ') };
 }
 
+// Logs every revocation request (token as SHA-256 hex) for /_test/grants.
+async function revocationEndpoint(ctx, next) {
+  if (ctx.path !== '/token/revocation' || ctx.method !== 'POST') {
+    await next();
+    return;
+  }
+  const t = Date.now();
+  try {
+    await next();
+  } finally {
+    const oidc = ctx.oidc;
+    const entities = oidc?.entities || {};
+    revocationLog.push({
+      t,
+      client_id: oidc?.client?.clientId || null,
+      status: ctx.status,
+      token_sha256: sha256OrNull(oidc?.params?.token),
+      token_type_hint: oidc?.params?.token_type_hint || null,
+      found: entities.RefreshToken ? 'RefreshToken' : (entities.AccessToken ? 'AccessToken' : null),
+    });
+  }
+}
+
 // ---------------------------------------------------------------- startup
 
 let handler = (_req, res) => {
@@ -423,9 +489,18 @@ server.listen(opts.port, '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
 
-  const provider = new Provider(issuer, makeConfiguration());
+  const configuration = makeConfiguration();
+  if (opts.storeSize !== 1000) {
+    // oidc-provider's default memory adapter is an LRU of 1000 entries (about ten per
+    // login): a long load test would evict live grants. Same adapter, bigger store.
+    const store = new LRU({ maxSize: opts.storeSize });
+    // 15: oidc-provider's default clockTolerance, which its own memory adapter is given.
+    configuration.adapter = (model) => new MemoryAdapter(model, store, 15);
+  }
+  const provider = new Provider(issuer, configuration);
   provider.on('server_error', (_ctx, err) => console.error('server_error:', err));
-  provider.on('grant.error', (_ctx, err) => {
+  provider.on('grant.error', (ctx, err) => {
+    ctx.state.grantErrorDetail = err.error_detail || err.message;
     if (err.error !== 'authorization_pending') console.error('grant.error:', err.error, err.message);
   });
 
@@ -433,6 +508,7 @@ server.listen(opts.port, '127.0.0.1', () => {
   provider.use(deviceAuthorization);
   provider.use(tokenEndpoint);
   provider.use(introspectionEndpoint);
+  provider.use(revocationEndpoint);
 
   handler = provider.callback();
 
