@@ -19,6 +19,7 @@ discloses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -290,6 +291,10 @@ class Hwm:
         return cls(seq, mac, at)
 
 
+def _reason(exc: OSError) -> str:
+    return "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or type(exc).__name__
+
+
 @datarecord
 class AuditLog:
     path: Path
@@ -374,10 +379,9 @@ class AuditLog:
                     os.fsync(fd)
                 except OSError:
                     pass
-                reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
                 raise IntegrityError(
-                    f"cannot write the audit log {self.path}: {reason}; the operation was not "
-                    "carried out"
+                    f"cannot write the audit log {self.path}: {_reason(exc)}; the operation was "
+                    "not carried out"
                 ) from exc
             return Hwm(seq, mac.decode()), written_records
         finally:
@@ -399,14 +403,27 @@ class AuditLog:
 
     def _set_aside(self, fd: int, tail: Tail) -> dict[str, Any]:
         aside = self.path.with_name(f"{self.path.name}.torn-{tail.seq}-{int(time.time())}")
-        fd2 = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        created = cut = False
         try:
-            os.write(fd2, tail.torn)
-            os.fsync(fd2)
-        finally:
-            os.close(fd2)
-        os.ftruncate(fd, tail.end)
-        os.fsync(fd)
+            fd2 = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            created = True
+            try:
+                if os.write(fd2, tail.torn) != len(tail.torn):
+                    raise OSError(errno.ENOSPC, "short write")
+                os.fsync(fd2)
+            finally:
+                os.close(fd2)
+            cut = True
+            os.ftruncate(fd, tail.end)
+            os.fsync(fd)
+        except OSError as exc:
+            if created and not cut:  # the torn bytes are still in the log: drop the copy
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)
+            raise IntegrityError(
+                f"cannot set aside the torn last record of the audit log {self.path}: "
+                f"{_reason(exc)}; the operation was not carried out"
+            ) from exc
         self.warnings.append(
             f"the audit log ended with a torn record ({len(tail.torn)} bytes after record "
             f"{tail.seq}, from a crash); it was set aside in {aside}"
@@ -419,12 +436,18 @@ class AuditLog:
 
     def _rotate(self, last_seq: int) -> None:
         target = self.path.with_name(f"{self.path.name}.{last_seq:012d}")
-        os.rename(self.path, target)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            os.rename(self.path, target)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise IntegrityError(
+                f"cannot rotate the audit log {self.path} to {target.name}: {_reason(exc)}; "
+                "the operation was not carried out"
+            ) from exc
 
     def _archive_tail(self) -> tuple[int, bytes]:
         archives = self.archives()

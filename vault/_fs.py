@@ -40,6 +40,7 @@ def atomic_write(path: Path, data: bytes, *, what: str) -> None:
         raise IntegrityError(f"cannot open folder {folder}: {exc.strerror}") from exc
     tmp = _tmp_name(path)
     created = False
+    renamed = False
     try:
         fd = os.open(
             tmp,
@@ -56,9 +57,17 @@ def atomic_write(path: Path, data: bytes, *, what: str) -> None:
             os.close(fd)
         os.rename(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         created = False
+        renamed = True
         os.fsync(dir_fd)
     except OSError as exc:
         reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        if renamed:
+            # The new version already replaced the old one: saying "unchanged" would be false.
+            raise IntegrityError(
+                f"wrote {what} {path}, but could not flush its folder to disk: {reason}; the new "
+                "version is in place but may not survive a crash of the machine",
+                hint="check the disk and the kernel log (dmesg)",
+            ) from exc
         raise IntegrityError(
             f"cannot write {what} {path}: {reason}; the previous version is unchanged"
         ) from exc
@@ -98,15 +107,33 @@ def lock_timeout() -> float:
     return max(0.0, value)
 
 
+def _open_lock(lock_file: Path, *, exclusive: bool) -> int | None:
+    """The lock file, opened for flock; None for a reader on a read-only file system where it
+    does not exist (no vault process ever wrote there, and none can)."""
+    try:
+        return os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exclusive or exc.errno != errno.EROFS:
+            raise IntegrityError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
+    # Reads never write: on a read-only mount (a backup, an auditor's copy, a read-only bind
+    # mount of the real folder) a shared flock on a read-only descriptor is just as good.
+    try:
+        return os.open(lock_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IntegrityError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
+
+
 @contextlib.contextmanager
 def locked(lock_file: Path, *, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
     """Hold an flock on ``lock_file`` (created 0600). The kernel drops it when the holder dies,
     so a crashed process never leaves the vault locked."""
     limit = lock_timeout() if timeout is None else timeout
-    try:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise IntegrityError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
+    fd = _open_lock(lock_file, exclusive=exclusive)
+    if fd is None:
+        yield
+        return
     try:
         op = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + limit

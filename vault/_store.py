@@ -253,7 +253,9 @@ class Store:
             self._create(join_payload(editor.meta, editor.raw.items()), editor)
             return
         header = opened.header
+        before = len(self.appended)
         hwm = self._append_audit(editor, opened.hwm)
+        written = self.appended[before:]  # with any record the log added (rotation, torn line)
         generation = header.generation
         if write_vault:
             generation = max(header.generation, opened.stored_generation) + 1
@@ -261,7 +263,7 @@ class Store:
             self._write_vault(header.next_write(generation), opened.key, payload)
         else:
             generation = max(generation, opened.stored_generation)
-            if _mark_can_wait(editor.events, opened.hwm, time.time()):
+            if _mark_can_wait(written, opened.hwm, time.time()):
                 return
         self._save_state(
             header, opened.key, generation=generation, hwm=hwm, entry=opened.entry, meta=editor.meta
@@ -293,11 +295,19 @@ class Store:
             extra["audit"] = hwm.dump(at)
             self._save_entry(header.vault_id, KeyringEntry({header.key_id: key}, generation, extra))
         else:
-            write_key_file(
-                self.paths.key_file,
-                KeyFileState(header.vault_id, generation, {"audit": hwm.dump(at)}),
-                meta.state_key,
-            )
+            try:
+                write_key_file(
+                    self.paths.key_file,
+                    KeyFileState(header.vault_id, generation, {"audit": hwm.dump(at)}),
+                    meta.state_key,
+                )
+            except IntegrityError as exc:
+                # As _save_entry: the vault is written, only rollback detection lags. Failing
+                # here would report a stored change as not made.
+                self.warnings.append(
+                    f"the vault was written, but its key file could not record the generation: "
+                    f"{exc}"
+                )
 
     def _create(self, payload: bytes, editor: Editor) -> None:
         meta = editor.meta
