@@ -1,0 +1,381 @@
+"""Crash consistency: a `vault` process SIGKILLed at any step of a write leaves a vault that
+opens and holds exactly the old or exactly the new state, and an audit log that verifies.
+
+The real executable runs with tests/crashhook/sitecustomize.py on its PYTHONPATH (and only its
+own): the hook counts the calls that change the vault's files (the vault, the key file
+`vault.key`, the audit log and its rotation, their temporaries, folder fsyncs) and its keyring
+entry (D-Bus CreateItem/Delete). Each command is run once in count mode to list those calls;
+then, from the same starting state every time (files copied back, keyring entry written back),
+it is killed at each of them: before every call, halfway through every write() (a torn write),
+and after the last call. After one call returns and before the next counted call starts nothing
+changes on disk or in the keyring (every such change is a counted call), so "after call i" is
+the state "before call i+1" and is run once; VAULT_TEST_CRASH_EVERY_PHASE=1 runs both anyway.
+
+After each crash: `vault list` succeeds and shows the old or the new names (where the command
+changes them); `vault audit verify` accepts the log (a torn last line may be reported, never a
+broken chain) and holds the old records or the new ones (always the new ones once the vault
+holds the new state: the record is written first); `vault token` opens the vault and hands out
+the old or the new token, writing again after the crash (a torn line is then set aside and the
+log verifies without it). Where the crash left no vault at all (the first write), the command
+is run again and must succeed from what was left.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SecretService, VaultCLI
+from tests.fake_oauth import FakeOAuth, Reply, fake_oauth, json_reply
+from tests.fault_hook import Call, hook_env, read_trace
+
+TOKEN_A = "ghp_" + "Aa1" * 10 + "crashA"
+TOKEN_B = "ghp_" + "Bb2" * 10 + "crashB"
+EVERY_PHASE = os.environ.get("VAULT_TEST_CRASH_EVERY_PHASE") == "1"
+
+
+class KeyringItem:
+    """The vault's entry in the test Secret Service, saved once and written back before each
+    run (the generation and audit mark it holds must match the files copied back)."""
+
+    def __init__(self, service: SecretService, vault_id: str) -> None:
+        from jeepney.io.blocking import open_dbus_connection
+
+        self.attributes = {"service": "vault", "username": vault_id}
+        self.conn = open_dbus_connection(bus=service.bus_address)
+        self.saved = self._item().get_secret()
+
+    def _item(self) -> Any:
+        import secretstorage
+
+        items = list(secretstorage.search_items(self.conn, self.attributes))
+        assert len(items) == 1, items
+        return items[0]
+
+    def restore(self) -> None:
+        self._item().set_secret(self.saved)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass
+class Scenario:
+    """One command, crashed at every point, from the state its setup left."""
+
+    vault: VaultCLI
+    args: tuple[str, ...]
+    old: dict[str, str]  # name -> access token, before the command
+    new: Callable[[], dict[str, str]]  # ... after it (asked after each run: refresh varies)
+    stdin: str | None = None
+    keyring: KeyringItem | None = None
+    template: Path = field(default_factory=Path)
+    old_records: int = 0
+    new_records: int = 0
+
+
+def _audit_records(home: Path) -> int:
+    """Complete lines in the audit log and its rotated files (a torn last line is not one)."""
+    total = 0
+    for path in home.glob("audit.jsonl*"):
+        suffix = path.name.removeprefix("audit.jsonl")
+        if suffix == "" or suffix.lstrip(".").isdigit():
+            total += path.read_bytes().count(b"\n")
+    return total
+
+
+def _restore(sc: Scenario) -> None:
+    home = sc.vault.home
+    if home.exists():
+        shutil.rmtree(home)
+    if sc.template.exists():
+        shutil.copytree(sc.template, home, symlinks=True)
+    if sc.keyring is not None:
+        sc.keyring.restore()
+
+
+def _ok(vault: VaultCLI, *args: str, stdin: str | None = None) -> str:
+    r = vault.run(*args, input=stdin)
+    assert r.returncode == 0, r
+    return r.stdout
+
+
+def _points(calls: list[Call]) -> list[str]:
+    points = []
+    for call in calls:
+        points.append(call.at("before"))
+        if call.op == "write" and not call.path.endswith(".tmp"):
+            # Half a record in a file written in place (the audit log). Half a temporary file
+            # is never seen: it is renamed only after it was written whole and fsynced.
+            points.append(call.at("torn"))
+        if EVERY_PHASE:
+            points.append(call.at("after"))
+    if calls and not EVERY_PHASE:
+        points.append(calls[-1].at("after"))
+    return points
+
+
+def _check(sc: Scenario, point: str) -> None:
+    """The state a crash at ``point`` left: opens, old or new, audit log verifies."""
+    vault = sc.vault
+    new = sc.new()
+    names = set(sc.old)
+    if set(sc.old) != set(new):
+        r = vault.run("list", "--json")
+        assert r.returncode == 0, (point, r)
+        names = {t["name"] for t in json.loads(r.stdout)["tokens"]}
+        assert names in (set(sc.old), set(new)), (point, names)
+    # else `vault token` below is what must open it, and tells the old value from the new.
+    records: int | None = None
+    v = vault.run("audit", "verify", "--json")
+    if not vault.vault_file.exists():
+        # Killed before the first vault file was in place: the old state is "no vault".
+        assert not sc.old, (point, v)
+        assert v.returncode == 6, (point, v)
+        assert "there is no vault" in v.stderr, (point, v)
+        assert "Traceback" not in v.stderr
+    else:
+        assert v.returncode == 0, (point, v)
+        doc = json.loads(v.stdout)
+        assert doc["ok"] is True, (point, doc)
+        records = int(doc["records"])
+        assert sc.old_records <= records <= sc.new_records, (point, records, sc)
+    torn = "torn last line" in v.stderr
+    if point.endswith(":torn") and records is not None:
+        assert torn, (point, "half a record was written, verify must report it", v)
+    recovered = False
+    if not names:
+        # Nothing was stored: the same command must work now, from what the crash left.
+        r = vault.run(*sc.args, input=sc.stdin)
+        assert r.returncode == 0, (point, r)
+        names, recovered = set(new), True
+    other = set(new) if names == set(sc.old) else set(sc.old)
+    probe = sorted((names - other) or names)[0]
+    r = vault.run("token", probe)
+    assert r.returncode == 0, (point, r)
+    value = r.stdout.strip()
+    is_old = names == set(sc.old) and value == sc.old.get(probe)
+    is_new = names == set(new) and value == new.get(probe)
+    assert is_old or is_new, (point, names, probe)
+    if is_new and not is_old and records is not None:
+        assert records == sc.new_records, (point, "the vault changed before its audit record")
+    if torn or recovered:
+        v = vault.run("audit", "verify")
+        assert v.returncode == 0, (point, v)
+        assert "torn last line" not in v.stderr, (point, v)
+
+
+def _crash_everywhere(sc: Scenario, record_property: Callable[[str, object], None]) -> int:
+    home = sc.vault.home
+    base = home.parent
+    sc.template = base / "template"
+    if home.exists():
+        shutil.copytree(home, sc.template, symlinks=True)
+    sc.old_records = _audit_records(home)
+    log = base / "trace.jsonl"
+    r = sc.vault.run(*sc.args, input=sc.stdin, env=hook_env(home, log=str(log)))
+    assert r.returncode == 0, r
+    calls = read_trace(log)
+    sc.new_records = _audit_records(home)
+    assert sc.new_records > sc.old_records
+    points = _points(calls)
+    assert len(points) > 0, "no crash point found: the hook saw no write"
+    started = time.monotonic()
+    for point in points:
+        _restore(sc)
+        r = sc.vault.run(*sc.args, input=sc.stdin, env=hook_env(home, crash_at=point))
+        assert r.returncode == -signal.SIGKILL, (point, "the crash point was not reached", r)
+        _check(sc, point)
+    print(
+        f"\ncrash points for `vault {' '.join(sc.args)}`: {len(points)} "
+        f"({len(calls)} calls: {', '.join(sorted({c.op for c in calls}))}); "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    record_property("crash_points", len(points))
+    record_property("crash_calls", len(calls))
+    record_property("crash_command", " ".join(sc.args))
+    return len(points)
+
+
+# --- the scenarios --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as s:
+        yield s
+
+
+def _keyring_item(vault: VaultCLI, service: SecretService, stack: ExitStack) -> KeyringItem:
+    vault_id = json.loads(_ok(vault, "status", "--json"))["vault"]["vault_id"]
+    item = KeyringItem(service, vault_id)
+    stack.callback(item.close)
+    return item
+
+
+def _import(vault: VaultCLI, name: str, token: str) -> None:
+    _ok(vault, "import", name, "--provider", "github", stdin=token)
+
+
+def test_crash_first_import(vault: VaultCLI, record_property: Any) -> None:
+    """The first write: creates the folder, the keyring entry, the audit log and the vault."""
+    sc = Scenario(
+        vault,
+        ("import", "a", "--provider", "github"),
+        old={},
+        new=lambda: {"a": TOKEN_A},
+        stdin=TOKEN_A,
+    )
+    assert _crash_everywhere(sc, record_property) > 0
+
+
+def test_crash_import(
+    vault: VaultCLI, secret_service: SecretService, stack: ExitStack, record_property: Any
+) -> None:
+    _import(vault, "a", TOKEN_A)
+    sc = Scenario(
+        vault,
+        ("import", "b", "--provider", "github"),
+        old={"a": TOKEN_A},
+        new=lambda: {"a": TOKEN_A, "b": TOKEN_B},
+        stdin=TOKEN_B,
+        keyring=_keyring_item(vault, secret_service, stack),
+    )
+    assert _crash_everywhere(sc, record_property) > 0
+
+
+def test_crash_logout(
+    vault: VaultCLI, secret_service: SecretService, stack: ExitStack, record_property: Any
+) -> None:
+    _import(vault, "a", TOKEN_A)
+    _import(vault, "b", TOKEN_B)
+    sc = Scenario(
+        vault,
+        ("logout", "b"),
+        old={"a": TOKEN_A, "b": TOKEN_B},
+        new=lambda: {"a": TOKEN_A},
+        keyring=_keyring_item(vault, secret_service, stack),
+    )
+    assert _crash_everywhere(sc, record_property) > 0
+
+
+def test_crash_rekey_keyring(
+    vault: VaultCLI, secret_service: SecretService, stack: ExitStack, record_property: Any
+) -> None:
+    _import(vault, "a", TOKEN_A)
+    sc = Scenario(
+        vault,
+        ("rekey",),
+        old={"a": TOKEN_A},
+        new=lambda: {"a": TOKEN_A},
+        keyring=_keyring_item(vault, secret_service, stack),
+    )
+    assert _crash_everywhere(sc, record_property) > 0
+
+
+def test_crash_rekey_passphrase(passphrase_vault: VaultCLI, record_property: Any) -> None:
+    """The passphrase backend: the vault, then its key file vault.key (generation, audit mark)."""
+    _import(passphrase_vault, "a", TOKEN_A)
+    sc = Scenario(
+        passphrase_vault,
+        ("rekey",),
+        old={"a": TOKEN_A},
+        new=lambda: {"a": TOKEN_A},
+    )
+    assert _crash_everywhere(sc, record_property) > 0
+
+
+def test_crash_token(
+    vault: VaultCLI, secret_service: SecretService, stack: ExitStack, record_property: Any
+) -> None:
+    """`vault token` appends a `used` record before it prints."""
+    _import(vault, "a", TOKEN_A)
+    sc = Scenario(
+        vault,
+        ("token", "a"),
+        old={"a": TOKEN_A},
+        new=lambda: {"a": TOKEN_A},
+        keyring=_keyring_item(vault, secret_service, stack),
+    )
+    assert _crash_everywhere(sc, record_property) > 0
+
+
+def test_crash_token_rotating_the_audit_log(
+    vault: VaultCLI, secret_service: SecretService, stack: ExitStack, record_property: Any
+) -> None:
+    """A `used` record that rotates the log (audit.max_bytes reached): rename, new file."""
+    vault.home.mkdir(mode=0o700)
+    (vault.home / "config.yaml").write_text("audit:\n  max_bytes: 4096\n")
+    _import(vault, "a", TOKEN_A)
+    log = vault.home / "audit.jsonl"
+    for _ in range(40):
+        if log.stat().st_size >= 4096:
+            break
+        _ok(vault, "token", "a")
+    assert log.stat().st_size >= 4096
+    assert not list(vault.home.glob("audit.jsonl.0*"))  # the next write is the first rotation
+    sc = Scenario(
+        vault,
+        ("token", "a"),
+        old={"a": TOKEN_A},
+        new=lambda: {"a": TOKEN_A},
+        keyring=_keyring_item(vault, secret_service, stack),
+    )
+    assert _crash_everywhere(sc, record_property) > 0
+    assert any(c for c in read_trace(vault.home.parent / "trace.jsonl") if c.op == "rename")
+
+
+def _rotating_token_endpoint(issued: list[str]) -> Callable[[dict[str, str]], Reply]:
+    counter = itertools.count(1)
+
+    def reply(form: dict[str, str]) -> Reply:
+        n = next(counter)
+        issued.append(f"at-{n:05d}-" + "y" * 24)
+        return json_reply(
+            {
+                "access_token": issued[-1],
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "refresh_token": f"rt-{n:05d}-" + "z" * 24,
+                "scope": "openid",
+            }
+        )
+
+    return reply
+
+
+def test_crash_refresh(
+    vault: VaultCLI, secret_service: SecretService, stack: ExitStack, record_property: Any
+) -> None:
+    """`vault refresh`: the rotated tokens are written (with their audit record) or not at all.
+    Against a scripted provider on 127.0.0.1 that hands out a new token on every call."""
+    issued: list[str] = []
+    fake: FakeOAuth = stack.enter_context(fake_oauth({"/token": _rotating_token_endpoint(issued)}))
+    vault.home.mkdir(mode=0o700)
+    (vault.home / "config.yaml").write_text(
+        f"providers:\n  local:\n    issuer: {fake.issuer}\n    client_id: cli\n"
+        "    scopes: [openid]\n"
+    )
+    r = vault.run("login", "local", "--no-browser", timeout=90)
+    assert r.returncode == 0, r
+    first = issued[-1]
+    assert _ok(vault, "token", "local").strip() == first
+    sc = Scenario(
+        vault,
+        ("refresh", "local"),
+        old={"local": first},
+        new=lambda: {"local": issued[-1]},
+        keyring=_keyring_item(vault, secret_service, stack),
+    )
+    assert _crash_everywhere(sc, record_property) > 0
