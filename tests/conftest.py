@@ -109,6 +109,14 @@ def start_secret_service(base: Path, *, unlock: bool = True) -> SecretService:
     (base / "run").mkdir(mode=0o700, parents=True, exist_ok=True)
     (base / "data").mkdir(parents=True, exist_ok=True)
     (base / "home").mkdir(parents=True, exist_ok=True)
+    # The bus gets the private home too: if the keyring daemon dies, D-Bus activation starts a
+    # new one with the bus's environment, which must never be the developer's own home.
+    private = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(base / "home"),
+        "XDG_DATA_HOME": str(base / "data"),
+        "XDG_RUNTIME_DIR": str(base / "run"),
+    }
     dbus = subprocess.Popen(
         [
             "dbus-daemon",
@@ -119,18 +127,13 @@ def start_secret_service(base: Path, *, unlock: bool = True) -> SecretService:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        env=private,
         start_new_session=True,
     )
     assert dbus.stdout is not None
     address = dbus.stdout.readline().decode().strip()
     service = SecretService(base, address, dbus)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(base / "home"),
-        "XDG_DATA_HOME": str(base / "data"),
-        "XDG_RUNTIME_DIR": str(base / "run"),
-        "DBUS_SESSION_BUS_ADDRESS": address,
-    }
+    env = {**private, "DBUS_SESSION_BUS_ADDRESS": address}
     args = ["gnome-keyring-daemon", "--foreground", "--components=secrets"]
     if unlock:
         args.append("--unlock")
