@@ -98,6 +98,25 @@ _OWN_WORDS = frozenset(
 )
 
 
+MAX_SCOPES_CHARS = 8192  # as vault._oauth bounds a server's answer; well inside TAIL_WINDOW
+
+
+def _bounded_scopes(scopes: tuple[str, ...] | list[str] | None) -> list[str] | None:
+    """The scopes for a record, bounded: a record longer than the tail window would make the
+    log unreadable to the next append (every command refused until `vault audit reset`)."""
+    if scopes is None:
+        return None
+    kept: list[str] = []
+    used = 0
+    for i, scope in enumerate(scopes):
+        used += len(scope) + 4
+        if used > MAX_SCOPES_CHARS:
+            kept.append(f"...({len(scopes) - i} more not recorded)")
+            break
+        kept.append(scope)
+    return kept
+
+
 def _short(value: object) -> object:
     """Free text bound for the log: bounded, controls stripped, secret-shaped words masked
     (a reason can quote a server's error_description)."""
@@ -149,7 +168,7 @@ def make_event(
         "name": name,
         "provider": provider,
         "issuer": issuer if issuer is None else issuer[:MAX_FIELD],
-        "scopes": list(scopes) if scopes is not None else None,
+        "scopes": _bounded_scopes(scopes),
         "outcome": outcome,
         "reason": _short(reason),
         "rule": rule,

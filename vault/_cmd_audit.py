@@ -104,8 +104,10 @@ def filtered(app: App, ns: argparse.Namespace) -> Iterator[tuple[bytes, dict[str
                 continue
             try:
                 doc = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
+            if not isinstance(doc, dict):
+                continue  # valid JSON, but no record of ours
             stamp = str(doc.get("time", ""))[:19]
             if since and stamp < since:
                 continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vault import _yaml
@@ -51,8 +53,30 @@ class Config:
         return "keyring", "default"
 
 
+def _check_file(path: Path) -> None:
+    """As for a policy: a regular file, yours or root's, not writable by group or others. The
+    config names the endpoints your tokens are sent to; a FIFO would block the read forever."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # no config (a dangling symlink included): the defaults
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: the config file is not a regular file")
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(f"{path}: the config file is owned by uid {st.st_uid}; it must be yours")
+    if st.st_mode & 0o022:
+        raise ConfigError(
+            f"{path}: the config file is writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); it cannot be trusted",
+            hint=f"chmod go-w {path}",
+        )
+
+
 def load(paths: Paths) -> Config:
     path = str(paths.config_file)
+    _check_file(paths.config_file)
     text = read_config_text(paths.config_file, "config file")
     if text is None:
         return Config(path)

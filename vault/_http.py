@@ -38,14 +38,21 @@ def check_url(url: str, *, what: str, error: type[Exception] = NetworkError) -> 
     """Accept https URLs, and http only to a loopback address (tests, the demo)."""
     if not isinstance(url, str) or len(url) > 2048:
         raise error(f"{what} is not a usable URL")
-    parts = urllib.parse.urlsplit(url)
-    if not parts.hostname or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+    try:
+        parts = urllib.parse.urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # "https://[::1", or a netloc that NFKC-normalises to a delimiter
+        raise error(f"{what} is not a usable URL: {clean(url, 200)!r}") from None
+    # Controls, and C1, bidi and zero-width characters (what clean() strips): never in a URL
+    # a person is shown or sent to.
+    unprintable = any(ord(c) < 0x21 or ord(c) == 0x7F for c in url) or clean(url, 4096) != url
+    if not hostname or unprintable:
         raise error(f"{what} is not a usable URL: {clean(url, 200)!r}")
     if parts.username or parts.password:
-        raise error(f"{what} must not carry credentials: {clean(parts.hostname, 200)}")
+        raise error(f"{what} must not carry credentials: {clean(hostname, 200)}")
     if parts.scheme == "https":
         return url
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(hostname):
         return url
     raise error(
         f"{what} must use https (plain http is allowed only on loopback): {clean(url, 200)!r}"
@@ -68,7 +75,7 @@ class Response:
     def json_object(self, *, what: str) -> dict[str, Any]:
         try:
             doc = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
             raise NetworkError(
                 f"{what}: the provider answered HTTP {self.status} with a body that is not JSON",
                 code="invalid_response",

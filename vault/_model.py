@@ -131,7 +131,7 @@ class TokenRecord:
                 revoke_pending=bool(doc.get("revoke_pending", False)),
                 extra=dict(doc.get("extra") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             # The payload passed authentication, so this is a bug or a future format, not an
             # attack; still, never show the record (it holds secrets).
             raise IntegrityError(f"stored record {name!r} is malformed") from exc
@@ -185,7 +185,7 @@ class Meta:
                 state_key=base64.b64decode(doc["state_key"], validate=True),
                 created=_int(doc["created"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise IntegrityError("vault metadata is malformed") from exc
 
     @classmethod
@@ -224,7 +224,10 @@ def split_payload(payload: bytes) -> tuple[Meta, dict[str, bytes]]:
         if name == META_NAME:
             meta = Meta.from_json(raw)
         else:
-            records[name.decode()] = raw
+            try:
+                records[name.decode()] = raw
+            except UnicodeDecodeError:
+                raise IntegrityError("vault payload is malformed (a name is not UTF-8)") from None
     if meta is None:
         raise IntegrityError("vault payload is malformed (no metadata)")
     return meta, records

@@ -29,6 +29,9 @@ MAX_BACKOFF = 60.0
 MAX_TOKEN_CHARS = 32 * 1024
 MAX_LIFETIME = 10 * 365 * 86400  # an access token said to live longer than this is absurd
 MAX_DEVICE_LIFETIME = 86400
+# Granted scopes are stored and written into every audit record about the token: a provider
+# that "grants" half a megabyte of them must not be able to bloat (and so wedge) the audit log.
+MAX_SCOPE_CHARS = 8192
 
 TERMINAL_ERRORS = {
     "access_denied": "the login was denied",
@@ -188,8 +191,8 @@ def _int_field(doc: dict[str, Any], key: str, *, what: str, low: int, high: int)
     value = doc.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
-        value = int(value)  # some providers send numbers as strings
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        value = int(value)  # some providers send numbers as strings ("²".isdigit() is true)
     if isinstance(value, bool) or not isinstance(value, int):
         raise NetworkError(f"{what}: {key} is not a number", code="invalid_response")
     if not low <= value <= high:
@@ -298,8 +301,8 @@ def oauth_error(doc: dict[str, Any], *, what: str) -> Exception:
     text = clean(code, 64) if isinstance(code, str) else "?"
     detail = doc.get("error_description")
     suffix = f" ({clean(detail, 200)})" if isinstance(detail, str) and detail else ""
-    if text in TERMINAL_ERRORS:
-        return AuthError(f"{what}: {TERMINAL_ERRORS[text]} [{text}]{suffix}", code=text)
+    if isinstance(code, str) and code in TERMINAL_ERRORS:  # the code as sent, not as cleaned
+        return AuthError(f"{what}: {TERMINAL_ERRORS[code]} [{code}]{suffix}", code=code)
     return NetworkError(
         f"{what}: the provider answered an error vault does not know: {text!r}{suffix}",
         code="unknown_error",
@@ -431,6 +434,10 @@ def parse_token_response(
     scope = doc.get("scope")
     if scope is not None and not isinstance(scope, str):
         raise NetworkError(f"{what}: scope is not a string", code="invalid_response")
+    if scope is not None and len(scope) > MAX_SCOPE_CHARS:
+        raise NetworkError(
+            f"{what}: scope is over {MAX_SCOPE_CHARS} characters", code="invalid_response"
+        )
     if scope is not None and any(not ("!" <= ch <= "~") for ch in scope.replace(" ", "")):
         raise NetworkError(f"{what}: scope holds invalid characters", code="invalid_response")
     granted = split_scopes(scope, provider=provider) if scope is not None else requested

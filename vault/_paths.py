@@ -179,7 +179,11 @@ def read_config_text(path: Path, what: str, *, limit: int = 256 * 1024) -> str |
     if st.st_size > limit:
         raise ConfigError(f"{path}: {what} is {st.st_size} bytes, over the {limit}-byte limit")
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a FIFO swapped in after the caller's checks must not block the read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{path}: {what} is not a regular file")
             data = fh.read(limit + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc

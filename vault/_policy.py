@@ -250,13 +250,13 @@ def _policy_paths(folder: Path) -> list[Path]:
     return entries
 
 
-def _check_owner(path: Path, *, system: bool) -> None:
+def _check_owner(path: Path, *, system: bool, folder: bool = False) -> None:
     try:
         st = os.stat(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy: {exc.strerror}") from exc
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        # A FIFO would block the read forever; a device is no policy either.
+    if not folder and not stat.S_ISREG(st.st_mode):
+        # A FIFO would block the read forever; a device or a folder is no policy either.
         raise ConfigError(f"{path}: the policy is not a regular file")
     # Root's, or yours (tests, and a policy you wrote yourself). Anyone who may add a file can
     # only tighten: rules combine strictest-wins. Editing others' files is what must be
@@ -297,7 +297,7 @@ def load(paths: Paths) -> Policy:
         system_dirs.append(paths.system_policy_dir)
     for system_dir in system_dirs:
         if system_dir.exists():
-            _check_owner(system_dir, system=True)
+            _check_owner(system_dir, system=True, folder=True)
         for path in _policy_paths(system_dir):
             files.append(read_policy(path, system=True))
     for path in _policy_paths(paths.policy_dir):

@@ -7,6 +7,7 @@ each key was on, so errors can name file, line and key.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from vault.errors import ConfigError
@@ -42,6 +43,7 @@ def load(text: str, path: str) -> Any:
 
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        _check_events(yaml.parse(text, Loader=loader_cls), path, yaml)
         loader = loader_cls(text)
         try:
             node = loader.get_single_node()
@@ -57,6 +59,25 @@ def load(text: str, path: str) -> Any:
         return None
     counter = [0]
     return _convert(node, path, set(), 0, counter, yaml)
+
+
+def _check_events(events: Iterator[Any], path: str, yaml: Any) -> None:
+    """One pass over the event stream before any node is built: libyaml composes nested
+    collections by recursion in C, so a deep "[[[[..." would crash the process before _convert
+    could count its depth; and an anchor leaves no trace on the composed nodes."""
+    depth = 0
+    for count, event in enumerate(events):
+        line = event.start_mark.line + 1
+        if count > 2 * MAX_NODES:
+            raise ConfigError(f"{path}:{line}: document too large")
+        if getattr(event, "anchor", None) is not None:
+            raise ConfigError(f"{path}:{line}: YAML anchors and aliases are not allowed")
+        if isinstance(event, yaml.events.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{path}:{line}: nested too deeply")
+        elif isinstance(event, yaml.events.CollectionEndEvent):
+            depth -= 1
 
 
 def _convert(  # noqa: PLR0917 (a private recursive helper)
@@ -100,9 +121,15 @@ def _convert(  # noqa: PLR0917 (a private recursive helper)
         return items
     constructor = yaml.constructor.SafeConstructor()
     try:
-        return constructor.construct_object(node, deep=True)
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}:{line}: cannot read the value {node.value!r}") from None
+        value = constructor.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, LookupError, TypeError, ArithmeticError):
+        # ValueError: `!!int abc`, or an integer of more than 4300 digits; KeyError: `!!bool x`;
+        # IndexError: `!!int` on an empty value
+        raise ConfigError(f"{path}:{line}: cannot read the value {node.value[:80]!r}") from None
+    if isinstance(value, int) and value.bit_length() > 64:
+        # 0x followed by 5000 digits parses, but could not even be printed in an error message
+        raise ConfigError(f"{path}:{line}: the number {node.value[:40]!r}... is too large")
+    return value
 
 
 def line_of(data: Any, key: str) -> int:

@@ -1,0 +1,1 @@
+"""Fuzzing: shared targets (targets.py) and one atheris harness per target."""
