@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vault._http import Response, check_url, host_of, request
 from vault._output import clean
 from vault._providers import Provider
+from vault._record import datarecord
 from vault.errors import AuthError, ConfigError, NetworkError
 from vault.secret import Secret
 
@@ -45,7 +45,7 @@ TERMINAL_ERRORS = {
 }
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class Endpoints:
     issuer: str
     device_authorization_endpoint: str | None
@@ -55,7 +55,7 @@ class Endpoints:
     userinfo_endpoint: str | None = None
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class DeviceAuthorization:
     device_code: Secret
     user_code: str
@@ -65,7 +65,7 @@ class DeviceAuthorization:
     interval: int
 
 
-@dataclass(frozen=True)
+@datarecord(frozen=True)
 class TokenSet:
     access_token: Secret
     token_type: str
@@ -312,7 +312,7 @@ def oauth_error(doc: dict[str, Any], *, what: str) -> Exception:
 # --- polling (RFC 8628 §3.4, §3.5) ---------------------------------------------------------
 
 
-@dataclass
+@datarecord
 class PollState:
     interval: float
     deadline: float
