@@ -169,8 +169,12 @@ def main() -> int:
     # Measure an installed vault: bytecode cached, as pip leaves it (a developer environment
     # with PYTHONDONTWRITEBYTECODE would make every run compile every module).
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([PY, "-m", "compileall", "-q", str(REPO / "vault")], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(REPO / "vault")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vault-bench-") as tmp:
         base = Path(tmp)
@@ -216,12 +220,7 @@ def run_all(base: Path, service: SecretService) -> list[str]:
         base, None, "pass", VAULT_KEY_BACKEND="passphrase", VAULT_PASSPHRASE_FILE=str(pw)
     )
     fill_vault(envp, 1000)
-    derive = (
-        "from argon2.low_level import Type, hash_secret_raw; "
-        "hash_secret_raw(b'a bench passphrase', b'0123456789abcdef', time_cost=3, "
-        "memory_cost=65536, parallelism=4, hash_len=32, type=Type.ID)"
-    )
-    timings.append(time_command("Argon2id derivation alone", [PY, "-c", derive], envp, runs=10))
+    derive_ms = argon2_alone_ms()
     timings.append(
         time_command(
             "vault token, passphrase, 1,000", [VAULT_BIN, "token", "t00500"], envp, runs=10
@@ -230,19 +229,22 @@ def run_all(base: Path, service: SecretService) -> list[str]:
     rss = peak_rss_kb([VAULT_BIN, "token", "t00500"], env1k)
     rss10k = peak_rss_kb([VAULT_BIN, "token", "t05000"], env10k)
     # Prune over 10,000 expired tokens.
-    envx = make_env(base, service, "expired")
-    fill_vault(envx, 10_000, expired=True)
-    start = time.perf_counter()
-    prune = subprocess.run(
-        [VAULT_BIN, "prune", "--json"],
-        env=envx,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    prune_s = time.perf_counter() - start
-    pruned = json.loads(prune.stdout)["counts"]["deleted"]
+    prune_runs = []
+    for run in range(PRUNE_RUNS):  # each on a fresh vault: a prune empties it
+        envx = make_env(base, service, f"expired{run}")
+        fill_vault(envx, 10_000, expired=True)
+        start = time.perf_counter()
+        prune = subprocess.run(
+            [VAULT_BIN, "prune", "--json"],
+            env=envx,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        prune_runs.append(time.perf_counter() - start)
+        pruned = json.loads(prune.stdout)["counts"]["deleted"]
+    prune_s = statistics.median(prune_runs)
     ok, errors = concurrent_tokens(env1k, "t00500")
     t = {x.label: x for x in timings if x is not None}
     one, k1, k10 = (
@@ -279,9 +281,10 @@ def run_all(base: Path, service: SecretService) -> list[str]:
         f"| 2 | 10,000 tokens within 25 % of 1 token | {k10:.1f} ms vs {one:.1f} ms "
         f"({(k10 / one - 1) * 100:+.0f} %) | {'yes' if k10 <= one * 1.25 else 'no'} |"
     )
-    extra = t["vault token, passphrase, 1,000"].median_ms - t["Argon2id derivation alone"].median_ms
+    extra = t["vault token, passphrase, 1,000"].median_ms - derive_ms
     out.append(
-        f"| 3 | passphrase backend ≤ derivation + 60 ms | +{extra:.1f} ms over the derivation | "
+        f"| 3 | passphrase backend ≤ derivation + 60 ms | +{extra:.1f} ms over the derivation "
+        f"({derive_ms:.1f} ms, Argon2id t=3 m=64 MiB p=4 timed in-process, median of 10) | "
         f"{'yes' if extra <= 60 else 'no'} |"
     )
     out.append(
@@ -290,14 +293,39 @@ def run_all(base: Path, service: SecretService) -> list[str]:
     )
     out.append(
         f"| 5 | `vault prune` over 10,000 expired tokens < 1 s | {prune_s:.2f} s ({pruned} "
-        f"deleted) | {'yes' if prune_s < 1 else 'no'} |"
+        f"deleted; median of {PRUNE_RUNS} runs, "
+        f"{min(prune_runs):.2f}-{max(prune_runs):.2f} s) | {'yes' if prune_s < 1 else 'no'} |"
     )
     out.append(
         f"| 7 | 8 processes x 10 s of `vault token` | {ok / 10:.1f} ops/s, {errors} errors | "
         f"{'yes' if errors == 0 else 'no'} |"
     )
     out.extend(audit_bench(base, service))
+    notes = Path(__file__).with_name("NOTES.md")
+    if notes.exists():
+        out.extend(["", notes.read_text().rstrip()])
     return out
+
+
+PRUNE_RUNS = 3
+
+
+def argon2_alone_ms(runs: int = 10) -> float:
+    """The derivation itself, in one process after its import: the cost no implementation of
+    the passphrase backend can avoid, so the fair base for target 3."""
+    code = """
+import statistics, time
+from argon2.low_level import Type, hash_secret_raw
+times = []
+for _ in range(RUNS):
+    start = time.perf_counter()
+    hash_secret_raw(b"a bench passphrase", b"0123456789abcdef", time_cost=3,
+                    memory_cost=65536, parallelism=4, hash_len=32, type=Type.ID)
+    times.append(time.perf_counter() - start)
+print(statistics.median(times) * 1000)
+""".replace("RUNS", str(runs))
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    return float(out.stdout)
 
 
 def audit_bench(base: Path, service: SecretService) -> list[str]:
@@ -325,33 +353,31 @@ for start in range(0, {count}, batch):
     subprocess.run([PY, "-c", code], env=env, check=True, timeout=1800)
     log = Path(env["VAULT_HOME"]) / "audit.jsonl"
     size_mb = log.stat().st_size / 1e6
-    start = time.perf_counter()
-    subprocess.run(["sha256sum", str(log)], check=True, capture_output=True, timeout=600)
-    sha = time.perf_counter() - start
-    start = time.perf_counter()
-    verify = subprocess.run(
-        [VAULT_BIN, "audit", "verify", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    ver = time.perf_counter() - start
+
+    def timed(
+        argv: list[str], run_env: dict[str, str] | None = None
+    ) -> tuple[float, subprocess.CompletedProcess[str]]:
+        begin = time.perf_counter()
+        proc = subprocess.run(
+            argv, env=run_env, capture_output=True, text=True, timeout=1800, check=False
+        )
+        return time.perf_counter() - begin, proc
+
+    runs = 3
+    sha = statistics.median(timed(["sha256sum", str(log)])[0] for _ in range(runs))
+    verifies = [timed([VAULT_BIN, "audit", "verify", "--json"], env) for _ in range(runs)]
+    ver = statistics.median(v[0] for v in verifies)
+    verify = verifies[-1][1]
     records = json.loads(verify.stdout)["records"] if verify.stdout else 0
-    start = time.perf_counter()
-    subprocess.run(
-        [VAULT_BIN, "audit", "show", "--token", "t00003", "--json"],
-        env=env,
-        capture_output=True,
-        timeout=600,
-        check=True,
+    show = statistics.median(
+        timed([VAULT_BIN, "audit", "show", "--token", "t00003", "--json"], env)[0]
+        for _ in range(runs)
     )
-    show = time.perf_counter() - start
     rate = records / ver if ver else 0
     return [
         f"| 6a | `vault audit verify` ≥ 300,000 events/s ({records:,} events, {size_mb:.0f} MB) | "
-        f"{rate:,.0f} events/s ({ver:.2f} s; sha256sum of the same file {sha:.2f} s) | "
+        f"{rate:,.0f} events/s ({ver:.2f} s, median of 3; sha256sum of the same file "
+        f"{sha:.2f} s) | "
         f"{'yes' if rate >= 300_000 and verify.returncode == 0 else 'no'} |",
         f"| 6b | `vault audit show --token X` over the same log < 3 s | {show:.2f} s | "
         f"{'yes' if show < 3 else 'no'} |",

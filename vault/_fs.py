@@ -10,7 +10,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ TMP_SUFFIX = ".tmp"
 
 
 def _tmp_name(final: Path) -> str:
-    return f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    return f".{final.name}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}"
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -20,7 +20,6 @@ import hmac
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,6 +65,8 @@ def _bounded(fn: Callable[[], T], *, what: str) -> T:
             result.append(fn())
         except BaseException as exc:  # re-raised on the calling thread
             error.append(exc)
+
+    import threading
 
     worker = threading.Thread(target=run, name="vault-keyring", daemon=True)
     worker.start()
