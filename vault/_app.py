@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
 from vault import _paths
 from vault._config import Config
@@ -12,8 +11,10 @@ from vault._keys import PassphraseSource
 from vault._policy import Policy
 from vault._store import Store
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 
 class App:

@@ -30,14 +30,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from vault._paths import check_private_file, ensure_private_dir
 from vault._record import datarecord, field
 from vault.errors import IntegrityError
 from vault.secret import Secret
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from vault._model import TokenRecord
     from vault._policy import Denial
 

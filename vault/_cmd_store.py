@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from vault._app import App
 from vault._model import TokenRecord, check_name
@@ -16,8 +15,10 @@ from vault.secret import Secret
 
 TOKEN_LIMIT = 16 * 1024
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from vault._store import Editor
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from vault import _yaml
 from vault._paths import Paths, read_config_text
 from vault._record import datarecord, field
 from vault.errors import ConfigError
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from vault._providers import Provider
 
 TOP_KEYS = {"key_backend", "providers", "audit"}

@@ -22,7 +22,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from vault._fs import atomic_write
 from vault._paths import check_private_file, read_private_file
@@ -40,10 +39,14 @@ OS_KEYRINGS = {
     "keyring.backends.Windows.WinVaultKeyring": "Windows Credential Locker",
 }
 
-T = TypeVar("T")
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
     from vault._secretservice import SecretService
+
+    T = TypeVar("T")
 
 
 def keyring_timeout() -> float:

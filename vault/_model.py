@@ -16,11 +16,14 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from vault._record import datarecord, field, replace
 from vault.errors import IntegrityError, UsageError
 from vault.secret import Secret
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 PAYLOAD_MAGIC = b"VREC1\n"
 META_NAME = b"#meta"

@@ -27,12 +27,15 @@ import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from vault import _yaml
 from vault._paths import Paths
 from vault._record import datarecord, field
 from vault.errors import ConfigError, PolicyError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 POLICY_VERSION = 1
 MAX_POLICY_BYTES = 64 * 1024

@@ -11,9 +11,21 @@ one function per class. Type checkers see it as a dataclass (PEP 681 ``dataclass
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    _T = TypeVar("_T")
+else:  # at run time both decorators only matter to type checkers
+
+    def overload(func: object) -> object:
+        return func
+
+    def dataclass_transform(**_: object) -> Callable[[object], object]:
+        return lambda func: func
+
+
 _MISSING: Any = object()
 
 
@@ -114,11 +126,11 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
 @overload
 def datarecord(cls: type[_T], /) -> type[_T]: ...
 @overload
-def datarecord(*, frozen: bool = False) -> Callable[[type[_T]], type[_T]]: ...
+def datarecord(*, frozen: bool = False) -> Callable[[type[_T]], type[_T]]: ...  # noqa: F811
 
 
 @dataclass_transform(field_specifiers=(field,))
-def datarecord(
+def datarecord(  # noqa: F811
     cls: type[_T] | None = None, /, *, frozen: bool = False
 ) -> type[_T] | Callable[[type[_T]], type[_T]]:
     if cls is None:

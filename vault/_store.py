@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from vault import _format as fmt
 from vault._audit import DEFAULT_MAX_BYTES, AuditLog, Hwm, make_event
@@ -32,6 +31,10 @@ from vault._paths import Paths, check_private_dir, ensure_private_dir, read_priv
 from vault._record import datarecord, field
 from vault._trace import log
 from vault.errors import IntegrityError, KeyringUnavailable, VaultError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @datarecord

@@ -5,7 +5,10 @@ The hot path never imports structlog: this checks whether ``vault._log`` was loa
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def log(event: str, *, level: str = "info", **fields: Any) -> None:

@@ -8,9 +8,18 @@ each key was on, so errors can name file, line and key.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from vault.errors import ConfigError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    _Map = dict[str, Any]
+    _List = list[Any]
+else:  # the same classes, without typing at run time
+    _Map = dict
+    _List = list
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str",
@@ -25,14 +34,14 @@ MAX_DEPTH = 32
 MAX_NODES = 100_000
 
 
-class YMap(dict[str, Any]):
+class YMap(_Map):
     """A mapping that knows its own line and each key's line (1-based)."""
 
     line: int
     key_lines: dict[str, int]
 
 
-class YList(list[Any]):
+class YList(_List):
     line: int
     item_lines: list[int]
 

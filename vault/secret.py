@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from typing import NoReturn
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 MASK = "********"
 
