@@ -151,6 +151,8 @@ HEAVY = (
     "yaml",
     "keyring",
     "secretstorage",
+    "jeepney",
+    "typing",
     "argon2",
     "datetime",
     "vault._redact",
