@@ -153,6 +153,9 @@ HEAVY = (
     "secretstorage",
     "jeepney",
     "typing",
+    "hashlib",
+    "hmac",
+    "_hashlib",
     "argon2",
     "datetime",
     "vault._redact",
@@ -355,3 +358,14 @@ def test_parallel_verify_agrees_with_the_walk_in_order(
     assert (fast is not None) is chain_whole
     if fast is not None:
         assert fast[0] == in_order.records >= 300 - 3 * (damage == "truncate")
+
+
+@given(key=st.binary(max_size=200), msg=st.binary(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_the_builtin_hmac_is_hmac_sha256(key: bytes, msg: bytes) -> None:
+    from vault import _hmac
+
+    assert _hmac.digest(key, msg) == hmac.digest(key, msg, "sha256")
+    assert _hmac.hexdigest(key, msg) == hmac.new(key, msg, hashlib.sha256).hexdigest()
+    assert _hmac.compare_digest(msg, msg)
+    assert not _hmac.compare_digest(msg, msg + b"x")

@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -31,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from vault import _hmac
 from vault._paths import check_private_file, ensure_private_dir
 from vault._record import datarecord, field
 from vault.errors import IntegrityError
@@ -52,13 +51,15 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
 def chain_key(audit_key: bytes) -> bytes:
-    return hmac.digest(audit_key, b"vault audit chain v1", "sha256")
+    return _hmac.digest(audit_key, b"vault audit chain v1")
 
 
 def chain_mac_function(key: bytes) -> Callable[[bytes, bytes], bytes]:
     """``mac(prev, body)``: the hex HMAC-SHA256 of ``prev + b"\n" + body`` under ``key``, as
     ``hmac.new`` computes it (RFC 2104), from the padded key's two hash states computed once:
     `vault audit verify` then hashes each record twice instead of setting up a key per record."""
+    import hashlib  # OpenSSL's SHA-256: 2.5 times the built-in's speed, for millions of records
+
     block = 64  # SHA-256's block size
     if len(key) > block:
         key = hashlib.sha256(key).digest()
@@ -80,12 +81,12 @@ def chain_mac_function(key: bytes) -> Callable[[bytes, bytes], bytes]:
 
 @functools.lru_cache(maxsize=4)
 def _fingerprint_key(audit_key: bytes) -> bytes:
-    return hmac.digest(audit_key, b"vault token fingerprint v1", "sha256")
+    return _hmac.digest(audit_key, b"vault token fingerprint v1")
 
 
 def fingerprint(audit_key: bytes, token: Secret) -> str:
     key = _fingerprint_key(audit_key)
-    return "hmac-sha256:" + hmac.new(key, token.reveal().encode(), hashlib.sha256).hexdigest()[:32]
+    return "hmac-sha256:" + _hmac.hexdigest(key, token.reveal().encode())[:32]
 
 
 def now_rfc3339() -> str:
@@ -240,7 +241,7 @@ def _body(seq: int, when: str, event: dict[str, Any]) -> bytes:
 def seal_line(key: bytes, prev_mac: bytes, body: bytes) -> tuple[bytes, bytes]:
     """The full line (with newline) and its MAC, for a body that ends with ``}``."""
     assert body.endswith(b"}")
-    mac = hmac.new(key, prev_mac + b"\n" + body[:-1], hashlib.sha256).hexdigest().encode()
+    mac = _hmac.hexdigest(key, prev_mac + b"\n" + body[:-1]).encode()
     return body[:-1] + MAC_MARK + mac + LINE_END + b"\n", mac
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from vault import _hmac
 from vault._fs import atomic_write
 from vault._paths import check_private_file, read_private_file
 from vault._record import datarecord, field
@@ -346,7 +345,7 @@ class PassphraseSource:
             first = getpass.getpass(prompt)
             if confirm:
                 again = getpass.getpass("Repeat the passphrase: ")
-                if not hmac.compare_digest(first.encode(), again.encode()):
+                if not _hmac.compare_digest(first.encode(), again.encode()):
                     raise IntegrityError("the two passphrases differ; nothing was changed")
         return first
 
@@ -404,7 +403,7 @@ def write_key_file(path: Path, state: KeyFileState, state_key: bytes) -> None:
         },
         separators=(",", ":"),
     ).encode()
-    mac = hmac.new(state_key, KEY_FILE_MAGIC + body, hashlib.sha256).hexdigest().encode()
+    mac = _hmac.hexdigest(state_key, KEY_FILE_MAGIC + body).encode()
     atomic_write(path, KEY_FILE_MAGIC + body + b"\n" + mac + b"\n", what="key file")
 
 
@@ -418,8 +417,8 @@ def read_key_file(path: Path, state_key: bytes) -> KeyFileState | None:
         body, mac, rest = data[len(KEY_FILE_MAGIC) :].split(b"\n")
         if rest:
             raise ValueError("trailing data")
-        expected = hmac.new(state_key, KEY_FILE_MAGIC + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), mac):
+        expected = _hmac.hexdigest(state_key, KEY_FILE_MAGIC + body)
+        if not _hmac.compare_digest(expected.encode(), mac):
             raise IntegrityError(
                 f"key file {path} failed authentication: it was altered or belongs to another vault"
             )

@@ -32,13 +32,14 @@ closed socket, or the process's exit): it sends, then waits for the answer, then
 
 from __future__ import annotations
 
+import _socket
 import atexit
 import errno
 import fnmatch
 import json
 import os
 import signal
-import socket
+import socket  # before _socket.socket is replaced below: socket.socket keeps the C type
 from collections.abc import Callable
 from typing import Any
 
@@ -239,22 +240,40 @@ def _install(hook: _Hook) -> None:
     os.remove = one_path("unlink", real_remove)
     os.mkdir = wrap_mkdir
 
-    real_sendall = socket.socket.sendall
-    real_close = socket.socket.close
-
-    def wrap_sendall(self: socket.socket, data: Any, *args: Any) -> None:
+    # vault's D-Bus client uses the C socket type (_socket.socket) directly: the hook puts a
+    # subclass in its place before vault is imported.
+    def counted_send(sock: Any, data: Any, send: Any) -> None:
         named = None
         hook.flush_after()
-        if self.family == socket.AF_UNIX:
+        if sock.family == _socket.AF_UNIX:
             raw = bytes(data)
             for kind, marker in _KEYRING_CALLS.items():
                 if marker in raw:
                     named = hook.point(kind, "")
-        real_sendall(self, data, *args)
+        send()
         if named is not None:
             # The reply is read after this returns: "after" fires when the caller goes on to
             # its next counted call, its next D-Bus message, closes a socket, or exits.
             hook.pending_after = named
+
+    real_socket = _socket.socket
+
+    class HookedSocket(real_socket):  # type: ignore[misc, valid-type]
+        def sendall(self, data: Any, *args: Any) -> None:
+            counted_send(self, data, lambda: super(HookedSocket, self).sendall(data, *args))
+
+        def close(self) -> None:
+            super().close()
+            hook.flush_after()
+
+    _socket.socket = HookedSocket  # type: ignore[misc]
+
+    # Anything else (httpx, syslog) uses socket.socket, whose base stays the C type.
+    real_sendall = socket.socket.sendall
+    real_close = socket.socket.close
+
+    def wrap_sendall(self: socket.socket, data: Any, *args: Any) -> None:
+        counted_send(self, data, lambda: real_sendall(self, data, *args))
 
     def wrap_close(self: socket.socket) -> None:
         real_close(self)
