@@ -150,15 +150,17 @@ def read_private_file(
         st = os.fstat(fd)
         if st.st_size > limit:
             raise IntegrityError(f"refusing {what} {path}: {st.st_size} bytes is over the limit")
-        chunks = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
+        # One read of the whole file as fstat sizes it (a 3 MB vault of 10,000 tokens read in
+        # 1 MiB chunks and joined cost twice the copying); then to the end, in case it grew.
+        data = os.read(fd, min(st.st_size, limit) + 1)
+        if len(data) <= limit:
+            chunks = [data]
+            remaining = limit + 1 - len(data)
+            while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 20))):
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            if len(chunks) > 1:
+                data = b"".join(chunks)
         if len(data) > limit:
             raise IntegrityError(f"refusing {what} {path}: over the size limit")
         return data
