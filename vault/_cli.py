@@ -3,7 +3,6 @@ handler, imported on demand."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from types import SimpleNamespace
 
@@ -62,7 +61,8 @@ def run(argv: list[str]) -> int:
         configure(verbosity, debug=debug)
         get_logger("vault").debug("command.start", command=ns.command)
     module_name, _, func_name = ns.handler.partition(":")
-    handler = getattr(importlib.import_module(module_name), func_name)
+    __import__(module_name)  # not importlib.import_module: the importlib package imports warnings
+    handler = getattr(sys.modules[module_name], func_name)
     from vault._app import App
 
     app = App(ns)

@@ -12,13 +12,14 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at ru
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+# Compiled on first use (re caches it): `vault token` imports this module but never cleans text.
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]"
 
 
 def clean(text: object, limit: int = 512) -> str:
     """Text from outside (a server, a file) made safe to print: control characters, terminal
     escapes and bidi overrides removed, length bounded."""
-    s = _CONTROL.sub("", str(text))
+    s = re.sub(_CONTROL, "", str(text))
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
