@@ -288,6 +288,26 @@ else:
 """
 
 
+def keyring_package(vault: VaultCLI, code: str) -> str:
+    """Run ``code`` with the keyring package's own SecretService backend as ``k`` and this
+    vault's id as ``vault_id``, in a separate process with the test's env; its stdout."""
+    import json
+
+    vault_id = json.loads(vault.run("status", "--json").stdout)["vault"]["vault_id"]
+    prelude = (
+        "import sys, keyring.backends.SecretService as s; k = s.Keyring(); vault_id = sys.argv[1]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + code, vault_id],
+        env=vault.full_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return proc.stdout
+
+
 def read_record(vault: VaultCLI, name: str) -> dict[str, object] | None:
     """The stored record with its secrets, read in a separate process with the test's env
     (tests need the refresh token to check rotation; the CLI never shows it)."""

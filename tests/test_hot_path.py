@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import VaultCLI
+from tests.conftest import VaultCLI, keyring_package
 from vault import _audit as audit_module
 from vault._audit import AuditLog, Hwm, chain_mac_function, make_event, read_lines, verify
 from vault._cli import _parse_token
@@ -217,20 +217,8 @@ def test_mark_waits_only_after_successful_uses() -> None:
 
 
 def _keyring_mark(vault: VaultCLI) -> dict[str, Any]:
-    vault_id = json.loads(vault.run("status", "--json").stdout)["vault"]["vault_id"]
-    code = (
-        "import sys, keyring.backends.SecretService as s\n"
-        "print(s.Keyring().get_password('vault', sys.argv[1]))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, vault_id],
-        env=vault.full_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    mark: dict[str, Any] = json.loads(proc.stdout)["extra"]["audit"]
+    entry = keyring_package(vault, "print(k.get_password('vault', vault_id))")
+    mark: dict[str, Any] = json.loads(entry)["extra"]["audit"]
     return mark
 
 

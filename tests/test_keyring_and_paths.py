@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VaultCLI, temporary_secret_service
+from tests.conftest import VaultCLI, keyring_package, temporary_secret_service
 
 
 @pytest.mark.parametrize(
@@ -149,25 +149,14 @@ def test_entries_interoperate_with_the_keyring_package(vault: VaultCLI) -> None:
     """vault talks to Secret Service directly (speed), but to the very items keyring's own
     SecretService backend reads and writes: either can read what the other wrote."""
     import json
-    import subprocess
-    import sys
 
     _make(vault)
-    vault_id = json.loads(vault.run("status", "--json").stdout)["vault"]["vault_id"]
-    code = (
-        "import sys, keyring.backends.SecretService as s; k = s.Keyring(); "
-        "v = k.get_password('vault', sys.argv[1]); print(v); "
-        "k.set_password('vault', sys.argv[1], v.replace('\"v\":1', '\"v\": 1'))"
+    out = keyring_package(
+        vault,
+        "v = k.get_password('vault', vault_id); print(v); "
+        "k.set_password('vault', vault_id, v.replace('\"v\":1', '\"v\": 1'))",
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, vault_id],
-        env=vault.full_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    entry = json.loads(proc.stdout)
+    entry = json.loads(out)
     assert entry["generation"] >= 1
     assert len(entry["keys"]) == 1
     # keyring rewrote the entry (same content, other spacing); vault still opens with it.
