@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from vault import _yaml
-from vault._paths import Paths, read_config_text
+from vault._paths import Paths, check_trusted, read_config_text
 from vault._record import datarecord, field
 from vault.errors import ConfigError
 
@@ -57,23 +56,14 @@ class Config:
 
 def _check_file(path: Path) -> None:
     """As for a policy: a regular file, yours or root's, not writable by group or others. The
-    config names the endpoints your tokens are sent to; a FIFO would block the read forever."""
+    config names the endpoints your tokens are sent to."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return  # no config (a dangling symlink included): the defaults
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{path}: the config file is not a regular file")
-    if st.st_uid not in (0, os.geteuid()):
-        raise ConfigError(f"{path}: the config file is owned by uid {st.st_uid}; it must be yours")
-    if st.st_mode & 0o022:
-        raise ConfigError(
-            f"{path}: the config file is writable by group or others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); it cannot be trusted",
-            hint=f"chmod go-w {path}",
-        )
+    check_trusted(path, st, "config file")
 
 
 def load(paths: Paths) -> Config:

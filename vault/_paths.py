@@ -170,6 +170,29 @@ def read_private_file(
         os.close(fd)
 
 
+def check_trusted(
+    path: Path,
+    st: os.stat_result,
+    what: str,
+    *,
+    owner_rule: str = "it must be yours",
+    folder: bool = False,
+) -> None:
+    """Refuse a file (or, with ``folder``, a folder) a person wrote that others could have
+    written instead: not a regular file (a FIFO would block the read forever), owned by neither
+    you nor root, or writable by group or others. ``what`` names it ("policy", "config file")."""
+    if not folder and not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: the {what} is not a regular file")
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(f"{path}: the {what} is owned by uid {st.st_uid}; {owner_rule}")
+    if st.st_mode & 0o022:
+        raise ConfigError(
+            f"{path}: the {what} is writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); it cannot be trusted",
+            hint=f"chmod go-w {path}",
+        )
+
+
 def read_config_text(path: Path, what: str, *, limit: int = 256 * 1024) -> str | None:
     """Read a YAML file a person wrote (config or policy); None if it does not exist."""
     try:

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from vault import _yaml
-from vault._paths import Paths
+from vault._paths import Paths, check_trusted
 from vault._record import datarecord, field
 from vault.errors import ConfigError, PolicyError
 
@@ -258,23 +257,11 @@ def _check_owner(path: Path, *, system: bool, folder: bool = False) -> None:
         st = os.stat(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the policy: {exc.strerror}") from exc
-    if not folder and not stat.S_ISREG(st.st_mode):
-        # A FIFO would block the read forever; a device or a folder is no policy either.
-        raise ConfigError(f"{path}: the policy is not a regular file")
     # Root's, or yours (tests, and a policy you wrote yourself). Anyone who may add a file can
     # only tighten: rules combine strictest-wins. Editing others' files is what must be
     # impossible, hence the mode check on every file and on the system folder.
-    if st.st_uid not in (0, os.geteuid()):
-        raise ConfigError(
-            f"{path}: the policy is owned by uid {st.st_uid}; "
-            f"{'system policies must be owned by root' if system else 'it must be yours'}"
-        )
-    if st.st_mode & 0o022:
-        raise ConfigError(
-            f"{path}: the policy is writable by group or others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); it cannot be trusted",
-            hint=f"chmod go-w {path}",
-        )
+    rule = "system policies must be owned by root" if system else "it must be yours"
+    check_trusted(path, st, "policy", owner_rule=rule, folder=folder)
 
 
 def read_policy(path: Path, *, system: bool) -> PolicyFile:
