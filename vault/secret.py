@@ -42,7 +42,7 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        from vault._hmac import compare_digest
+        from vault.util.mac import compare_digest
 
         return compare_digest(self._value.encode(), other._value.encode())
 

@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: the chain, verification, reports, forwarding."""

@@ -1,0 +1,1 @@
+"""One module per command group: parse results in, one core call, rendering out."""

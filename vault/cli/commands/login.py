@@ -1,0 +1,327 @@
+"""`vault login`: the device flow with a person in the loop, then the token into the vault."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from vault.login import http as _http
+from vault.login import oauth as _oauth
+from vault.login import providers as _providers
+from vault.cli.app import App
+from vault.store.model import TokenRecord, check_name
+from vault.util.text import clean, dump_json, rfc3339
+from vault.util.redact import scrub_text
+from vault.util.trace import log
+from vault.errors import ConfigError, PolicyError, UsageError, VaultError
+
+
+def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
+    configured = app.config.providers
+    if ns.issuer or ns.client_id:
+        if ns.provider and ns.provider in configured:
+            raise UsageError("--issuer/--client-id describe an ad-hoc provider; drop PROVIDER")
+        if not (ns.issuer and ns.client_id):
+            raise UsageError("--issuer and --client-id go together")
+        base = _providers.PRESETS.get(ns.provider or "oidc", _providers.PRESETS["oidc"])
+        _http.check_url(ns.issuer, what="--issuer", error=UsageError)
+        from vault.util.record import replace
+
+        return replace(
+            base,
+            name=ns.provider or "oidc",
+            issuer=ns.issuer,
+            client_id=ns.client_id,
+            discovery=base.preset in ("oidc", "gitlab"),
+            source="command line",
+        )
+    if ns.provider is None:
+        if len(configured) == 1:
+            return next(iter(configured.values()))
+        raise UsageError(
+            "which provider? name one: vault login PROVIDER",
+            hint=f"configured: {', '.join(sorted(configured)) or 'none'}; presets: "
+            + ", ".join(p for p in _providers.PRESETS if p != "oidc"),
+        )
+    return _providers.resolve(ns.provider, configured)
+
+
+class LoginScreen:
+    """What the person sees, on stderr; and the JSON events on stdout with --json."""
+
+    def __init__(self, *, json_mode: bool, no_browser: bool, err: TextIO | None = None) -> None:
+        self.json_mode = json_mode
+        self.no_browser = no_browser
+        self.err = err or sys.stderr
+        self.tty = self.err.isatty()
+        self._last_tick = -1
+        self._ticking = False
+
+    def event(self, doc: dict[str, Any]) -> None:
+        if self.json_mode:
+            dump_json(doc)
+
+    def show(
+        self,
+        provider: _providers.Provider,
+        endpoints: _oauth.Endpoints,
+        device: _oauth.DeviceAuthorization,
+    ) -> None:
+        self.event(
+            {
+                "event": "device_code",
+                "verification_uri": device.verification_uri,
+                "verification_uri_complete": device.verification_uri_complete,
+                "user_code": device.user_code,
+                "expires_in": device.expires_in,
+                "interval": device.interval,
+            }
+        )
+        host = clean(_http.host_of(device.verification_uri), 200)
+        url = clean(device.verification_uri, 2048)
+        lines = [
+            "",
+            f"  To log in to {clean(provider.name)} ({clean(endpoints.issuer, 200)}):",
+            f"  1. Open      {url}",
+            f"  2. Enter     {device.user_code}",
+            f"  You are about to trust {host}: check that this is your identity provider.",
+            f"  The code expires in {device.expires_in // 60} min {device.expires_in % 60} s "
+            f"(at {rfc3339(time.time() + device.expires_in)}).",
+        ]
+        self.err.write("\n".join(lines) + "\n")
+        if device.verification_uri_complete and self.tty and _can_draw_qr():
+            self._qr(device.verification_uri_complete)
+        if self._may_open_browser():
+            self._offer_browser(device.verification_uri_complete or device.verification_uri)
+        self.err.flush()
+
+    def _qr(self, data: str) -> None:
+        try:
+            import segno
+
+            self.err.write(f"  Or scan this with a phone ({clean(data, 200)}):\n")
+            segno.make(data, error="l").terminal(out=self.err, compact=True, border=2)
+        except Exception:  # a QR code is a convenience; never fail a login over it
+            return
+
+    def _may_open_browser(self) -> bool:
+        if self.no_browser or self.json_mode:
+            return False
+        if any(os.environ.get(v) for v in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY")):
+            return False
+        if sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            return False
+        return sys.stdin is not None and sys.stdin.isatty() and self.tty
+
+    def _offer_browser(self, url: str) -> None:
+        self.err.write("  Press Enter to open it in your browser.\n")
+
+        def wait_for_enter() -> None:
+            try:
+                if sys.stdin.readline():
+                    import webbrowser
+
+                    webbrowser.open(url, new=2)
+            except Exception:
+                return
+
+        threading.Thread(target=wait_for_enter, name="vault-browser", daemon=True).start()
+
+    def tick(self, remaining: float) -> None:
+        if not self.tty or self.json_mode:
+            return
+        secs = max(0, int(remaining))
+        if secs == self._last_tick:
+            return
+        self._last_tick = secs
+        self._ticking = True
+        self.err.write(
+            f"\r  Waiting for approval... the code expires in {secs // 60}:{secs % 60:02d} "
+        )
+        self.err.flush()
+
+    def end_ticks(self) -> None:
+        if self._ticking:
+            self.err.write("\r" + " " * 64 + "\r")
+            self._ticking = False
+
+
+def cmd_login(app: App, ns: argparse.Namespace) -> int:
+    screen = LoginScreen(json_mode=app.json, no_browser=ns.no_browser)
+    try:
+        return _login(app, ns, screen)
+    except VaultError as exc:
+        screen.end_ticks()
+        screen.event(
+            {
+                "event": "error",
+                "error": getattr(exc, "code", type(exc).__name__),
+                "message": scrub_text(clean(exc.message, 2000)),
+            }
+        )
+        _audit_failure(app, ns, exc)
+        raise
+    except KeyboardInterrupt:
+        screen.end_ticks()
+        screen.event(
+            {"event": "error", "error": "interrupted", "message": "interrupted; nothing was stored"}
+        )
+        _audit_failure(app, ns, None)
+        raise
+
+
+def _audit_failure(app: App, ns: argparse.Namespace, exc: VaultError | None) -> None:
+    """A failed or refused login is audited, best effort (the vault may be what failed)."""
+    from vault.audit.chain import make_event
+
+    if isinstance(exc, UsageError | ConfigError):
+        return  # a mistyped command line or a broken config file is not an event
+    if exc is not None and exc.exit_code == 6:
+        return  # the vault or keyring itself failed: there is nowhere to write
+    kind = "denied" if isinstance(exc, PolicyError) else "login_failed"
+    app.audit_only(
+        make_event(
+            kind,
+            name=ns.name or ns.provider,
+            provider=ns.provider,
+            issuer=ns.issuer,
+            scopes=ns.scope or None,
+            outcome="denied" if kind == "denied" else "failure",
+            reason=exc.message if exc is not None else "interrupted",
+            rule=getattr(exc, "rule", None) or None,
+            source=getattr(exc, "source", None) or None,
+            command="login",
+        )
+    )
+
+
+def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
+    provider = provider_for_login(app, ns)
+    name = check_name(ns.name or provider.name)
+    if not provider.client_id:
+        raise ConfigError(
+            f"provider {provider.name!r} has no client_id ({provider.source})",
+            hint=provider.register_app,
+        )
+    scopes = tuple(dict.fromkeys(ns.scope)) if ns.scope else provider.scopes
+    # Policy and the vault are checked before the person is involved.
+    denial = app.policy.grant_denial(provider.name, provider.issuer, scopes)
+    if denial is not None:
+        raise denial.error()
+    app.store.preflight()
+    with _http.client() as http:
+        endpoints = _oauth.discover(http, provider)
+        log(
+            "login.discovered",
+            provider=provider.name,
+            issuer=endpoints.issuer,
+            token_endpoint=endpoints.token_endpoint,
+        )
+        device = _oauth.request_device_code(http, provider, endpoints, scopes)
+        log(
+            "login.device_code",
+            user_code=device.user_code,
+            device_code=device.device_code,
+            expires_in=device.expires_in,
+            interval=device.interval,
+        )
+        screen.show(provider, endpoints, device)
+        tokens = _oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
+    screen.end_ticks()
+    denial = app.policy.grant_denial(provider.name, endpoints.issuer, tokens.scopes)
+    if denial is not None:
+        # The provider granted more than policy allows: the token must not live on.
+        _revoke_unwanted(provider, endpoints, tokens)
+        raise PolicyError(
+            f"{denial.error().message}; the provider granted it, so the token was revoked and "
+            "nothing was stored",
+            rule=denial.rule,
+            source=denial.source,
+        )
+    now = int(time.time())
+    record = TokenRecord(
+        name=name,
+        provider=provider.name,
+        issuer=endpoints.issuer,
+        client_id=provider.client_id,
+        token_type=tokens.token_type,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        id_token=tokens.id_token,
+        scopes=tokens.scopes,
+        issued_at=now,
+        expires_at=None if tokens.expires_in is None else now + tokens.expires_in,
+        last_refresh=None,
+        source="login",
+        extra=endpoint_extra(provider, endpoints),
+    )
+    from vault.audit.chain import for_record
+
+    with app.store.edit() as editor:
+        editor.put(record)
+        editor.audit(
+            for_record(
+                "issued", record, editor.meta.audit_key, reason="device flow login", command="login"
+            )
+        )
+    screen.event(
+        {
+            "event": "success",
+            "name": name,
+            "provider": provider.name,
+            "scopes": list(record.scopes),
+            "expires_at": rfc3339(record.expires_at),
+        }
+    )
+    if not app.json:
+        expiry = rfc3339(record.expires_at) or "no expiry given"
+        app.say(
+            f"Logged in: stored {name!r} ({provider.name}; scopes: "
+            f"{' '.join(record.scopes) or 'none'}; expires {expiry}"
+            f"{'; refreshable' if record.refresh_token else ''})."
+        )
+    return 0
+
+
+def _revoke_unwanted(
+    provider: _providers.Provider, endpoints: _oauth.Endpoints, tokens: _oauth.TokenSet
+) -> None:
+    if not endpoints.revocation_endpoint:
+        return
+    token, hint = (
+        (tokens.refresh_token, "refresh_token")
+        if tokens.refresh_token
+        else (tokens.access_token, "access_token")
+    )
+    try:
+        with _http.client() as http:
+            _oauth.revoke(http, provider, endpoints.revocation_endpoint, token, hint)
+    except VaultError:
+        return
+
+
+def endpoint_extra(provider: _providers.Provider, endpoints: _oauth.Endpoints) -> dict[str, Any]:
+    """What refresh, revoke and `vault api` need later, fixed at login time inside the vault."""
+    extra: dict[str, Any] = {"token_endpoint": endpoints.token_endpoint}
+    for key in ("revocation_endpoint", "userinfo_endpoint", "introspection_endpoint"):
+        value = getattr(endpoints, key)
+        if value:
+            extra[key] = value
+    if provider.api_base:
+        extra["api_base"] = provider.api_base
+    return extra
+
+
+def terminal_width() -> int:
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _can_draw_qr() -> bool:
+    return os.environ.get("TERM", "") not in ("", "dumb") and terminal_width() >= 60

@@ -1,0 +1,132 @@
+"""`vault policy check` and `vault policy show`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from vault.cli.app import App
+from vault.util.text import dump_json, table
+from vault.policy.rules import (
+    FILE_RULES,
+    PolicyFile,
+    ProviderRules,
+    Rule,
+    format_duration,
+    read_policy,
+)
+from vault.errors import ConfigError, VaultError
+
+_NAMES = {
+    "key_backends": "storage.key_backends",
+    "vault_dirs": "storage.vault_dirs",
+    "print_to_terminal": "tokens.print_to_terminal",
+}
+
+
+def cmd_policy_check(app: App, ns: argparse.Namespace) -> int:
+    results: list[dict[str, Any]] = []
+    if ns.files:
+        for name in ns.files:
+            try:
+                parsed = read_policy(Path(name), system=False)
+                results.append({"path": name, "ok": True, "rules": parsed.rule_count()})
+            except VaultError as exc:
+                results.append({"path": name, "ok": False, "error": exc.message})
+    else:
+        try:
+            policy = app.policy
+            results = [{"path": f.path, "ok": True, "rules": f.rule_count()} for f in policy.files]
+        except VaultError as exc:
+            results.append({"path": None, "ok": False, "error": exc.message})
+    bad = [r for r in results if not r["ok"]]
+    if app.json:
+        dump_json({"ok": not bad, "files": results})
+    else:
+        if not results:
+            sys.stdout.write("no policy files in force\n")
+        for r in results:
+            if r["ok"]:
+                sys.stdout.write(f"ok    {r['path']} ({r['rules']} rules)\n")
+            else:
+                sys.stdout.write(f"FAIL  {r['error']}\n")
+    if bad:
+        raise ConfigError(f"{len(bad)} policy file(s) invalid", hint="see the lines above")
+    return 0
+
+
+def _value(rule: Rule) -> Any:
+    if rule.key == "max_token_age":
+        return format_duration(rule.value)
+    if isinstance(rule.value, tuple):
+        return list(rule.value)
+    return rule.value
+
+
+def _entries(layer: PolicyFile | ProviderRules, provider: str | None) -> list[dict[str, Any]]:
+    out = []
+    for key in FILE_RULES:
+        rule = getattr(layer, key, None)
+        if rule is not None:
+            out.append(
+                {
+                    "rule": (f"providers.{provider}." if provider else "") + _NAMES.get(key, key),
+                    "value": _value(rule),
+                    "source": rule.source,
+                }
+            )
+    return out
+
+
+def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
+    policy = app.policy
+    entries: list[dict[str, Any]] = []
+    for f in policy.files:
+        for entry in _entries(f, None):
+            entry["system"] = f.system
+            entries.append(entry)
+        for name, rules in f.providers.items():
+            if ns.name is None or ns.name == name:
+                for entry in _entries(rules, name):
+                    entry["system"] = f.system
+                    entries.append(entry)
+    age = policy.max_token_age(ns.name)
+    effective = {
+        "max_token_age": None
+        if age is None
+        else {"value": format_duration(age.value), "seconds": age.value, "source": age.source},
+    }
+    if app.json:
+        dump_json(
+            {
+                "version": 1,
+                "provider": ns.name,
+                "files": [{"path": f.path, "system": f.system} for f in policy.files],
+                "effective": effective,
+                "rules": entries,
+            }
+        )
+        return 0
+    if not policy.files:
+        sys.stdout.write("No policy files are in force: nothing is restricted.\n")
+        return 0
+    sys.stdout.write("Rules combine strictest-wins: every rule below applies.\n")
+    table(
+        ["RULE", "VALUE", "FROM"],
+        [
+            [
+                e["rule"],
+                ", ".join(e["value"]) if isinstance(e["value"], list) else str(e["value"]),
+                e["source"] + (" (system)" if e["system"] else " (user)"),
+            ]
+            for e in entries
+        ],
+    )
+    if age is not None:
+        target = f" for {ns.name}" if ns.name else ""
+        sys.stdout.write(
+            f"\nEffective max_token_age{target}: {format_duration(age.value)} (from {age.source})\n"
+        )
+    return 0

@@ -1,0 +1,399 @@
+"""Commands on the store itself: token, import, list, status, logout/revoke, rekey."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from vault.cli.app import App
+from vault.store.model import TokenRecord, check_name
+from vault.util.text import clean, dump_json, human_duration, parse_time, rfc3339, table
+from vault.policy.rules import CLOCK_STEP_TOLERANCE
+from vault.errors import AuthError, NotFoundError, UsageError
+from vault.secret import Secret
+
+TOKEN_LIMIT = 16 * 1024
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from vault.store.vault import Editor
+
+
+def cmd_token(app: App, ns: argparse.Namespace) -> int:
+    name = check_name(ns.name)
+    if ns.min_valid < 0:
+        raise UsageError("--min-valid must be zero or more seconds")
+    record = use_token(
+        app, name, min_valid=ns.min_valid, command="token", to_terminal=sys.stdout.isatty()
+    )
+    sys.stdout.write(record.access_token.reveal() + "\n")
+    return 0
+
+
+def use_token(
+    app: App,
+    name: str,
+    *,
+    min_valid: int,
+    command: str | Callable[[TokenRecord], str],
+    to_terminal: bool = False,
+) -> TokenRecord:
+    """The token ``name`` ready to hand out: policy checked, refreshed if it expires within
+    ``min_valid``, and its use audited (fsynced) before it is returned. Every refusal is
+    audited as a denial. ``command`` may be a function of the stored record, called first,
+    under the same lock: it names the use for the audit log, or raises to refuse."""
+    from vault.audit.chain import for_record, make_event
+
+    with app.store.edit() as editor:
+        record = editor.get(name)
+        if record is None:
+            editor.audit(
+                make_event(
+                    "used",
+                    name=name,
+                    outcome="failure",
+                    reason="no such token",
+                    command=command if isinstance(command, str) else None,
+                )
+            )
+            raise NotFoundError.for_name(name)
+        if not isinstance(command, str):
+            # The caller checks the stored record first (a foreign host is refused here,
+            # before anything is refreshed or audited) and says what the use is.
+            command = command(record)
+        refuse_unusable(app, editor, record, command=command, to_terminal=to_terminal)
+        if _wants_refresh(record, min_valid, time.time()):
+            from vault.tokens.lifecycle import refresh_in
+
+            try:
+                record = refresh_in(app, editor, record)
+            except AuthError as exc:
+                if exc.code == "expired":  # refused before any refresh was tried or audited
+                    editor.audit(
+                        for_record(
+                            "used",
+                            record,
+                            editor.meta.audit_key,
+                            outcome="failure",
+                            reason=exc.message,
+                            command=command,
+                        )
+                    )
+                raise
+        editor.audit(for_record("used", record, editor.meta.audit_key, command=command))
+    return record
+
+
+def refuse_unusable(
+    app: App, editor: Editor, record: TokenRecord, *, command: str, to_terminal: bool = False
+) -> None:
+    """Raise (after auditing the refusal) if ``record`` may not be handed out or refreshed: it
+    was pruned and waits for revocation, or policy no longer allows it."""
+    from vault.audit.chain import for_denial, for_record
+
+    name = record.name
+    if record.revoke_pending:
+        editor.audit(
+            for_record(
+                "used",
+                record,
+                editor.meta.audit_key,
+                outcome="failure",
+                reason="pruned; waiting for revocation",
+                command=command,
+            )
+        )
+        raise AuthError(
+            f"the token {name!r} was pruned and is waiting to be revoked at the provider",
+            hint="the next `vault prune` retries; log in again for a new token",
+            code="revoke_pending",
+        )
+    denial = app.policy.token_denial(
+        record.provider, record.issuer, record.scopes, record.issued_at, time.time()
+    ) or (app.policy.terminal_denial() if to_terminal else None)
+    if denial is not None:
+        editor.audit(
+            for_denial(
+                denial,
+                name=name,
+                provider=record.provider,
+                issuer=record.issuer,
+                scopes=record.scopes,
+                command=command,
+            )
+        )
+        raise denial.error()
+
+
+def _wants_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:
+    """Expired, or expiring within ``min_valid``; except a token refreshed moments ago whose
+    whole lifetime is shorter than ``min_valid``: another process refreshed it while this one
+    waited for the lock, and refreshing again would gain at most a few seconds of validity
+    while spending the refresh token once more. A refreshable token obtained "in the future"
+    (the clock was ahead then, or went back since) is refreshed: its expiry overstates what
+    is left of it."""
+    if record.expires_at is None:
+        return False
+    obtained = record.issued_at if record.last_refresh is None else record.last_refresh
+    if record.refresh_token and obtained > now + CLOCK_STEP_TOLERANCE:
+        return True
+    if record.expires_at - now > min_valid:
+        return False
+    if record.expires_at <= now or record.last_refresh is None:
+        return True
+    lifetime = record.expires_at - record.last_refresh
+    just_refreshed = now - record.last_refresh <= max(5.0, 0.05 * lifetime)
+    return not (lifetime <= min_valid and just_refreshed)
+
+
+def read_token_from_stdin() -> Secret:
+    if sys.stdin is None:
+        raise UsageError("no standard input to read the token from")
+    if sys.stdin.isatty():
+        import getpass
+
+        text = getpass.getpass("Paste the token (input is hidden): ")
+    else:
+        data = sys.stdin.buffer.read(TOKEN_LIMIT + 1)
+        if len(data) > TOKEN_LIMIT:
+            raise UsageError(f"the token on standard input is over {TOKEN_LIMIT} bytes")
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise UsageError("the token on standard input is not ASCII") from None
+    value = text.strip()
+    if not value:
+        raise UsageError(
+            "no token on standard input", hint="pipe it in: vault import NAME ... < file"
+        )
+    if any(not ("!" <= ch <= "~") for ch in value):
+        raise UsageError(
+            "the input holds spaces, line breaks or control characters; a token is one word"
+        )
+    return Secret(value)
+
+
+def cmd_import(app: App, ns: argparse.Namespace) -> int:
+    from vault.login import providers as _providers
+    from vault.audit.chain import for_denial, for_record
+
+    name = check_name(ns.name)
+    provider = _providers.resolve(ns.provider, app.config.providers)
+    scopes = tuple(dict.fromkeys(s for s in ns.scope if s))
+    for scope in scopes:
+        if any(not "!" <= ch <= "~" or ch in {'"', "\\"} for ch in scope):
+            raise UsageError(f"invalid scope {clean(scope)!r}")
+    now = int(time.time())
+    expires_at: int | None = None
+    if ns.expires_in is not None:
+        if ns.expires_in <= 0:
+            raise UsageError("--expires-in must be a positive number of seconds")
+        expires_at = now + ns.expires_in
+    elif ns.expires_at is not None:
+        try:
+            expires_at = parse_time(ns.expires_at)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if expires_at <= now:
+            raise UsageError("--expires-at is in the past")
+    denial = app.policy.grant_denial(provider.name, provider.issuer, scopes)
+    if denial is not None:
+        app.audit_only(
+            for_denial(
+                denial,
+                name=name,
+                provider=provider.name,
+                issuer=provider.issuer,
+                scopes=scopes,
+                command="import",
+            )
+        )
+        raise denial.error()
+    app.store.preflight()  # storage rules and the key, before the token is read
+    token = read_token_from_stdin()
+    record = TokenRecord(
+        name=name,
+        provider=provider.name,
+        issuer=provider.issuer,
+        client_id=provider.client_id or "",
+        token_type="Bearer",
+        access_token=token,
+        refresh_token=None,
+        id_token=None,
+        scopes=scopes,
+        issued_at=now,
+        expires_at=expires_at,
+        last_refresh=None,
+        source="import",
+    )
+    with app.store.edit() as editor:
+        if editor.get(name) is not None and not ns.force:
+            raise UsageError(
+                f"a token named {name!r} is already stored", hint="pass --force to replace it"
+            )
+        editor.put(record)
+        editor.audit(
+            for_record("issued", record, editor.meta.audit_key, reason="imported", command="import")
+        )
+    app.say(f"Stored {name!r} ({provider.name}, scopes: {', '.join(scopes) or 'none given'}).")
+    return 0
+
+
+def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[str, Any]:
+    """The stable JSON shape of one token (README: "JSON output"). Never a secret."""
+    verdict = None
+    if app is not None:
+        denial = app.policy.token_denial(
+            record.provider, record.issuer, record.scopes, record.issued_at, now
+        )
+        if denial is not None:
+            verdict = {"rule": denial.rule, "source": denial.source, "message": denial.message}
+    return {
+        "name": record.name,
+        "provider": record.provider,
+        "issuer": record.issuer,
+        "client_id": record.client_id,
+        "token_type": record.token_type,
+        "source": record.source,
+        "scopes": list(record.scopes),
+        "issued_at": rfc3339(record.issued_at),
+        "expires_at": rfc3339(record.expires_at),
+        "last_refresh": rfc3339(record.last_refresh),
+        "age_seconds": max(0, int(now - record.issued_at)),
+        "expires_in": None if record.expires_at is None else int(record.expires_at - now),
+        "state": record.state(now),
+        "refreshable": record.refresh_token is not None,
+        "revoke_pending": record.revoke_pending,
+        "policy_denial": verdict,
+    }
+
+
+def _row(record: TokenRecord, now: float, app: App) -> list[str]:
+    expires = "never" if record.expires_at is None else rfc3339(record.expires_at) or ""
+    denied = app.policy.token_denial(
+        record.provider, record.issuer, record.scopes, record.issued_at, now
+    )
+    return [
+        record.name,
+        record.provider,
+        " ".join(record.scopes) or "-",
+        rfc3339(record.issued_at) or "",
+        expires,
+        human_duration(now - record.issued_at),
+        f"denied:{denied.rule}" if denied else record.state(now),
+    ]
+
+
+def cmd_list(app: App, ns: argparse.Namespace) -> int:
+    snapshot = app.store.read()
+    records = snapshot.records() if snapshot else []
+    now = time.time()
+    if app.json:
+        dump_json({"version": 1, "tokens": [token_json(r, now, app) for r in records]})
+        return 0
+    if not records:
+        app.say("The vault holds no tokens.")
+        return 0
+    table(
+        ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
+        [_row(r, now, app) for r in records],
+    )
+    return 0
+
+
+def cmd_status(app: App, ns: argparse.Namespace) -> int:
+    now = time.time()
+    if ns.name is not None:
+        name = check_name(ns.name)
+        snapshot = app.store.read()
+        record = snapshot.get(name) if snapshot else None
+        if record is None:
+            raise NotFoundError.for_name(name)
+        doc = token_json(record, now, app)
+        if app.json:
+            dump_json(doc)
+        else:
+            for key, value in doc.items():
+                shown = " ".join(value) if isinstance(value, list) else value
+                sys.stdout.write(f"{key + ':':<15} {'-' if shown is None else shown}\n")
+        return 0
+    snapshot = app.store.read()
+    backend, source = app.config.backend()
+    records = snapshot.records() if snapshot else []
+    info: dict[str, Any] = {
+        "path": str(app.paths.vault_file),
+        "exists": snapshot is not None,
+        "backend": snapshot.header.backend if snapshot else backend,
+        "backend_source": source,
+        "keyring": app.store.keyring.label if backend == "keyring" else None,
+        "vault_id": snapshot.header.vault_id.hex() if snapshot else None,
+        "generation": snapshot.header.generation if snapshot else 0,
+        "created": rfc3339(snapshot.meta.created) if snapshot else None,
+        "tokens": len(records),
+    }
+    if app.json:
+        dump_json(
+            {"version": 1, "vault": info, "tokens": [token_json(r, now, app) for r in records]}
+        )
+        return 0
+    for key, value in info.items():
+        sys.stdout.write(f"{key + ':':<15} {'-' if value is None else value}\n")
+    if records:
+        sys.stdout.write("\n")
+        table(
+            ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
+            [_row(r, now, app) for r in records],
+        )
+    return 0
+
+
+def cmd_logout(app: App, ns: argparse.Namespace) -> int:
+    from vault.tokens.lifecycle import revoke_and_delete
+
+    name = check_name(ns.name)
+    result, deleted = revoke_and_delete(app, name, force=ns.force)
+    if app.json:
+        dump_json(
+            {
+                "name": name,
+                "deleted": deleted,
+                "revoked": result.revoked,
+                "revocation": result.status,
+                "detail": result.detail,
+                "revoke_by_hand": result.by_hand,
+            }
+        )
+        return 0
+    if result.revoked:
+        app.say(f"Revoked {name!r} at the provider ({result.detail}) and deleted it locally.")
+    else:
+        app.say(f"Deleted {name!r} locally. It was NOT revoked at the provider: {result.detail}.")
+        if result.by_hand:
+            app.say(f"Revoke it by hand at {result.by_hand}")
+    return 0
+
+
+def cmd_refresh(app: App, ns: argparse.Namespace) -> int:
+    from vault.tokens.lifecycle import refresh_record
+
+    record = refresh_record(app, check_name(ns.name))
+    if app.json:
+        dump_json(token_json(record, time.time(), app))
+    else:
+        app.say(f"Refreshed {record.name!r}; it expires {rfc3339(record.expires_at) or 'never'}.")
+    return 0
+
+
+def cmd_rekey(app: App, ns: argparse.Namespace) -> int:
+    old, new, generation = app.store.rekey(new_passphrase=ns.new_passphrase)
+    if app.json:
+        dump_json({"rekeyed": True, "from_backend": old, "backend": new, "generation": generation})
+    elif old == new:
+        app.say(f"Rotated the vault's data key ({new} backend, generation {generation}).")
+    else:
+        app.say(f"Moved the vault from the {old} to the {new} backend (generation {generation}).")
+    return 0

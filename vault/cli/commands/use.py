@@ -1,0 +1,204 @@
+"""Using tokens without seeing them: `vault exec`, `vault api`, and the git credential helper.
+Each obeys policy (age, scopes), refreshes first where needed, and writes a `used` audit event
+(fsynced) before the token leaves the process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import urllib.parse
+
+from vault.cli.app import App
+from vault.cli.commands.store import use_token
+from vault.login.http import check_url, host_of, is_loopback_host, parse_header_arg
+from vault.store.model import TokenRecord, check_name
+from vault.util.text import clean
+from vault.errors import EXIT_NETWORK, NotFoundError, UsageError
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def cmd_exec(app: App, ns: argparse.Namespace) -> int:
+    """Replace this process with CMD, the token in its environment (never in its argv)."""
+    name = check_name(ns.name)
+    cmd = list(ns.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("no command to run", hint="vault exec NAME -- CMD [ARGS...]")
+    if not _ENV_NAME.fullmatch(ns.env):
+        raise UsageError(f"--env {clean(ns.env, 60)!r} is not an environment variable name")
+    import shutil
+
+    program = shutil.which(cmd[0])
+    if program is None:
+        app.say(f"vault: error: command not found: {clean(cmd[0], 200)}")
+        return 127
+    record = use_token(
+        app, name, min_valid=ns.min_valid, command=f"exec {os.path.basename(program)}"
+    )
+    env = dict(os.environ)
+    env[ns.env] = record.access_token.reveal()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(program, cmd, env)  # noqa: S606 (the person's own command, by design)
+    except OSError as exc:
+        app.say(f"vault: error: cannot run {clean(cmd[0], 200)}: {exc.strerror}")
+        return 126
+    return 0  # not reached
+
+
+def _api_url(record: TokenRecord, target: str) -> str:
+    base = record.extra.get("api_base")
+    if target.startswith(("https://", "http://")):
+        return check_url(target, what="the URL", error=UsageError)
+    if not isinstance(base, str):
+        raise UsageError(
+            f"the provider of {record.name!r} has no API base; give a full URL",
+            hint="set api_base for the provider in config.yaml",
+        )
+    return base.rstrip("/") + "/" + target.lstrip("/")
+
+
+def _allowed_hosts(record: TokenRecord, extra: list[str]) -> set[str]:
+    hosts = {host_of(record.issuer).lower()}
+    for key in ("api_base", "userinfo_endpoint", "token_endpoint"):
+        value = record.extra.get(key)
+        if isinstance(value, str):
+            hosts.add(host_of(value).lower())
+    hosts.update(h.lower() for h in extra)
+    return hosts
+
+
+def cmd_api(app: App, ns: argparse.Namespace) -> int:
+    import httpx
+
+    from vault.login.http import MAX_BODY, client
+
+    name = check_name(ns.name)
+    headers: dict[str, str] = {}
+    for raw in ns.header:
+        key, value = parse_header_arg(raw)
+        if key.lower() in ("authorization", "proxy-authorization"):
+            raise UsageError("vault sets the Authorization header itself")
+        headers[key] = value
+    body: bytes | None = None
+    if ns.data is not None:
+        body = _read_data(ns.data)
+        if "content-type" not in {k.lower() for k in headers}:
+            try:
+                json.loads(body)
+                headers["Content-Type"] = "application/json"
+            except ValueError:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+    method = (ns.method or ("POST" if body is not None else "GET")).upper()
+    target: list[str] = []
+
+    def host_allowed(stored: TokenRecord) -> str:
+        """Resolve the URL and check its host before the token is refreshed or used."""
+        url = _api_url(stored, ns.target)
+        host = host_of(url).lower()
+        allowed = _allowed_hosts(stored, ns.allow_host)
+        if host not in allowed:
+            raise UsageError(
+                f"refusing to send the {name!r} token to {clean(host, 100)}: it is not the "
+                f"provider's API ({', '.join(sorted(allowed))})",
+                hint=f"pass --allow-host {clean(host, 100)} if you really mean it",
+            )
+        target.append(url)
+        return f"api {method} {host}{urllib.parse.urlsplit(url).path}"
+
+    record = use_token(app, name, min_valid=ns.min_valid, command=host_allowed)
+    url = target[0]
+    host = host_of(url).lower()
+    path = urllib.parse.urlsplit(url).path
+    headers["Authorization"] = f"Bearer {record.access_token.reveal()}"
+    with client() as http:
+        try:
+            with http.stream(method, url, headers=headers, content=body) as resp:
+                data = b""
+                for chunk in resp.iter_bytes():
+                    data += chunk
+                    if len(data) > 64 * MAX_BODY:
+                        raise UsageError("the response is over 64 MiB; refused")
+                status = resp.status_code
+                ctype = resp.headers.get("content-type", "")
+        except httpx.TransportError as exc:
+            from vault.errors import NetworkError
+
+            raise NetworkError(f"cannot reach {host}: {type(exc).__name__}") from None
+    _write_body(data, ctype)
+    if status >= 400:
+        app.say(f"vault: HTTP {status} from {host}{clean(path, 200)}")
+        return EXIT_NETWORK
+    return 0
+
+
+def _read_data(spec: str) -> bytes:
+    if spec == "@-":
+        return sys.stdin.buffer.read(64 * 1024 * 1024)
+    if spec.startswith("@"):
+        try:
+            with open(spec[1:], "rb") as fh:
+                return fh.read(64 * 1024 * 1024)
+        except OSError as exc:
+            raise UsageError(f"cannot read {clean(spec[1:], 200)}: {exc.strerror}") from None
+    return spec.encode()
+
+
+def _write_body(data: bytes, ctype: str) -> None:
+    if sys.stdout.isatty() and "json" in ctype:
+        try:
+            sys.stdout.write(json.dumps(json.loads(data), indent=2, ensure_ascii=False) + "\n")
+            return
+        except ValueError:
+            pass
+    if sys.stdout.isatty():
+        sys.stdout.write(clean(data.decode("utf-8", errors="replace"), 10**8) + "\n")
+        return
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+class _NotForThisHost(Exception):
+    """The helper was asked for a host that is not the token's provider."""
+
+
+def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
+    """git's credential helper protocol: attributes on stdin; for `get`, username/password on
+    stdout when the host is the stored token's provider, nothing otherwise. `store` and `erase`
+    do nothing: git never hands vault a credential to keep elsewhere."""
+    fields: dict[str, str] = {}
+    for line in sys.stdin.read(64 * 1024).splitlines():
+        if not line:
+            break
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key] = value
+    if ns.operation != "get":
+        return 0
+    name = check_name(ns.name)
+    protocol, host = fields.get("protocol", ""), fields.get("host", "").lower()
+    if not host:
+        return 0
+    if protocol != "https" and not (protocol == "http" and is_loopback_host(host.split(":")[0])):
+        return 0  # never hand a token to plain http
+
+    def provider_host(stored: TokenRecord) -> str:
+        allowed = _allowed_hosts(stored, [])
+        allowed |= {h.split(":")[0] for h in allowed}
+        if host not in allowed and host.split(":")[0] not in allowed:
+            raise _NotForThisHost
+        return f"git-credential {host}"
+
+    try:
+        record = use_token(app, name, min_valid=60, command=provider_host)
+    except (_NotForThisHost, NotFoundError):
+        return 0  # say nothing: git asks its other helpers
+    username = "x-access-token" if record.provider == "github" or "github" in host else "oauth2"
+    sys.stdout.write(f"username={username}\npassword={record.access_token.reveal()}\n")
+    return 0

@@ -1,0 +1,216 @@
+"""The argparse command line: every command and option, with help; handlers named, not imported."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from vault.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}", hint=f"see `{self.prog} --help`")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("global options")
+    g.add_argument(
+        "--passphrase-file",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="read the vault passphrase from PATH (a 0600 file), for the passphrase backend",
+    )
+    g.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (to stderr)"
+    )
+    g.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log everything, HTTP included, redacted (to stderr)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vault import __version__
+
+    parser = _Parser(
+        prog="vault",
+        description="A policy-enforcing secure token vault.",
+        epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 config/policy invalid, "
+        "4 authentication, 5 refused by policy, 6 vault/key/audit integrity, 7 network, "
+        "130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"vault {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("token", "vault.cli.commands.store:cmd_token", "print a stored access token")
+    p.add_argument("name")
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="refresh first if the token expires within SECONDS",
+    )
+
+    p = add("import", "vault.cli.commands.store:cmd_import", "store a token read from standard input")
+    p.add_argument("name")
+    p.add_argument("--provider", required=True, help="provider preset or name from config.yaml")
+    p.add_argument("--scope", action="append", default=[], metavar="S", help="granted scope")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--expires-in", type=int, metavar="SECONDS")
+    when.add_argument("--expires-at", metavar="TIME", help="RFC 3339 time")
+    p.add_argument("--force", action="store_true", help="replace a token of the same name")
+
+    p = add("list", "vault.cli.commands.store:cmd_list", "list stored tokens (never a secret)")
+    p.add_argument("--json", action="store_true")
+
+    p = add("status", "vault.cli.commands.store:cmd_status", "the vault, or one token, in detail")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+
+    for name in ("logout", "revoke"):
+        p = add(name, "vault.cli.commands.store:cmd_logout", "revoke a token where possible, delete it")
+        p.add_argument("name")
+        p.add_argument(
+            "--force", action="store_true", help="delete locally even if revocation fails"
+        )
+        p.add_argument("--json", action="store_true")
+
+    p = add("refresh", "vault.cli.commands.store:cmd_refresh", "refresh a token now")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+
+    p = add("login", "vault.cli.commands.login:cmd_login", "log in with the OAuth device flow")
+    p.add_argument("provider", nargs="?", help="provider preset or name from config.yaml")
+    p.add_argument("--name", help="store the token under NAME (default: the provider's name)")
+    p.add_argument("--scope", action="append", default=[], metavar="S", help="scope to request")
+    p.add_argument("--issuer", metavar="URL", help="an ad-hoc OIDC issuer (with --client-id)")
+    p.add_argument("--client-id", metavar="ID")
+    p.add_argument("--no-browser", action="store_true", help="never offer to open a browser")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout")
+
+    p = add("prune", "vault.tokens.prune:cmd_prune", "expire and revoke what policy no longer allows")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--install-schedule",
+        action="store_true",
+        help="install an hourly systemd user timer (or print a crontab line)",
+    )
+    p.add_argument("--cron", action="store_true", help="with --install-schedule: print cron line")
+
+    p = add("exec", "vault.cli.commands.use:cmd_exec", "run a command with the token in its environment")
+    p.add_argument("name")
+    p.add_argument("--env", default="VAULT_TOKEN", metavar="VAR", help="default VAULT_TOKEN")
+    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+    p.epilog = "Usage: vault exec NAME [--env VAR] -- CMD [ARG...]"
+
+    p = add("api", "vault.cli.commands.use:cmd_api", "an authenticated HTTP request, like `gh api`")
+    p.add_argument("name")
+    p.add_argument("target", metavar="PATH-OR-URL")
+    p.add_argument("-X", "--method", default=None)
+    p.add_argument("-d", "--data", default=None, help="body; @FILE reads a file, @- stdin")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also send the token to HOST (it is refused by default)",
+    )
+    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+
+    p = add(
+        "credential-helper",
+        "vault.cli.commands.use:cmd_credential_helper",
+        "git credential helper: git config credential.helper '!vault credential-helper --name N'",
+    )
+    p.add_argument("operation", choices=["get", "store", "erase"])
+    p.add_argument("--name", required=True, help="the stored token to offer")
+
+    p = add("rekey", "vault.cli.commands.store:cmd_rekey", "rotate the vault's data key")
+    p.add_argument(
+        "--new-passphrase",
+        action="store_true",
+        help="passphrase backend: also change the passphrase (prompted, or "
+        "VAULT_NEW_PASSPHRASE_FILE)",
+    )
+    p.add_argument("--json", action="store_true")
+
+    audit = sub.add_parser("audit", help="read, verify and report on the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=_Parser)
+    audit_sub.required = True
+
+    def audit_cmd(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
+        p = audit_sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        p.set_defaults(handler=f"vault.cli.commands.audit:{handler}")
+        return p
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", metavar="T", help="RFC 3339 time or date")
+        p.add_argument("--until", metavar="T", help="RFC 3339 time or date")
+        p.add_argument("--event", metavar="E", help="issued, used, refreshed, revoked, ...")
+        p.add_argument("--token", metavar="NAME")
+        p.add_argument("--provider", metavar="P")
+
+    p = audit_cmd("show", "cmd_show", "the audit records, filtered, as a table or JSON lines")
+    filters(p)
+    p.add_argument("--json", action="store_true", help="JSON lines, exactly as stored")
+    p = audit_cmd("verify", "cmd_verify", "check the log's chain and high-water mark")
+    p.add_argument("--json", action="store_true")
+    p = audit_cmd("report", "cmd_report", "per-token summary for auditors")
+    filters(p)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--html", metavar="FILE", help="a self-contained HTML page ('-': stdout)")
+    p = audit_cmd("hash", "cmd_hash", "the fingerprint a token (from stdin) has in this log")
+    p = audit_cmd("reset", "cmd_reset", "set a damaged log aside and start a new chain")
+    p.add_argument("--reason", required=True, help="why (recorded in the new log)")
+
+    policy = sub.add_parser("policy", help="check or show policies")
+    policy_sub = policy.add_subparsers(
+        dest="policy_command", metavar="ACTION", parser_class=_Parser
+    )
+    policy_sub.required = True
+    p = policy_sub.add_parser("check", help="validate policy files (default: those in force)")
+    _common(p)
+    p.set_defaults(handler="vault.cli.commands.policy:cmd_policy_check")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p = policy_sub.add_parser("show", help="the effective policy and where each rule came from")
+    _common(p)
+    p.set_defaults(handler="vault.cli.commands.policy:cmd_policy_show")
+    p.add_argument("name", nargs="?", metavar="PROVIDER")
+    p.add_argument("--json", action="store_true")
+
+    p = add("doctor", "vault.cli.commands.doctor:cmd_doctor", "check backend, paths, permissions, policies")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    # `vault exec NAME [options] -- CMD...`: what follows the first "--" is the command, never
+    # parsed as vault's options (argparse mishandles "--" under subcommands).
+    tail: list[str] | None = None
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1 :]
+    ns = build_parser().parse_args(argv)
+    if ns.command == "exec":
+        ns.cmd = tail or []
+    elif tail is not None:
+        raise UsageError("`--` is only for `vault exec NAME -- CMD...`")
+    return ns

@@ -1,0 +1,220 @@
+"""Where vault keeps things (../CLI.md "Where things live"), and the checks on them."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from vault.util.record import datarecord
+from vault.errors import ConfigError, IntegrityError
+
+
+@datarecord(frozen=True)
+class Paths:
+    config_file: Path
+    policy_dir: Path
+    system_policy_dir: Path
+    vault_file: Path
+    key_file: Path
+    lock_file: Path
+    audit_file: Path
+
+    @property
+    def vault_dir(self) -> Path:
+        return self.vault_file.parent
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var, "")
+    # The XDG spec: a relative path in these variables is invalid and must be ignored.
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path.home() / fallback
+
+
+def resolve(environ: os._Environ[str] | dict[str, str] | None = None) -> Paths:
+    """The paths in force for this process, from ``VAULT_HOME`` or the XDG folders."""
+    env = os.environ if environ is None else environ
+    system_dir = Path(env.get("VAULT_SYSTEM_POLICY_DIR") or "/etc/vault/policies")
+    home = env.get("VAULT_HOME")
+    if home:
+        base = Path(home).expanduser()
+        if not base.is_absolute():
+            base = Path.cwd() / base
+        return Paths(
+            config_file=base / "config.yaml",
+            policy_dir=base / "policies",
+            system_policy_dir=system_dir,
+            vault_file=base / "vault.enc",
+            key_file=base / "vault.key",
+            lock_file=base / "vault.lock",
+            audit_file=base / "audit.jsonl",
+        )
+    config = _xdg("XDG_CONFIG_HOME", ".config") / "vault"
+    data = _xdg("XDG_DATA_HOME", ".local/share") / "vault"
+    state = _xdg("XDG_STATE_HOME", ".local/state") / "vault"
+    return Paths(
+        config_file=config / "config.yaml",
+        policy_dir=config / "policies",
+        system_policy_dir=system_dir,
+        vault_file=data / "vault.enc",
+        key_file=data / "vault.key",
+        lock_file=data / "vault.lock",
+        audit_file=state / "audit.jsonl",
+    )
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) 0700, then check it is ours and not open to others.
+
+    Only the folders vault creates itself are created 0700; an existing parent such as ``~``
+    is left as it is.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IntegrityError(f"cannot create folder {path}: {exc.strerror}") from exc
+    check_private_dir(path)
+
+
+def check_private_dir(path: Path) -> None:
+    """Refuse a folder that is a symlink, someone else's, or writable by group or others."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise IntegrityError(f"cannot inspect folder {path}: {exc.strerror}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise IntegrityError(
+            f"refusing folder {path}: it is a symlink",
+            hint="point VAULT_HOME (or the XDG folder) at the real folder",
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise IntegrityError(f"refusing {path}: not a folder")
+    if st.st_uid != os.geteuid():
+        raise IntegrityError(f"refusing folder {path}: owned by uid {st.st_uid}, not by you")
+    if st.st_mode & 0o022:
+        raise IntegrityError(
+            f"refusing folder {path}: writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o})",
+            hint=f"chmod 700 {path}",
+        )
+
+
+def check_private_file(path: Path, what: str) -> os.stat_result | None:
+    """Refuse a file that is a symlink, a hard-linked copy, someone else's, or group/world
+    accessible, as OpenSSH refuses a loose key. Returns its stat, or None if it does not exist."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IntegrityError(f"cannot inspect {what} {path}: {exc.strerror}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise IntegrityError(f"refusing {what} {path}: it is a symlink")
+    if not stat.S_ISREG(st.st_mode):
+        raise IntegrityError(f"refusing {what} {path}: not a regular file")
+    if st.st_uid != os.geteuid():
+        raise IntegrityError(f"refusing {what} {path}: owned by uid {st.st_uid}, not by you")
+    if st.st_mode & 0o077:
+        raise IntegrityError(
+            f"refusing {what} {path}: accessible by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o})",
+            hint=f"chmod 600 {path}",
+        )
+    if st.st_nlink > 1:
+        raise IntegrityError(
+            f"refusing {what} {path}: it has {st.st_nlink} hard links",
+            hint="another name for the same file could be used to read or replace it",
+        )
+    return st
+
+
+def read_private_file(
+    path: Path, what: str, *, limit: int, check_folder: bool = True
+) -> bytes | None:
+    """Read a private file without following symlinks; None if it does not exist."""
+    if check_folder:
+        check_private_dir(path.parent)
+    if check_private_file(path, what) is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IntegrityError(f"cannot open {what} {path}: {exc.strerror}") from exc
+    try:
+        st = os.fstat(fd)
+        if st.st_size > limit:
+            raise IntegrityError(f"refusing {what} {path}: {st.st_size} bytes is over the limit")
+        # One read of the whole file as fstat sizes it (a 3 MB vault of 10,000 tokens read in
+        # 1 MiB chunks and joined cost twice the copying); then to the end, in case it grew.
+        data = os.read(fd, min(st.st_size, limit) + 1)
+        if len(data) <= limit:
+            chunks = [data]
+            remaining = limit + 1 - len(data)
+            while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 20))):
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            if len(chunks) > 1:
+                data = b"".join(chunks)
+        if len(data) > limit:
+            raise IntegrityError(f"refusing {what} {path}: over the size limit")
+        return data
+    except OSError as exc:
+        raise IntegrityError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def check_trusted(
+    path: Path,
+    st: os.stat_result,
+    what: str,
+    *,
+    owner_rule: str = "it must be yours",
+    folder: bool = False,
+) -> None:
+    """Refuse a file (or, with ``folder``, a folder) a person wrote that others could have
+    written instead: not a regular file (a FIFO would block the read forever), owned by neither
+    you nor root, or writable by group or others. ``what`` names it ("policy", "config file")."""
+    if not folder and not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: the {what} is not a regular file")
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(f"{path}: the {what} is owned by uid {st.st_uid}; {owner_rule}")
+    if st.st_mode & 0o022:
+        raise ConfigError(
+            f"{path}: the {what} is writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); it cannot be trusted",
+            hint=f"chmod go-w {path}",
+        )
+
+
+def read_config_text(path: Path, what: str, *, limit: int = 256 * 1024) -> str | None:
+    """Read a YAML file a person wrote (config or policy); None if it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    if st.st_size > limit:
+        raise ConfigError(f"{path}: {what} is {st.st_size} bytes, over the {limit}-byte limit")
+    try:
+        # O_NONBLOCK: a FIFO swapped in after the caller's checks must not block the read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{path}: {what} is not a regular file")
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise ConfigError(f"{path}: {what} is over the {limit}-byte limit")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not UTF-8 (byte {exc.start})") from exc

@@ -1,0 +1,1 @@
+"""Key backends: where the vault's data key comes from."""

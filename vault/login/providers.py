@@ -1,0 +1,145 @@
+"""Identity provider presets, and named providers from config.yaml."""
+
+from __future__ import annotations
+
+from vault.util.record import datarecord, field, replace
+from vault.errors import ConfigError, UsageError
+from vault.secret import Secret
+
+
+@datarecord(frozen=True)
+class Provider:
+    """Everything needed to log in to, refresh at, revoke at and call one identity provider.
+
+    Endpoints left None are found by discovery (RFC 8414 / OpenID Connect Discovery) from
+    ``issuer`` when ``discovery`` is true."""
+
+    name: str
+    preset: str
+    issuer: str
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    scopes: tuple[str, ...] = ()
+    device_authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    userinfo_endpoint: str | None = None
+    api_base: str | None = None
+    discovery: bool = True
+    tenant: str | None = None
+    revoke_by_hand: str | None = None  # where a person revokes when there is no endpoint
+    register_app: str = "register an OAuth application with your identity provider"
+    source: str = "built-in preset"
+    extra_hosts: tuple[str, ...] = field(default=())
+
+
+PRESETS: dict[str, Provider] = {
+    "github": Provider(
+        name="github",
+        preset="github",
+        issuer="https://github.com",
+        scopes=("read:user",),
+        device_authorization_endpoint="https://github.com/login/device/code",
+        token_endpoint="https://github.com/login/oauth/access_token",
+        api_base="https://api.github.com",
+        discovery=False,
+        revoke_by_hand="https://github.com/settings/applications",
+        register_app="create an OAuth app at https://github.com/settings/developers with "
+        "'Enable Device Flow' ticked, then put its client ID in config.yaml",
+    ),
+    "gitlab": Provider(
+        name="gitlab",
+        preset="gitlab",
+        issuer="https://gitlab.com",
+        scopes=("read_user",),
+        api_base="https://gitlab.com/api/v4",
+        register_app="create an application at https://gitlab.com/-/user_settings/applications "
+        "(not confidential, scopes as needed), then put its application ID in config.yaml",
+    ),
+    "microsoft": Provider(
+        name="microsoft",
+        preset="microsoft",
+        issuer="https://login.microsoftonline.com/organizations/v2.0",
+        scopes=("openid", "offline_access", "User.Read"),
+        tenant="organizations",
+        api_base="https://graph.microsoft.com",
+        discovery=False,
+        revoke_by_hand="https://myaccount.microsoft.com (Sign out everywhere), or an admin "
+        "revokes sessions in Entra ID",
+        register_app="register an application in Entra ID (App registrations), enable "
+        "'Allow public client flows', then put its application (client) ID in config.yaml",
+    ),
+    "google": Provider(
+        name="google",
+        preset="google",
+        issuer="https://accounts.google.com",
+        scopes=("openid", "email"),
+        device_authorization_endpoint="https://oauth2.googleapis.com/device/code",
+        token_endpoint="https://oauth2.googleapis.com/token",
+        revocation_endpoint="https://oauth2.googleapis.com/revoke",
+        userinfo_endpoint="https://openidconnect.googleapis.com/v1/userinfo",
+        api_base="https://www.googleapis.com",
+        discovery=False,
+        register_app="create an OAuth client of type 'TVs and Limited Input devices' in the "
+        "Google Cloud console; put its client ID and client secret in config.yaml",
+    ),
+    "oidc": Provider(name="oidc", preset="oidc", issuer=""),
+}
+
+
+def microsoft_endpoints(tenant: str) -> dict[str, str]:
+    base = f"https://login.microsoftonline.com/{tenant}"
+    return {
+        "issuer": f"{base}/v2.0",
+        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+        "token_endpoint": f"{base}/oauth2/v2.0/token",
+    }
+
+
+def from_config(name: str, doc: dict[str, object], where: str) -> Provider:
+    """Build a provider from its already type-checked config.yaml section."""
+    preset_name = str(doc.get("preset") or ("oidc" if "issuer" in doc else name))
+    if preset_name not in PRESETS:
+        raise ConfigError(
+            f"{where}: provider {name!r}: unknown preset {preset_name!r} "
+            f"(one of {', '.join(sorted(PRESETS))})"
+        )
+    base = PRESETS[preset_name]
+    changes: dict[str, object] = {"name": name, "source": where}
+    for key in (
+        "issuer",
+        "client_id",
+        "device_authorization_endpoint",
+        "token_endpoint",
+        "revocation_endpoint",
+        "userinfo_endpoint",
+        "api_base",
+        "tenant",
+    ):
+        if doc.get(key) is not None:
+            changes[key] = doc[key]
+    if doc.get("client_secret") is not None:
+        changes["client_secret"] = Secret(str(doc["client_secret"]))
+    if doc.get("scopes") is not None:
+        scopes = doc["scopes"]
+        assert isinstance(scopes, list)
+        changes["scopes"] = tuple(str(s) for s in scopes)
+    if preset_name == "microsoft":
+        changes.update(microsoft_endpoints(str(changes.get("tenant") or base.tenant)))
+    if preset_name == "oidc" and not changes.get("issuer"):
+        raise ConfigError(f"{where}: provider {name!r} needs an issuer")
+    if preset_name == "gitlab" and "issuer" in changes and "api_base" not in changes:
+        changes["api_base"] = str(changes["issuer"]).rstrip("/") + "/api/v4"
+    return replace(base, **changes)
+
+
+def resolve(name: str, configured: dict[str, Provider]) -> Provider:
+    if name in configured:
+        return configured[name]
+    if name in PRESETS and name != "oidc":
+        return PRESETS[name]
+    known = sorted(set(configured) | (set(PRESETS) - {"oidc"}))
+    raise UsageError(
+        f"unknown provider {name!r}",
+        hint=f"known providers: {', '.join(known)}; add others under providers: in config.yaml",
+    )

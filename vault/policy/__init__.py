@@ -1,0 +1,1 @@
+"""Policies and config.yaml, read through one safe YAML loader."""

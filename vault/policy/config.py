@@ -1,0 +1,155 @@
+"""config.yaml: named providers and preferences."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vault.policy import safe_yaml as _yaml
+from vault.fs.paths import Paths, check_trusted, read_config_text
+from vault.util.record import datarecord, field
+from vault.errors import ConfigError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vault.login.providers import Provider
+
+TOP_KEYS = {"key_backend", "providers", "audit"}
+AUDIT_KEYS = {"max_bytes": int, "syslog": str}
+PROVIDER_KEYS = {
+    "preset": str,
+    "issuer": str,
+    "client_id": str,
+    "client_secret": str,
+    "scopes": list,
+    "device_authorization_endpoint": str,
+    "token_endpoint": str,
+    "revocation_endpoint": str,
+    "userinfo_endpoint": str,
+    "api_base": str,
+    "tenant": str,
+}
+
+
+@datarecord(frozen=True)
+class Config:
+    path: str
+    key_backend: str | None = None
+    key_backend_source: str = "default"
+    providers: dict[str, Provider] = field(default_factory=dict)
+    audit_max_bytes: int = 64 * 1024 * 1024
+    audit_syslog: str | None = None
+
+    def backend(self) -> tuple[str, str]:
+        """The key backend in force and where that choice came from."""
+        env = os.environ.get("VAULT_KEY_BACKEND")
+        if env:
+            if env not in ("keyring", "passphrase"):
+                raise ConfigError(f"VAULT_KEY_BACKEND={env!r}: use keyring or passphrase")
+            return env, "VAULT_KEY_BACKEND"
+        if self.key_backend:
+            return self.key_backend, self.key_backend_source
+        return "keyring", "default"
+
+
+def _check_file(path: Path) -> None:
+    """As for a policy: a regular file, yours or root's, not writable by group or others. The
+    config names the endpoints your tokens are sent to."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # no config (a dangling symlink included): the defaults
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    check_trusted(path, st, "config file")
+
+
+def load(paths: Paths) -> Config:
+    path = str(paths.config_file)
+    _check_file(paths.config_file)
+    text = read_config_text(paths.config_file, "config file")
+    if text is None:
+        return Config(path)
+    data = _yaml.load(text, path)
+    if data is None:
+        return Config(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(
+                f"{_yaml.where(path, data, key)}: unknown key {key!r} "
+                f"(known: {', '.join(sorted(TOP_KEYS))})"
+            )
+    backend = data.get("key_backend")
+    if backend is not None and backend not in ("keyring", "passphrase"):
+        raise ConfigError(
+            f"{_yaml.where(path, data, 'key_backend')}: key_backend: {backend!r} is not one of "
+            "keyring, passphrase"
+        )
+    providers: dict[str, Provider] = {}
+    raw = data.get("providers")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            at = _yaml.where(path, data, "providers")
+            raise ConfigError(f"{at}: providers must be a mapping")
+        for name, section in raw.items():
+            where = _yaml.where(path, raw, name)
+            providers[name] = _provider(name, section, where, path)
+    audit = data.get("audit")
+    audit_max_bytes = 64 * 1024 * 1024
+    audit_syslog = None
+    if audit is not None:
+        if not isinstance(audit, dict):
+            raise ConfigError(f"{_yaml.where(path, data, 'audit')}: audit must be a mapping")
+        for key, value in audit.items():
+            at = _yaml.where(path, audit, key)
+            expected = AUDIT_KEYS.get(key)
+            if expected is None:
+                raise ConfigError(f"{at}: unknown key {key!r} in audit (known: max_bytes, syslog)")
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ConfigError(f"{at}: audit.{key} must be a {expected.__name__}")
+        if "max_bytes" in audit:
+            audit_max_bytes = audit["max_bytes"]
+            if audit_max_bytes < 4096:
+                at = _yaml.where(path, audit, "max_bytes")
+                raise ConfigError(f"{at}: audit.max_bytes must be at least 4096")
+        audit_syslog = audit.get("syslog")
+    return Config(
+        path,
+        audit_max_bytes=audit_max_bytes,
+        audit_syslog=audit_syslog,
+        key_backend=backend,
+        key_backend_source=_yaml.where(path, data, "key_backend"),
+        providers=providers,
+    )
+
+
+def _provider(name: str, section: Any, where: str, path: str) -> Provider:
+    from vault.store.model import NAME_RE
+
+    if not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{where}: provider name {name!r} is not a valid name")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: provider {name!r} must be a mapping")
+    for key, value in section.items():
+        at = _yaml.where(path, section, key)
+        expected = PROVIDER_KEYS.get(key)
+        if expected is None:
+            raise ConfigError(
+                f"{at}: provider {name!r}: unknown key {key!r} "
+                f"(known: {', '.join(sorted(PROVIDER_KEYS))})"
+            )
+        if value is not None and not isinstance(value, expected):
+            raise ConfigError(
+                f"{at}: provider {name!r}: {key} must be a {expected.__name__}, "
+                f"not {type(value).__name__}"
+            )
+        items: list[object] = list(value) if key == "scopes" and value else []
+        if not all(isinstance(item, str) and item and " " not in item for item in items):
+            raise ConfigError(f"{at}: provider {name!r}: scopes must be a list of scope names")
+    from vault.login.providers import from_config
+
+    return from_config(name, dict(section), where)

@@ -1,0 +1,428 @@
+"""YAML policies: what may be stored, for how long, and where.
+
+Schema (version 1; every key optional except ``version``)::
+
+    version: 1
+    max_token_age: 8h              # since login; refresh never resets it
+    allowed_scopes: [openid, "read:*"]
+    denied_scopes: ["admin:*"]
+    allowed_issuers: ["https://github.com", "https://idp.example.com/*"]
+    storage:
+      key_backends: [keyring]      # keyring | passphrase
+      vault_dirs: ["~/.local/share/vault"]
+    tokens:
+      print_to_terminal: false     # may `vault token` print to an interactive terminal?
+    providers:                     # per provider name: may only tighten
+      github: {max_token_age: 12h, allowed_scopes: [repo], denied_scopes: [...]}
+
+Several files combine into one effective policy and the strictest rule wins: the shortest age,
+the intersection of allow-lists, the union of deny-lists, ``false`` over ``true``. A user policy
+therefore can only make things stricter than the system's. Every rule remembers its file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from vault.policy import safe_yaml as _yaml
+from vault.fs.paths import Paths, check_trusted
+from vault.util.record import datarecord, field
+from vault.errors import ConfigError, PolicyError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+POLICY_VERSION = 1
+MAX_POLICY_BYTES = 64 * 1024
+_DURATION = re.compile(r"(\d{1,12})([smhdw])")  # bounded: int() refuses over 4300 digits
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# RFC 6749 §3.3 scope-token characters, plus "*" as the one wildcard.
+_SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+TOP_KEYS = {
+    "version",
+    "max_token_age",
+    "allowed_scopes",
+    "denied_scopes",
+    "allowed_issuers",
+    "storage",
+    "tokens",
+    "providers",
+}
+PROVIDER_KEYS = {"max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers"}
+STORAGE_KEYS = {"key_backends", "vault_dirs"}
+TOKENS_KEYS = {"print_to_terminal"}
+
+
+CLOCK_STEP_TOLERANCE = 300  # seconds the clock may stand behind a token's issue time
+
+
+def parse_duration(text: object, where: str, key: str) -> int:
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ConfigError(f"{where}: {key}: a duration such as 90m, 8h or 30d, not {text!r}")
+    value = str(text).strip().replace(" ", "")
+    if isinstance(text, int):
+        raise ConfigError(f"{where}: {key}: {text} needs a unit (s, m, h, d or w), e.g. {text}h")
+    pos, total = 0, 0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(value) or not value:
+        raise ConfigError(f"{where}: {key}: {text!r} is not a duration (use e.g. 90m, 8h, 1d12h)")
+    if total <= 0:
+        raise ConfigError(f"{where}: {key}: {text!r} must be longer than zero")
+    return total
+
+
+def format_duration(seconds: int) -> str:
+    parts = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if ch == "*" else re.escape(ch) for ch in pattern) + r"\Z")
+
+
+@datarecord(frozen=True)
+class Rule:
+    """One rule from one file: its value and where it was written."""
+
+    key: str
+    value: Any
+    source: str  # file:line
+
+    def matches(self, item: str) -> bool:
+        return any(_glob(p).match(item) for p in self.value)
+
+
+PROVIDER_RULES = ("max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers")
+FILE_RULES = (*PROVIDER_RULES, "key_backends", "vault_dirs", "print_to_terminal")
+
+
+@datarecord(frozen=True)
+class ProviderRules:
+    max_token_age: Rule | None = None
+    allowed_scopes: Rule | None = None
+    denied_scopes: Rule | None = None
+    allowed_issuers: Rule | None = None
+
+
+@datarecord(frozen=True)
+class PolicyFile:
+    path: str
+    system: bool
+    max_token_age: Rule | None = None
+    allowed_scopes: Rule | None = None
+    denied_scopes: Rule | None = None
+    allowed_issuers: Rule | None = None
+    key_backends: Rule | None = None
+    vault_dirs: Rule | None = None
+    print_to_terminal: Rule | None = None
+    providers: dict[str, ProviderRules] = field(default_factory=dict)
+
+    def rule_count(self) -> int:
+        count = sum(getattr(self, k) is not None for k in FILE_RULES)
+        for p in self.providers.values():
+            count += sum(getattr(p, k) is not None for k in PROVIDER_RULES)
+        return count
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+def _check_keys(data: Any, allowed: set[str], path: str, context: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{_yaml.where(path, data, key)}: unknown key {key!r}{context} "
+                f"(known: {', '.join(sorted(allowed))})"
+            )
+
+
+def _string_list(data: Any, key: str, path: str, *, scopes: bool = False) -> Rule:
+    value = data[key]
+    where = _yaml.where(path, data, key)
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: {key} must be a list, not {type(value).__name__}")
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"{where}: {key}: every entry must be a non-empty string")
+        if scopes and not _SCOPE_PATTERN.fullmatch(item):
+            raise ConfigError(
+                f"{where}: {key}: {item!r} is not a scope (RFC 6749 characters; '*' as wildcard)"
+            )
+    return Rule(key, tuple(value), where)
+
+
+def _rules(data: Any, path: str, context: str) -> dict[str, Rule]:
+    rules: dict[str, Rule] = {}
+    if "max_token_age" in data:
+        where = _yaml.where(path, data, "max_token_age")
+        rules["max_token_age"] = Rule(
+            "max_token_age", parse_duration(data["max_token_age"], where, "max_token_age"), where
+        )
+    for key in ("allowed_scopes", "denied_scopes"):
+        if key in data:
+            rules[key] = _string_list(data, key, path, scopes=True)
+    if "allowed_issuers" in data:
+        rule = _string_list(data, "allowed_issuers", path)
+        for item in rule.value:
+            if not item.startswith(("https://", "http://")):
+                raise ConfigError(f"{rule.source}: allowed_issuers: {item!r} is not a URL")
+        rules["allowed_issuers"] = rule
+    return rules
+
+
+def parse_policy(text: str, path: str, *, system: bool) -> PolicyFile:
+    data = _yaml.load(text, path)
+    if data is None:
+        raise ConfigError(f"{path}: the policy is empty; write at least `version: 1`")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a policy must be a mapping")
+    _check_keys(data, TOP_KEYS, path, "")
+    if "version" not in data:
+        raise ConfigError(f"{path}:{getattr(data, 'line', 1)}: version: missing (write version: 1)")
+    if data["version"] != POLICY_VERSION or isinstance(data["version"], bool):
+        raise ConfigError(
+            f"{_yaml.where(path, data, 'version')}: version: {data['version']!r} is not supported "
+            f"(this vault reads version {POLICY_VERSION})"
+        )
+    rules = _rules(data, path, "")
+    storage = data.get("storage")
+    if storage is not None:
+        if not isinstance(storage, dict):
+            raise ConfigError(f"{_yaml.where(path, data, 'storage')}: storage must be a mapping")
+        _check_keys(storage, STORAGE_KEYS, path, " in storage")
+        if "key_backends" in storage:
+            rule = _string_list(storage, "key_backends", path)
+            for item in rule.value:
+                if item not in ("keyring", "passphrase"):
+                    raise ConfigError(
+                        f"{rule.source}: key_backends: {item!r} is not keyring or passphrase"
+                    )
+            rules["key_backends"] = rule
+        if "vault_dirs" in storage:
+            rules["vault_dirs"] = _string_list(storage, "vault_dirs", path)
+    tokens = data.get("tokens")
+    if tokens is not None:
+        if not isinstance(tokens, dict):
+            raise ConfigError(f"{_yaml.where(path, data, 'tokens')}: tokens must be a mapping")
+        _check_keys(tokens, TOKENS_KEYS, path, " in tokens")
+        if "print_to_terminal" in tokens:
+            value = tokens["print_to_terminal"]
+            where = _yaml.where(path, tokens, "print_to_terminal")
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: print_to_terminal must be true or false")
+            rules["print_to_terminal"] = Rule("print_to_terminal", value, where)
+    providers: dict[str, ProviderRules] = {}
+    raw = data.get("providers")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"{_yaml.where(path, data, 'providers')}: providers must be a mapping"
+            )
+        for name, section in raw.items():
+            where = _yaml.where(path, raw, name)
+            if not isinstance(section, dict):
+                raise ConfigError(f"{where}: providers: {name!r} must be a mapping")
+            _check_keys(section, PROVIDER_KEYS, path, f" in provider {name!r}")
+            providers[name] = ProviderRules(**_rules(section, path, f" in provider {name!r}"))
+    return PolicyFile(path=path, system=system, providers=providers, **rules)
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def _policy_paths(folder: Path) -> list[Path]:
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot list policies: {exc.strerror}") from exc
+    return entries
+
+
+def _check_owner(path: Path, *, system: bool, folder: bool = False) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the policy: {exc.strerror}") from exc
+    # Root's, or yours (tests, and a policy you wrote yourself). Anyone who may add a file can
+    # only tighten: rules combine strictest-wins. Editing others' files is what must be
+    # impossible, hence the mode check on every file and on the system folder.
+    rule = "system policies must be owned by root" if system else "it must be yours"
+    check_trusted(path, st, "policy", owner_rule=rule, folder=folder)
+
+
+def read_policy(path: Path, *, system: bool) -> PolicyFile:
+    _check_owner(path, system=system)
+    from vault.fs.paths import read_config_text
+
+    text = read_config_text(path, "policy", limit=MAX_POLICY_BYTES)
+    if text is None:
+        raise ConfigError(f"{path}: the policy disappeared while being read")
+    return parse_policy(text, str(path), system=system)
+
+
+DEFAULT_SYSTEM_DIR = Path("/etc/vault/policies")
+
+
+def load(paths: Paths) -> Policy:
+    """Every policy in force. /etc/vault/policies is always read when it exists, even when
+    VAULT_SYSTEM_POLICY_DIR names another folder: a variable the user controls must not be able
+    to drop the administrator's policy."""
+    files: list[PolicyFile] = []
+    system_dirs = [DEFAULT_SYSTEM_DIR]
+    if paths.system_policy_dir != DEFAULT_SYSTEM_DIR:
+        system_dirs.append(paths.system_policy_dir)
+    for system_dir in system_dirs:
+        if system_dir.exists():
+            _check_owner(system_dir, system=True, folder=True)
+        for path in _policy_paths(system_dir):
+            files.append(read_policy(path, system=True))
+    for path in _policy_paths(paths.policy_dir):
+        files.append(read_policy(path, system=False))
+    return Policy(files)
+
+
+# --- the effective policy ----------------------------------------------------------------
+
+
+@datarecord(frozen=True)
+class Denial:
+    rule: str
+    source: str
+    message: str
+
+    def error(self) -> PolicyError:
+        return PolicyError(
+            f"refused by policy: {self.message} (rule {self.rule}, {self.source})",
+            rule=self.rule,
+            source=self.source,
+        )
+
+
+@datarecord(frozen=True)
+class Policy:
+    files: list[PolicyFile]
+
+    def _layers(self, provider: str | None) -> Iterable[PolicyFile | ProviderRules]:
+        for f in self.files:
+            yield f
+            if provider is not None and provider in f.providers:
+                yield f.providers[provider]
+
+    def max_token_age(self, provider: str | None) -> Rule | None:
+        rules = [layer.max_token_age for layer in self._layers(provider) if layer.max_token_age]
+        return min(rules, key=lambda r: r.value) if rules else None
+
+    def scope_denial(self, provider: str | None, scopes: Iterable[str]) -> Denial | None:
+        for scope in scopes:
+            for layer in self._layers(provider):
+                denied = layer.denied_scopes
+                if denied is not None and denied.matches(scope):
+                    return Denial("denied_scopes", denied.source, f"scope {scope!r} is denied")
+                allowed = layer.allowed_scopes
+                if allowed is not None and not allowed.matches(scope):
+                    return Denial(
+                        "allowed_scopes",
+                        allowed.source,
+                        f"scope {scope!r} is not in the allowed scopes",
+                    )
+        return None
+
+    def issuer_denial(self, provider: str | None, issuer: str) -> Denial | None:
+        for layer in self._layers(provider):
+            rule = layer.allowed_issuers
+            if (
+                rule is not None
+                and not rule.matches(issuer.rstrip("/"))
+                and not rule.matches(issuer)
+            ):
+                return Denial("allowed_issuers", rule.source, f"issuer {issuer!r} is not allowed")
+        return None
+
+    def age_denial(self, provider: str, issued_at: int, now: float) -> Denial | None:
+        rule = self.max_token_age(provider)
+        if rule is None:
+            return None
+        age = now - issued_at  # not truncated: a token 1.9 s old is older than 1 s
+        if age < -CLOCK_STEP_TOLERANCE:
+            # Issued "in the future": the clock moved backward since the login (or the login
+            # ran on a clock that was ahead). Its real age cannot be told, so it is not trusted.
+            return Denial(
+                "max_token_age",
+                rule.source,
+                f"the token was issued {format_duration(int(-age))} after the present time: "
+                "the clock moved backward, so its age is unknown",
+            )
+        if age > rule.value:
+            return Denial(
+                "max_token_age",
+                rule.source,
+                f"the token is {format_duration(int(age))} old, over the maximum "
+                f"{format_duration(rule.value)} since login",
+            )
+        return None
+
+    def storage_denial(self, backend: str, vault_dir: Path) -> Denial | None:
+        for f in self.files:
+            if f.key_backends is not None and backend not in f.key_backends.value:
+                return Denial(
+                    "storage.key_backends",
+                    f.key_backends.source,
+                    f"the {backend} key backend is not allowed "
+                    f"(allowed: {', '.join(f.key_backends.value)})",
+                )
+            if f.vault_dirs is not None and not _inside_any(vault_dir, f.vault_dirs.value):
+                return Denial(
+                    "storage.vault_dirs",
+                    f.vault_dirs.source,
+                    f"the vault folder {vault_dir} is not an allowed place "
+                    f"(allowed: {', '.join(f.vault_dirs.value)})",
+                )
+        return None
+
+    def terminal_denial(self) -> Denial | None:
+        for f in self.files:
+            if f.print_to_terminal is not None and f.print_to_terminal.value is False:
+                return Denial(
+                    "tokens.print_to_terminal",
+                    f.print_to_terminal.source,
+                    "printing a token to an interactive terminal is not allowed; pipe it, or "
+                    "use `vault exec`",
+                )
+        return None
+
+    def grant_denial(self, provider: str, issuer: str, scopes: Iterable[str]) -> Denial | None:
+        """Whether a token for these scopes from this issuer may be obtained or stored."""
+        return self.issuer_denial(provider, issuer) or self.scope_denial(provider, scopes)
+
+    def token_denial(
+        self, provider: str, issuer: str, scopes: Iterable[str], issued_at: int, now: float
+    ) -> Denial | None:
+        """Everything that decides whether a stored token may still be used."""
+        return (
+            self.age_denial(provider, issued_at, now)
+            or self.scope_denial(provider, scopes)
+            or self.issuer_denial(provider, issuer)
+        )
+
+
+def _inside_any(folder: Path, allowed: Iterable[str]) -> bool:
+    real = Path(os.path.realpath(folder))
+    for entry in allowed:
+        base = Path(os.path.realpath(os.path.expanduser(os.path.expandvars(entry))))
+        if real == base or base in real.parents:
+            return True
+    return False

@@ -1,0 +1,252 @@
+"""Token records and the vault's plaintext payload.
+
+The payload is one line of metadata, then one line per token, sorted by name::
+
+    #meta\t{"v": 1, "audit_key": "...", "state_key": "..."}\n
+    NAME\t{...record as JSON...}\n
+
+Names cannot hold a tab or a newline, and JSON keeps both escaped, so finding one name is a
+byte search over the decrypted payload: reading one token never parses the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Iterable
+
+from vault.util.record import datarecord, field, replace
+from vault.errors import IntegrityError, UsageError
+from vault.secret import Secret
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+PAYLOAD_MAGIC = b"VREC1\n"
+META_NAME = b"#meta"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+EXPIRING_SOON = 300  # seconds: `vault list` calls a token with less left "expiring"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid token name {name[:64]!r}",
+            hint="a name is 1-128 characters: letters, digits and . _ @ + -, "
+            "starting with a letter or digit",
+        )
+    return name
+
+
+@datarecord(frozen=True)
+class TokenRecord:
+    """One stored token set. Secrets are ``Secret``; times are UNIX seconds (UTC)."""
+
+    name: str
+    provider: str
+    issuer: str
+    client_id: str
+    token_type: str
+    access_token: Secret
+    refresh_token: Secret | None
+    id_token: Secret | None
+    scopes: tuple[str, ...]
+    issued_at: int  # when the person logged in (or imported); refresh never moves it
+    expires_at: int | None
+    last_refresh: int | None
+    source: str = "login"  # "login" | "import"
+    revoke_pending: bool = False  # prune could not reach the provider; retried next run
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def state(self, now: float | None = None) -> str:
+        """valid | expiring | refreshable | expired"""
+        t = time.time() if now is None else now
+        if self.expires_at is None:
+            return "valid"
+        left = self.expires_at - t
+        if left > EXPIRING_SOON:
+            return "valid"
+        if left > 0:
+            return "expiring"
+        return "refreshable" if self.refresh_token else "expired"
+
+    def with_tokens(
+        self,
+        *,
+        access_token: Secret,
+        refresh_token: Secret | None,
+        id_token: Secret | None,
+        expires_at: int | None,
+        scopes: tuple[str, ...],
+        refreshed_at: int,
+    ) -> TokenRecord:
+        return replace(
+            self,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            id_token=id_token,
+            expires_at=expires_at,
+            scopes=scopes,
+            last_refresh=refreshed_at,
+        )
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "provider": self.provider,
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "token_type": self.token_type,
+            "access_token": self.access_token.reveal(),
+            "refresh_token": self.refresh_token.reveal() if self.refresh_token else None,
+            "id_token": self.id_token.reveal() if self.id_token else None,
+            "scopes": list(self.scopes),
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "last_refresh": self.last_refresh,
+            "source": self.source,
+            "revoke_pending": self.revoke_pending,
+        }
+        if self.extra:
+            doc["extra"] = self.extra
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
+
+    @classmethod
+    def from_json(cls, name: str, raw: bytes) -> TokenRecord:
+        try:
+            doc = json.loads(raw)
+            return cls(
+                name=name,
+                provider=_str(doc["provider"]),
+                issuer=_str(doc["issuer"]),
+                client_id=_str(doc["client_id"]),
+                token_type=_str(doc["token_type"]),
+                access_token=Secret(_str(doc["access_token"])),
+                refresh_token=_secret_or_none(doc.get("refresh_token")),
+                id_token=_secret_or_none(doc.get("id_token")),
+                scopes=tuple(_str(s) for s in doc["scopes"]),
+                issued_at=_int(doc["issued_at"]),
+                expires_at=_int_or_none(doc.get("expires_at")),
+                last_refresh=_int_or_none(doc.get("last_refresh")),
+                source=_str(doc.get("source", "login")),
+                revoke_pending=bool(doc.get("revoke_pending", False)),
+                extra=dict(doc.get("extra") or {}),
+            )
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
+            # The payload passed authentication, so this is a bug or a future format, not an
+            # attack; still, never show the record (it holds secrets).
+            raise IntegrityError(f"stored record {name!r} is malformed") from exc
+
+
+def _str(v: object) -> str:
+    if not isinstance(v, str):
+        raise TypeError("expected a string")
+    return v
+
+
+def _int(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError("expected an integer")
+    return v
+
+
+def _int_or_none(v: object) -> int | None:
+    return None if v is None else _int(v)
+
+
+def _secret_or_none(v: object) -> Secret | None:
+    return None if v is None else Secret(_str(v))
+
+
+@datarecord
+class Meta:
+    """Per-vault secrets that travel inside the encrypted payload."""
+
+    audit_key: bytes
+    state_key: bytes
+    created: int
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "v": 1,
+                "audit_key": base64.b64encode(self.audit_key).decode(),
+                "state_key": base64.b64encode(self.state_key).decode(),
+                "created": self.created,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Meta:
+        try:
+            doc = json.loads(raw)
+            return cls(
+                audit_key=base64.b64decode(doc["audit_key"], validate=True),
+                state_key=base64.b64decode(doc["state_key"], validate=True),
+                created=_int(doc["created"]),
+            )
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
+            raise IntegrityError("vault metadata is malformed") from exc
+
+    @classmethod
+    def new(cls) -> Meta:
+        import os
+
+        return cls(audit_key=os.urandom(32), state_key=os.urandom(32), created=int(time.time()))
+
+
+def find_record(payload: bytes, name: str) -> bytes | None:
+    """The JSON of ``name`` in ``payload``, without parsing any other record."""
+    needle = b"\n" + name.encode() + b"\t"
+    start = payload.find(needle)
+    if start < 0:
+        return None
+    start += len(needle)
+    end = payload.find(b"\n", start)
+    if end < 0:
+        raise IntegrityError("vault payload is malformed")
+    return payload[start:end]
+
+
+def split_payload(payload: bytes) -> tuple[Meta, dict[str, bytes]]:
+    """Meta and every record's raw JSON by name."""
+    if not payload.startswith(PAYLOAD_MAGIC):
+        raise IntegrityError("vault payload is malformed (bad magic)")
+    body = payload[len(PAYLOAD_MAGIC) :]
+    meta: Meta | None = None
+    records: dict[str, bytes] = {}
+    for line in body.split(b"\n"):
+        if not line:
+            continue
+        name, sep, raw = line.partition(b"\t")
+        if not sep:
+            raise IntegrityError("vault payload is malformed (a line has no name)")
+        if name == META_NAME:
+            meta = Meta.from_json(raw)
+        else:
+            try:
+                records[name.decode()] = raw
+            except UnicodeDecodeError:
+                raise IntegrityError("vault payload is malformed (a name is not UTF-8)") from None
+    if meta is None:
+        raise IntegrityError("vault payload is malformed (no metadata)")
+    return meta, records
+
+
+def meta_of(payload: bytes) -> Meta:
+    start = len(PAYLOAD_MAGIC)
+    prefix = META_NAME + b"\t"
+    if not payload.startswith(PAYLOAD_MAGIC) or payload[start : start + len(prefix)] != prefix:
+        raise IntegrityError("vault payload is malformed (no metadata)")
+    end = payload.find(b"\n", start)
+    return Meta.from_json(payload[start + len(prefix) : end])
+
+
+def join_payload(meta: Meta, records: Iterable[tuple[str, bytes]]) -> bytes:
+    parts = [PAYLOAD_MAGIC, META_NAME, b"\t", meta.to_json(), b"\n"]
+    for name, raw in sorted(records):
+        parts += [name.encode(), b"\t", raw, b"\n"]
+    return b"".join(parts)

@@ -1,0 +1,531 @@
+"""The encrypted vault: open, read, and change it under the lock.
+
+Reads take a shared lock and never write. Every read-modify-write takes the exclusive lock,
+re-reads the file, applies the change and writes it back atomically, so concurrent vault
+processes (a login while cron prunes) never lose each other's changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from vault.store import format as fmt
+from vault.audit.chain import DEFAULT_MAX_BYTES, AuditLog, Hwm, make_event
+from vault.fs.durable import atomic_write, locked, remove_stale_temporaries
+from vault.keys.backends import (
+    BACKENDS,
+    KeyFileState,
+    KeyringEntry,
+    KeyringStore,
+    PassphraseSource,
+    derive_key,
+    read_key_file,
+    write_key_file,
+)
+from vault.store.model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
+from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_private_file
+from vault.util.record import datarecord, field
+from vault.util.trace import log
+from vault.errors import IntegrityError, KeyringUnavailable, VaultError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@datarecord
+class Opened:
+    """A vault file that passed authentication and the rollback check."""
+
+    header: fmt.Header
+    key: bytes
+    payload: bytes
+    meta: Meta
+    stored_generation: int
+    entry: KeyringEntry | None = None
+    hwm: Hwm = field(default_factory=Hwm)
+
+
+@datarecord
+class Snapshot:
+    """A read-only view of the vault at one moment."""
+
+    path: Path
+    header: fmt.Header
+    payload: bytes
+    meta: Meta
+    hwm: Hwm = field(default_factory=Hwm)
+
+    def get(self, name: str) -> TokenRecord | None:
+        raw = find_record(self.payload, name)
+        return None if raw is None else TokenRecord.from_json(name, raw)
+
+    def records(self) -> list[TokenRecord]:
+        _, raw = split_payload(self.payload)
+        return [TokenRecord.from_json(name, data) for name, data in sorted(raw.items())]
+
+
+@datarecord
+class Editor:
+    """The records being changed inside ``Store.edit``; written back when the block ends.
+
+    The payload is split into records only when something asks for all of them or changes
+    one: `vault token` reads one record by a byte search, whatever the size of the vault."""
+
+    meta: Meta
+    payload: bytes | None = None  # the decrypted payload, until split
+    header: fmt.Header | None = None
+    changed: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _raw: dict[str, bytes] | None = None
+
+    @property
+    def raw(self) -> dict[str, bytes]:
+        if self._raw is None:
+            self._raw = split_payload(self.payload)[1] if self.payload is not None else {}
+        return self._raw
+
+    def audit(self, event: dict[str, Any]) -> None:
+        """Record an audit event; it is written (and fsynced) before anything else."""
+        self.events.append(event)
+
+    def get(self, name: str) -> TokenRecord | None:
+        if self._raw is None and self.payload is not None:
+            data = find_record(self.payload, name)
+        else:
+            data = self.raw.get(name)
+        return None if data is None else TokenRecord.from_json(name, data)
+
+    def records(self) -> list[TokenRecord]:
+        return [TokenRecord.from_json(n, d) for n, d in sorted(self.raw.items())]
+
+    def put(self, record: TokenRecord) -> None:
+        self.raw[record.name] = record.to_json()
+        self.changed = True
+
+    def delete(self, name: str) -> bool:
+        if self.raw.pop(name, None) is None:
+            return False
+        self.changed = True
+        return True
+
+
+@datarecord
+class Store:
+    paths: Paths
+    backend: str = "keyring"  # the configured backend: used to create, and required to open
+    passphrase: PassphraseSource = field(default_factory=PassphraseSource)
+    keyring: KeyringStore = field(default_factory=KeyringStore)
+    warnings: list[str] = field(default_factory=list)
+    audit_max_bytes: int = DEFAULT_MAX_BYTES
+    appended: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise IntegrityError(f"unknown key backend {self.backend!r}")
+
+    # --- reading ---------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.paths.vault_file)
+
+    def read(self) -> Snapshot | None:
+        """The vault as it is now, or None when no vault file exists yet."""
+        check_private_dir(self.paths.vault_dir)
+        if not self.paths.vault_dir.exists():
+            return None
+        with locked(self.paths.lock_file, exclusive=False):
+            opened = self._open()
+        if opened is None:
+            return None
+        return Snapshot(
+            self.paths.vault_file, opened.header, opened.payload, opened.meta, opened.hwm
+        )
+
+    def preflight(self) -> None:
+        """Make sure a write will succeed key-wise before asking a person to do anything:
+        the vault opens, or (no vault yet) the keyring answers / the passphrase is at hand."""
+        if self.read() is not None:
+            return
+        if self.backend == "keyring":
+            self.keyring.probe()
+        else:
+            self.passphrase.get(confirm=True, prompt="New vault passphrase: ")
+
+    def _open(self) -> Opened | None:
+        path = self.paths.vault_file
+        blob = read_private_file(path, "vault file", limit=fmt.MAX_FILE_SIZE)
+        if blob is None:
+            return None
+        header = fmt.parse_header(blob, path=str(path))
+        if header.backend != self.backend:
+            raise IntegrityError(
+                f"the vault at {path} uses the {header.backend} key backend but the "
+                f"configuration asks for {self.backend}; vault never switches backends silently",
+                hint="run `vault rekey` to move the vault to the configured backend, or "
+                f"set key_backend: {header.backend}",
+            )
+        entry: KeyringEntry | None = None
+        if header.kdf == fmt.KDF_KEYRING:
+            entry = self.keyring.load(header.vault_id)
+            if entry is None:
+                raise KeyringUnavailable(
+                    f"the key of the vault at {path} is not in the {self.keyring.label} "
+                    f"(vault id {header.vault_id.hex()})",
+                    hint="is this the keyring the vault was created with? It may be a "
+                    "different login session or machine",
+                )
+            key = entry.keys.get(header.key_id)
+            if key is None:
+                raise IntegrityError(
+                    f"the keyring holds no key with the id the vault at {path} names",
+                )
+            stored = entry.generation
+            hwm = Hwm.load(entry.extra.get("audit"))
+        else:
+            key = derive_key(
+                self.passphrase.get(),
+                salt=header.salt,
+                t_cost=header.t_cost,
+                m_cost=header.m_cost,
+                parallelism=header.parallelism,
+            )
+            stored = 0
+            hwm = Hwm()
+        payload = fmt.open_sealed(header, key, blob, path=str(path))
+        meta = meta_of(payload)
+        if header.kdf == fmt.KDF_ARGON2ID:
+            state = read_key_file(self.paths.key_file, meta.state_key)
+            if state is None:
+                raise IntegrityError(
+                    f"key file {self.paths.key_file} is missing: the vault's rollback "
+                    "protection cannot be checked",
+                    hint="restore the key file from the same backup as the vault",
+                )
+            if state.vault_id != header.vault_id:
+                raise IntegrityError(f"key file {self.paths.key_file} belongs to another vault")
+            stored = state.generation
+            hwm = Hwm.load(state.extra.get("audit"))
+        if header.generation < stored:
+            raise IntegrityError(
+                f"the vault at {path} was rolled back: its generation {header.generation} is "
+                f"older than the last one written ({stored})",
+                hint="an older copy of the file was put back; the file was left as it is",
+            )
+        return Opened(header, key, payload, meta, stored, entry, hwm)
+
+    # --- changing --------------------------------------------------------------------
+
+    def audit_log(self, meta: Meta) -> AuditLog:
+        return AuditLog(self.paths.audit_file, meta.audit_key, max_bytes=self.audit_max_bytes)
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[Editor]:
+        """Exclusive read-modify-write. Audit events recorded on the editor are appended (and
+        fsynced) first; then the vault is written if it changed; then the generation and the
+        audit high-water mark are saved with the key. If the audit append fails, nothing else
+        happens. If the block raises, its audit events (a denial, say) are still written."""
+        ensure_private_dir(self.paths.vault_dir)
+        with locked(self.paths.lock_file, exclusive=True):
+            remove_stale_temporaries(self.paths.vault_dir, self.paths.vault_file.name)
+            remove_stale_temporaries(self.paths.vault_dir, self.paths.key_file.name)
+            opened = self._open()
+            if opened is None:
+                editor = Editor(Meta.new())
+            else:
+                editor = Editor(opened.meta, opened.payload, header=opened.header)
+            try:
+                yield editor
+            except BaseException:
+                if editor.events and opened is not None:
+                    try:
+                        self._commit(opened, editor, write_vault=False)
+                    except VaultError as exc:
+                        self.warnings.append(f"the audit record could not be written: {exc}")
+                raise
+            self._commit(opened, editor, write_vault=editor.changed)
+
+    def _commit(self, opened: Opened | None, editor: Editor, *, write_vault: bool) -> None:
+        if not write_vault and (not editor.events or opened is None):
+            return  # nothing to write; no vault is created just to hold an audit record
+        if opened is None:
+            self._create(join_payload(editor.meta, editor.raw.items()), editor)
+            return
+        header = opened.header
+        before = len(self.appended)
+        hwm = self._append_audit(editor, opened.hwm)
+        written = self.appended[before:]  # with any record the log added (rotation, torn line)
+        generation = header.generation
+        if write_vault:
+            generation = max(header.generation, opened.stored_generation) + 1
+            payload = join_payload(editor.meta, editor.raw.items())
+            self._write_vault(header.next_write(generation), opened.key, payload)
+        else:
+            generation = max(generation, opened.stored_generation)
+            if _mark_can_wait(written, opened.hwm, time.time()):
+                return
+        self._save_state(
+            header, opened.key, generation=generation, hwm=hwm, entry=opened.entry, meta=editor.meta
+        )
+
+    def _append_audit(self, editor: Editor, hwm: Hwm) -> Hwm:
+        if not editor.events:
+            return hwm
+        log("audit.append", events=[e["event"] for e in editor.events], after=hwm.seq)
+        audit_log = self.audit_log(editor.meta)
+        new_hwm, records = audit_log.append(editor.events, hwm)
+        self.warnings.extend(audit_log.warnings)
+        self.appended.extend(records)
+        return new_hwm
+
+    def _save_state(
+        self,
+        header: fmt.Header,
+        key: bytes,
+        *,
+        generation: int,
+        hwm: Hwm,
+        entry: KeyringEntry | None,
+        meta: Meta,
+    ) -> None:
+        at = int(time.time())
+        if header.kdf == fmt.KDF_KEYRING:
+            extra = dict(entry.extra) if entry else {}
+            extra["audit"] = hwm.dump(at)
+            self._save_entry(header.vault_id, KeyringEntry({header.key_id: key}, generation, extra))
+        else:
+            try:
+                write_key_file(
+                    self.paths.key_file,
+                    KeyFileState(header.vault_id, generation, {"audit": hwm.dump(at)}),
+                    meta.state_key,
+                )
+            except IntegrityError as exc:
+                # As _save_entry: the vault is written, only rollback detection lags. Failing
+                # here would report a stored change as not made.
+                self.warnings.append(
+                    f"the vault was written, but its key file could not record the generation: "
+                    f"{exc}"
+                )
+
+    def _create(self, payload: bytes, editor: Editor) -> None:
+        meta = editor.meta
+        self._set_aside_foreign_log()
+        vault_id = os.urandom(16)
+        if self.backend == "keyring":
+            key_id, key = os.urandom(4), os.urandom(32)
+            entry = KeyringEntry({key_id: key}, generation=0)
+            self.keyring.save(vault_id, entry)
+            header = fmt.Header(
+                fmt.KDF_KEYRING, key_id, 0, 0, 0, bytes(16), vault_id, 1, os.urandom(12)
+            )
+        else:
+            header, key = self._passphrase_header(vault_id, generation=1, confirm=True)
+            entry = None
+            # The key file goes first: a vault without its key file could not be opened.
+            write_key_file(self.paths.key_file, KeyFileState(vault_id, 0), meta.state_key)
+        hwm = self._append_audit(editor, Hwm())
+        self._write_vault(header, key, payload)
+        self._save_state(header, key, generation=1, hwm=hwm, entry=entry, meta=meta)
+
+    def reset_audit(self, reason: str) -> tuple[list[str], int]:
+        """Set the current audit log aside (renamed, never deleted) and start a new chain whose
+        first record says why and where the old one went. For a log `vault audit verify`
+        found damaged: the operations it blocks may then go on, on a fresh, verifiable chain."""
+        with locked(self.paths.lock_file, exclusive=True):
+            opened = self._open()
+            if opened is None:
+                raise IntegrityError("there is no vault, so there is no audit log to reset")
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            moved = []
+            for path in AuditLog(self.paths.audit_file, b"").files():
+                target = path.with_name(f"{path.name}.reset-{stamp}")
+                os.rename(path, target)
+                moved.append(str(target))
+            editor = Editor(opened.meta)
+            editor.audit(
+                make_event(
+                    "log_reset",
+                    outcome="warning",
+                    reason=f"{reason}; the previous log (up to record {opened.hwm.seq}) was set "
+                    f"aside as {', '.join(moved) or 'nothing'}",
+                )
+            )
+            hwm = self._append_audit(editor, Hwm())
+            self._save_state(
+                opened.header,
+                opened.key,
+                generation=max(opened.header.generation, opened.stored_generation),
+                hwm=hwm,
+                entry=opened.entry,
+                meta=opened.meta,
+            )
+            return moved, opened.hwm.seq
+
+    def _set_aside_foreign_log(self) -> None:
+        """A new vault has a new audit key: a log left from an earlier vault cannot continue
+        its chain, so it is kept beside, renamed, rather than appended to or deleted."""
+        log = AuditLog(self.paths.audit_file, b"")
+        files = log.files()
+        if not files:
+            return
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for path in files:
+            target = path.with_name(f"{path.name}.orphaned-{stamp}")
+            os.rename(path, target)
+        self.warnings.append(
+            f"an audit log from an earlier vault was kept as {self.paths.audit_file}.orphaned-"
+            f"{stamp}; it cannot be verified with the new vault's key"
+        )
+
+    def _passphrase_header(
+        self, vault_id: bytes, *, generation: int, confirm: bool, new_passphrase: bool = False
+    ) -> tuple[fmt.Header, bytes]:
+        salt = os.urandom(16)
+        if new_passphrase:
+            source = PassphraseSource(
+                os.environ.get("VAULT_NEW_PASSPHRASE_FILE"), interactive=self.passphrase.interactive
+            )
+            secret = source.get(confirm=True, prompt="New vault passphrase: ")
+            self.passphrase = source
+        else:
+            secret = self.passphrase.get(confirm=confirm, prompt="New vault passphrase: ")
+        key = derive_key(
+            secret,
+            salt=salt,
+            t_cost=fmt.ARGON2_T,
+            m_cost=fmt.ARGON2_M_KIB,
+            parallelism=fmt.ARGON2_P,
+        )
+        header = fmt.Header(
+            fmt.KDF_ARGON2ID,
+            bytes(4),
+            fmt.ARGON2_T,
+            fmt.ARGON2_M_KIB,
+            fmt.ARGON2_P,
+            salt,
+            vault_id,
+            generation,
+            os.urandom(12),
+        )
+        return header, key
+
+    def _write_vault(self, header: fmt.Header, key: bytes, payload: bytes) -> None:
+        log("vault.write", generation=header.generation, backend=header.backend, bytes=len(payload))
+        atomic_write(self.paths.vault_file, fmt.seal(header, key, payload), what="vault file")
+
+    def _save_entry(self, vault_id: bytes, entry: KeyringEntry) -> None:
+        """Record the new generation after a successful write. The write itself has happened,
+        so a failure here is a warning: the vault is intact, only rollback detection lags."""
+        try:
+            self.keyring.save(vault_id, entry)
+        except KeyringUnavailable as exc:
+            self.warnings.append(
+                f"the vault was written, but the keyring could not record its generation: {exc}"
+            )
+
+    # --- rekey -----------------------------------------------------------------------
+
+    def rekey(self, *, new_passphrase: bool = False) -> tuple[str, str, int]:
+        """Rotate the data key, moving the vault to the configured backend if it differs.
+        Returns (old backend, new backend, new generation). Every step leaves a vault that
+        opens: the new key is stored before the file that needs it is written."""
+        ensure_private_dir(self.paths.vault_dir)
+        target = self.backend
+        with locked(self.paths.lock_file, exclusive=True):
+            header = self._peek_header()
+            if header is None:
+                raise IntegrityError("there is no vault to rekey yet")
+            self.backend = header.backend  # open with what the file uses
+            try:
+                opened = self._open()
+            finally:
+                self.backend = target
+            assert opened is not None
+            old = opened.header
+            generation = max(old.generation, opened.stored_generation) + 1
+            vault_id = old.vault_id
+            meta = opened.meta
+            rotated = Editor(meta)
+            rotated.audit(
+                make_event(
+                    "key_rotated",
+                    reason=f"data key rotated ({old.backend} backend to {target} backend)",
+                )
+            )
+            if target == "keyring":
+                key_id, key = os.urandom(4), os.urandom(32)
+                entry = opened.entry or KeyringEntry({}, generation=0)
+                entry.keys[key_id] = key
+                self.keyring.save(vault_id, entry)
+                hwm = self._append_audit(rotated, opened.hwm)
+                header = fmt.Header(
+                    fmt.KDF_KEYRING,
+                    key_id,
+                    0,
+                    0,
+                    0,
+                    bytes(16),
+                    vault_id,
+                    generation,
+                    os.urandom(12),
+                )
+                self._write_vault(header, key, opened.payload)
+                self._save_state(
+                    header, key, generation=generation, hwm=hwm, entry=entry, meta=meta
+                )
+                if old.kdf == fmt.KDF_ARGON2ID:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.paths.key_file)
+            else:
+                header, key = self._passphrase_header(
+                    vault_id,
+                    generation=generation,
+                    confirm=True,
+                    # Moving from the keyring, the configured passphrase source is the new one.
+                    new_passphrase=new_passphrase and old.kdf == fmt.KDF_ARGON2ID,
+                )
+                if old.kdf != fmt.KDF_ARGON2ID:
+                    write_key_file(
+                        self.paths.key_file,
+                        KeyFileState(
+                            vault_id, old.generation, {"audit": opened.hwm.dump(opened.hwm.at)}
+                        ),
+                        meta.state_key,
+                    )
+                hwm = self._append_audit(rotated, opened.hwm)
+                self._write_vault(header, key, opened.payload)
+                self._save_state(header, key, generation=generation, hwm=hwm, entry=None, meta=meta)
+                if old.kdf == fmt.KDF_KEYRING:
+                    try:
+                        self.keyring.delete(vault_id)
+                    except KeyringUnavailable as exc:
+                        self.warnings.append(f"the old keyring entry could not be deleted: {exc}")
+            return old.backend, header.backend, generation
+
+    def _peek_header(self) -> fmt.Header | None:
+        blob = read_private_file(self.paths.vault_file, "vault file", limit=fmt.MAX_FILE_SIZE)
+        if blob is None:
+            return None
+        return fmt.parse_header(blob, path=str(self.paths.vault_file))
+
+
+# How long the audit mark kept with the key may lag behind successful uses (see _mark_can_wait).
+MARK_INTERVAL = 60
+
+
+def _mark_can_wait(events: list[dict[str, Any]], saved: Hwm, now: float) -> bool:
+    """Whether saving the audit high-water mark with the key can be skipped after these events.
+
+    The mark (kept in the keyring, or in the passphrase backend's MAC'd key file) is what
+    makes a truncated audit log detectable. Saving it costs a keyring write (~6 ms) or an
+    fsynced file, on every `vault token`. So after nothing but successful uses it is saved at
+    most once a MARK_INTERVAL: a truncation can then hide at most that long a run of uses, and
+    never an issue, refresh, revocation, prune, denial or failure, which always move it."""
+    if not 0 <= now - saved.at < MARK_INTERVAL:
+        return False  # due, or the clock went back: save
+    return all(e.get("event") == "used" and e.get("outcome") == "success" for e in events)

@@ -1,0 +1,166 @@
+"""Refresh and revocation of stored tokens, each under the vault's exclusive lock.
+
+Refresh holds the lock across the HTTP call, so two processes never spend the same refresh
+token: the second waits, re-reads, and finds the token already fresh. The rotated refresh token
+is written (and fsynced) before the new access token is handed out.
+"""
+
+from __future__ import annotations
+
+import time
+
+from vault.login import http as _http
+from vault.login import oauth as _oauth
+from vault.login import providers as _providers
+from vault.cli.app import App
+from vault.audit.chain import for_record
+from vault.store.model import TokenRecord
+from vault.util.text import rfc3339
+from vault.util.record import datarecord, replace
+from vault.store.vault import Editor
+from vault.util.trace import log
+from vault.errors import AuthError, NetworkError, NotFoundError, UsageError
+
+
+def provider_of(app: App, record: TokenRecord) -> _providers.Provider:
+    """The provider a record came from: its config entry or preset, else what the record says."""
+    try:
+        provider = _providers.resolve(record.provider, app.config.providers)
+    except UsageError:
+        provider = replace(_providers.PRESETS["oidc"], name=record.provider, issuer=record.issuer)
+    if provider.client_id != record.client_id:
+        provider = replace(provider, client_id=record.client_id)
+    return provider
+
+
+def refresh_in(app: App, editor: Editor, record: TokenRecord) -> TokenRecord:
+    """Refresh ``record`` now; the caller holds the exclusive lock (``editor``). The updated
+    record (with the rotated refresh token) is put on the editor, so it is written and fsynced
+    when the edit ends, before anything is printed."""
+    name = record.name
+    if not record.refresh_token:
+        raise AuthError(
+            f"the token {name!r} expires at {rfc3339(record.expires_at)} and has no refresh token",
+            hint=f"log in again: vault login {record.provider} --name {name}",
+            code="expired",
+        )
+    token_endpoint = record.extra.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        raise AuthError(
+            f"the token {name!r} does not say where to refresh it",
+            hint="log in again",
+            code="expired",
+        )
+    provider = provider_of(app, record)
+    try:
+        with _http.client() as http:
+            tokens = _oauth.refresh(
+                http, provider, token_endpoint, record.refresh_token, record.scopes
+            )
+    except AuthError as exc:
+        exc.hint = f"log in again: vault login {record.provider} --name {name}"
+        editor.audit(
+            for_record(
+                "refreshed", record, editor.meta.audit_key, outcome="failure", reason=exc.message
+            )
+        )
+        raise
+    refreshed_at = int(time.time())
+    updated = record.with_tokens(
+        access_token=tokens.access_token,
+        # RFC 6749 §6: the server may keep the old refresh token; keep it then.
+        refresh_token=tokens.refresh_token or record.refresh_token,
+        id_token=tokens.id_token or record.id_token,
+        expires_at=None if tokens.expires_in is None else refreshed_at + tokens.expires_in,
+        scopes=tokens.scopes if tokens.scope_reported else record.scopes,
+        refreshed_at=refreshed_at,
+    )
+    editor.put(updated)
+    editor.audit(for_record("refreshed", updated, editor.meta.audit_key))
+    log(
+        "token.refreshed",
+        name=name,
+        access_token=updated.access_token,
+        rotated=tokens.refresh_token is not None,
+        expires_at=updated.expires_at,
+    )
+    return updated
+
+
+def refresh_record(app: App, name: str) -> TokenRecord:
+    """`vault refresh NAME`: refresh now, whatever the expiry."""
+    with app.store.edit() as editor:
+        record = editor.get(name)
+        if record is None:
+            raise NotFoundError.for_name(name)
+        from vault.cli.commands.store import refuse_unusable
+
+        # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
+        # a refresh token, and extend a grant, for nothing anyone may use.
+        refuse_unusable(app, editor, record, command="refresh")
+        return refresh_in(app, editor, record)
+
+
+@datarecord(frozen=True)
+class Revocation:
+    revoked: bool
+    status: str  # revoked | unsupported | imported | failed
+    detail: str
+    by_hand: str | None = None
+
+
+def revoke_at_provider(app: App, record: TokenRecord, *, timeout: float = 30.0) -> Revocation:
+    """RFC 7009: revoke the refresh token (which ends the grant) or else the access token."""
+    provider = provider_of(app, record)
+    by_hand = provider.revoke_by_hand or record.issuer
+    if record.source == "import":
+        return Revocation(
+            False, "imported", "vault cannot revoke a token it did not obtain itself", by_hand
+        )
+    endpoint = record.extra.get("revocation_endpoint")
+    if not isinstance(endpoint, str):
+        return Revocation(
+            False,
+            "unsupported",
+            f"{provider.name} offers no revocation endpoint (RFC 7009) for this client",
+            by_hand,
+        )
+    token, hint = (
+        (record.refresh_token, "refresh_token")
+        if record.refresh_token
+        else (record.access_token, "access_token")
+    )
+    with _http.client(timeout) as http:
+        _oauth.revoke(http, provider, endpoint, token, hint)
+    return Revocation(True, "revoked", f"revoked at {_http.host_of(endpoint)}")
+
+
+def revoke_and_delete(app: App, name: str, *, force: bool) -> tuple[Revocation, bool]:
+    """Revoke at the provider, then delete locally. A provider that cannot be reached keeps
+    the token (exit 7) unless ``force``: a token forgotten locally may still be live."""
+    with app.store.edit() as editor:
+        record = editor.get(name)
+        if record is None:
+            raise NotFoundError.for_name(name)
+        key = editor.meta.audit_key
+        try:
+            result = revoke_at_provider(app, record)
+        except (NetworkError, AuthError) as exc:
+            if not force:
+                editor.audit(
+                    for_record("revoked", record, key, outcome="failure", reason=exc.message)
+                )
+                raise NetworkError(
+                    f"could not revoke {name!r} at the provider: {exc.message}; the token was kept",
+                    hint="retry later, or pass --force to delete it locally anyway",
+                    code=getattr(exc, "code", "network"),
+                ) from None
+            result = Revocation(False, "failed", exc.message)
+        if result.revoked:
+            editor.audit(for_record("revoked", record, key, reason=result.detail))
+        else:
+            editor.audit(
+                for_record("deleted", record, key, outcome="not_revoked", reason=result.detail)
+            )
+        editor.delete(name)
+    return result, True

@@ -1,0 +1,1 @@
+"""Small shared pieces: records, MACs, text safety, redaction, logging."""

@@ -1,0 +1,18 @@
+"""Log an event through the redacting pipeline, if -v/--debug configured it; otherwise free.
+
+The hot path never imports structlog: this checks whether ``vault.util.log`` was loaded."""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def log(event: str, *, level: str = "info", **fields: Any) -> None:
+    module = sys.modules.get("vault.util.log")
+    if module is None:
+        return
+    getattr(module.get_logger("vault"), level)(event, **fields)
