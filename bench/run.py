@@ -114,11 +114,11 @@ def fill_vault(env: dict[str, str], count: int, *, expired: bool = False) -> Non
     """Store ``count`` tokens in one write, through the library (the CLI would take minutes)."""
     code = f"""
 import os, time
-from vault import _paths
-from vault._config import load
-from vault._keys import PassphraseSource
-from vault._model import TokenRecord
-from vault._store import Store
+from vault.fs import paths as _paths
+from vault.policy.config import load
+from vault.keys.backends import PassphraseSource
+from vault.store.model import TokenRecord
+from vault.store.vault import Store
 from vault.secret import Secret
 paths = _paths.resolve()
 store = Store(paths, backend=load(paths).backend()[0], passphrase=PassphraseSource())
@@ -364,11 +364,11 @@ def audit_bench(base: Path, service: SecretService) -> list[str]:
     fill_vault(env, 10)
     count = int(os.environ.get("BENCH_AUDIT_EVENTS", "1000000"))
     code = f"""
-from vault import _paths
-from vault._config import load
-from vault._keys import PassphraseSource
-from vault._store import Store, Editor
-from vault._audit import make_event
+from vault.fs import paths as _paths
+from vault.policy.config import load
+from vault.keys.backends import PassphraseSource
+from vault.store.vault import Store, Editor
+from vault.audit.chain import make_event
 paths = _paths.resolve()
 store = Store(paths, backend=load(paths).backend()[0], passphrase=PassphraseSource(),
               audit_max_bytes=1 << 40)

@@ -20,7 +20,33 @@ from pathlib import Path
 
 import pytest
 
-from tests.rsyslog_harness import Rsyslog, find_rsyslogd, start_rsyslog
+
+def _import_installed_vault() -> None:
+    """Import the package as a user installs it (the wheel in site-packages), not the source
+    folder beside the tests, and refuse to test an installed copy older than the source."""
+    root = Path(__file__).resolve().parent.parent
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != root]
+    try:
+        import vault
+    finally:
+        sys.path[:] = saved
+    installed = Path(vault.__file__).resolve().parent
+    if installed == root / "vault":
+        pytest.exit("vault is imported from the source folder, not installed: run make install", 2)
+    stale = [
+        str(src.relative_to(root))
+        for src in sorted((root / "vault").rglob("*.py"))
+        if not (installed / src.relative_to(root / "vault")).is_file()
+        or (installed / src.relative_to(root / "vault")).read_bytes() != src.read_bytes()
+    ]
+    if stale:
+        pytest.exit(f"the installed vault differs from {', '.join(stale[:5])}: run make install", 2)
+
+
+_import_installed_vault()
+
+from tests.rsyslog_harness import Rsyslog, find_rsyslogd, start_rsyslog  # noqa: E402
 
 VAULT_BIN = str(Path(sys.executable).parent / "vault")
 KEYRING_PASSWORD = b"vault-test-keyring"
@@ -271,10 +297,10 @@ GH_CANARY = "ghp_" + "Cn4ry" * 7 + "X"
 
 _DUMP_RECORD = """
 import json, sys
-from vault import _paths
-from vault._config import load
-from vault._keys import PassphraseSource
-from vault._store import Store
+from vault.fs import paths as _paths
+from vault.policy.config import load
+from vault.keys.backends import PassphraseSource
+from vault.store.vault import Store
 paths = _paths.resolve()
 store = Store(paths, backend=load(paths).backend()[0], passphrase=PassphraseSource())
 snap = store.read()

@@ -272,7 +272,7 @@ def test_login_events_against_the_provider(vault: VaultCLI) -> None:
 def test_huge_scope_lists_are_bounded_in_the_record() -> None:
     """A record longer than the append's tail window would make the log unreadable to the next
     write; a scope list a person (or a provider) made huge is cut, and says so."""
-    from vault._audit import MAX_SCOPES_CHARS, TAIL_WINDOW, make_event
+    from vault.audit.chain import MAX_SCOPES_CHARS, TAIL_WINDOW, make_event
 
     event = make_event("issued", name="a", scopes=[f"scope-{i:05d}" for i in range(100_000)])
     scopes = event["scopes"]

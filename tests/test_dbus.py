@@ -1,4 +1,4 @@
-"""vault._dbus, the minimal D-Bus client: marshalling against the specification (and against
+"""vault.keys.dbus, the minimal D-Bus client: marshalling against the specification (and against
 jeepney, an independent implementation the tests may use), unmarshalling of hostile bytes, and
 a fake bus on a socket pair sending what a broken or hostile peer might.
 
@@ -24,8 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vault import _dbus
-from vault._dbus import (
+from vault.errors import KeyringUnavailable
+from vault.keys import dbus as _dbus
+from vault.keys.dbus import (
     AuthenticationRefused,
     Connection,
     DBusError,
@@ -36,8 +37,7 @@ from vault._dbus import (
     split_signature,
     unmarshal,
 )
-from vault._secretservice import Disconnected, Refused, SecretService
-from vault.errors import KeyringUnavailable
+from vault.keys.secretservice import Disconnected, Refused, SecretService
 
 PROPS = settings(
     max_examples=300,
@@ -384,7 +384,7 @@ _SIGNATURES: st.SearchStrategy[str] = st.recursive(
 
 
 def _values(t: str, depth: int = 0) -> st.SearchStrategy[Any]:
-    """Values of one complete type, as vault._dbus represents them."""
+    """Values of one complete type, as vault.keys.dbus represents them."""
     if t in _BASIC_VALUES:
         return _BASIC_VALUES[t]
     if t == "v":
@@ -893,15 +893,15 @@ def test_secret_service_without_a_bus(
 
 
 def test_the_keyring_client_imports_no_library() -> None:
-    """`vault token` pays for what vault._secretservice imports: no jeepney, no typing."""
+    """`vault token` pays for what vault.keys.secretservice imports: no jeepney, no typing."""
     import subprocess
     import sys
 
-    code = "import sys, vault._secretservice; print('\\n'.join(sorted(sys.modules)))"
+    code = "import sys, vault.keys.secretservice; print('\\n'.join(sorted(sys.modules)))"
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     loaded = set(proc.stdout.split())
-    assert "vault._dbus" in loaded
+    assert "vault.keys.dbus" in loaded
     for heavy in ("jeepney", "typing", "threading", "secretstorage", "keyring"):
         assert heavy not in loaded

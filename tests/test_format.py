@@ -7,10 +7,10 @@ import pickle
 
 import pytest
 
-from vault import _format as fmt
-from vault._model import Meta, TokenRecord, find_record, join_payload, split_payload
 from vault.errors import IntegrityError
 from vault.secret import Secret
+from vault.store import format as fmt
+from vault.store.model import Meta, TokenRecord, find_record, join_payload, split_payload
 
 
 def _record(name: str, token: str = "tok-" + "a" * 20) -> TokenRecord:

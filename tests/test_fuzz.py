@@ -30,10 +30,10 @@ from hypothesis import strategies as st
 from tests.conftest import VaultCLI
 from tests.fuzz import targets
 from tests.fuzz.targets import AuditFiles, ConfigFiles, VaultFiles, sealed, valid_payload
-from vault import _format as fmt
-from vault._audit import Hwm
-from vault._model import PAYLOAD_MAGIC, Meta, TokenRecord, split_payload
+from vault.audit.chain import Hwm
 from vault.errors import IntegrityError
+from vault.store import format as fmt
+from vault.store.model import PAYLOAD_MAGIC, Meta, TokenRecord, split_payload
 
 REPO = Path(__file__).resolve().parent.parent
 FUZZ = settings(

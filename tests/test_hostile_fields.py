@@ -9,7 +9,7 @@ intervals. Each variant says what must happen: refused with a given exit code an
 naming the field, or accepted with a given value.
 
 The whole table runs in process against the scripted server on 127.0.0.1 (the real HTTP layer
-and the real validation in ``vault._oauth``, time faked). The variants marked ``exe`` also run
+and the real validation in ``vault.login.oauth``, time faked). The variants marked ``exe`` also run
 through the installed executable (``vault login`` / ``refresh`` / ``revoke``), where the error
 must be one clean line with the documented exit code, and the vault must hold nothing new. Cases
 ``tests/test_hostile_servers.py`` already runs through the executable are not marked ``exe``.
@@ -31,10 +31,11 @@ import pytest
 
 from tests.conftest import Result, SecretService, VaultCLI
 from tests.fake_oauth import FakeOAuth, Handler, Reply, fake_oauth
-from vault import _http, _oauth
-from vault._oauth import DeviceAuthorization, Endpoints
-from vault._providers import Provider
 from vault.errors import VaultError
+from vault.login import http as _http
+from vault.login import oauth as _oauth
+from vault.login.oauth import DeviceAuthorization, Endpoints
+from vault.login.providers import Provider
 from vault.secret import Secret
 
 DISCOVERY = "/.well-known/openid-configuration"

@@ -17,16 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import VaultCLI, keyring_package
-from vault import _audit as audit_module
-from vault._audit import AuditLog, Hwm, chain_mac_function, make_event, read_lines, verify
-from vault._cli import _parse_token
-from vault._cmd_audit import _lines_with
-from vault._keys import derive_key
-from vault._parser import parse
-from vault._record import FrozenInstanceError, asdict, datarecord, field, replace
-from vault._store import MARK_INTERVAL, _mark_can_wait
+from vault.audit import chain as audit_module
+from vault.audit.chain import AuditLog, Hwm, chain_mac_function, make_event, read_lines, verify
+from vault.cli.commands.audit import _lines_with
+from vault.cli.parser import parse
+from vault.cli.run import _parse_token
 from vault.errors import IntegrityError, UsageError
+from vault.keys.backends import derive_key
 from vault.secret import Secret
+from vault.store.vault import MARK_INTERVAL, _mark_can_wait
+from vault.util.record import FrozenInstanceError, asdict, datarecord, field, replace
 
 TOKEN = "ghp_" + "Q9w8E7r6T5" * 3 + "abcdef"
 
@@ -158,10 +158,10 @@ HEAVY = (
     "_hashlib",
     "argon2",
     "datetime",
-    "vault._redact",
-    "vault._log",
-    "vault._oauth",
-    "vault._parser",
+    "vault.util.redact",
+    "vault.util.log",
+    "vault.login.oauth",
+    "vault.cli.parser",
     "cryptography.hazmat.primitives.ciphers",
     "cryptography.hazmat.decrepit",
 )
@@ -171,7 +171,7 @@ def test_vault_token_imports_nothing_heavy(vault: VaultCLI) -> None:
     assert vault.run("import", "gh", "--provider", "github", input=TOKEN).returncode == 0
     code = (
         "import sys\n"
-        "from vault.__main__ import main\n"
+        "from vault.cli.main import main\n"
         "code = main(['token', 'gh'])\n"
         "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
         "sys.exit(code)\n"
@@ -187,7 +187,7 @@ def test_vault_token_imports_nothing_heavy(vault: VaultCLI) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == TOKEN + "\n"
     loaded = set(proc.stderr.split())
-    assert "vault._store" in loaded  # the probe saw the command's modules
+    assert "vault.store.vault" in loaded  # the probe saw the command's modules
     heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
     assert sorted(heavy) == []
 
@@ -195,7 +195,7 @@ def test_vault_token_imports_nothing_heavy(vault: VaultCLI) -> None:
 def test_the_fast_aesgcm_is_cryptographys_own() -> None:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from vault._format import aesgcm
+    from vault.store.format import aesgcm
 
     assert aesgcm() is AESGCM
 
@@ -351,7 +351,7 @@ def test_parallel_verify_agrees_with_the_walk_in_order(
 @given(key=st.binary(max_size=200), msg=st.binary(max_size=300))
 @settings(max_examples=200, deadline=None)
 def test_the_builtin_hmac_is_hmac_sha256(key: bytes, msg: bytes) -> None:
-    from vault import _hmac
+    from vault.util import mac as _hmac
 
     assert _hmac.digest(key, msg) == hmac.digest(key, msg, "sha256")
     assert _hmac.hexdigest(key, msg) == hmac.new(key, msg, hashlib.sha256).hexdigest()

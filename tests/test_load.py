@@ -50,11 +50,11 @@ NOT_FOUND = "no token named"
 # from one separate process with the test's environment that opens the store once.
 _DUMP = """
 import hashlib, json, sys
-from vault import _paths
-from vault._audit import fingerprint
-from vault._config import load
-from vault._keys import PassphraseSource
-from vault._store import Store
+from vault.fs import paths as _paths
+from vault.audit.chain import fingerprint
+from vault.policy.config import load
+from vault.keys.backends import PassphraseSource
+from vault.store.vault import Store
 from vault.secret import Secret
 paths = _paths.resolve()
 store = Store(paths, backend=load(paths).backend()[0], passphrase=PassphraseSource())

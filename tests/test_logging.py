@@ -23,9 +23,9 @@ import httpx
 import pytest
 import structlog
 
-from vault import _log
-from vault._redact import MASK, is_sensitive_key, redact, scrub_text
 from vault.secret import Secret
+from vault.util import log as _log
+from vault.util.redact import MASK, is_sensitive_key, redact, scrub_text
 
 # --- canaries: one of every format -------------------------------------------------------------
 
@@ -388,7 +388,7 @@ def test_final_scrub_catches_what_the_processor_missed() -> None:
 
 def test_importing_the_module_is_light() -> None:
     code = (
-        "import sys, vault._log; "
+        "import sys, vault.util.log; "
         "print(sorted(m for m in ('structlog', 'httpx', 'logging') if m in sys.modules))"
     )
     result = subprocess.run(

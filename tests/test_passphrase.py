@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from tests.conftest import VaultCLI
-from vault import _format as fmt
-from vault._keys import KeyFileState, derive_key, write_key_file
-from vault._model import Meta, join_payload
+from vault.keys.backends import KeyFileState, derive_key, write_key_file
 from vault.secret import Secret
+from vault.store import format as fmt
+from vault.store.model import Meta, join_payload
 
 
 def test_round_trip(passphrase_vault: VaultCLI) -> None:

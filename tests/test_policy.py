@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
 from tests.idp_harness import start_idp
-from vault._policy import parse_policy
 from vault.errors import ConfigError
+from vault.policy.rules import parse_policy
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from vault import _oauth
-from vault._providers import PRESETS, Provider
 from vault.errors import AuthError, NetworkError
+from vault.login import oauth as _oauth
+from vault.login.providers import PRESETS, Provider
 from vault.secret import Secret
 
 PROVIDER: Provider = PRESETS["oidc"].__class__(

@@ -16,10 +16,10 @@ from tests.conftest import (
     start_login,
 )
 from tests.idp_harness import approve_complete, start_idp
-from vault._model import TokenRecord
-from vault._policy import Policy, parse_policy
-from vault._prune import plan
+from vault.policy.rules import Policy, parse_policy
 from vault.secret import Secret
+from vault.store.model import TokenRecord
+from vault.tokens.prune import plan
 
 NOW = 1_800_000_000
 

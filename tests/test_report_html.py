@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vault import _report_html as report_html
-from vault._report_html import render_html
+from vault.audit import html as report_html
+from vault.audit.html import render_html
 
 CHROMIUM = "/usr/bin/chromium"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

@@ -22,7 +22,7 @@ from tests.rsyslog_harness import (
     parse_sd,
     start_rsyslog,
 )
-from vault._syslog import (
+from vault.audit.forward import (
     BOM,
     SD_ID,
     SyslogError,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import VaultCLI
-from vault import _format as fmt
+from vault.store import format as fmt
 
 
 def _setup(vault: VaultCLI) -> bytes:

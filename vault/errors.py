@@ -1,6 +1,6 @@
 """Every error vault reports to a person, each with its documented exit code.
 
-The core raises these; ``vault.__main__.main`` is the one place that catches them, prints one
+The core raises these; ``vault.cli.main.main`` is the one place that catches them, prints one
 line (plus an optional hint) to stderr and exits with ``exit_code``.
 """
 

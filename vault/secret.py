@@ -4,7 +4,15 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
+    from hmac import compare_digest
     from typing import NoReturn
+else:
+    try:
+        from _operator import _compare_digest as compare_digest  # what hmac falls back to
+    except ImportError:  # other interpreters
+        from hmac import compare_digest
+
+__all__ = ["MASK", "Secret", "compare_digest"]
 
 MASK = "********"
 
@@ -42,8 +50,6 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        from vault.util.mac import compare_digest
-
         return compare_digest(self._value.encode(), other._value.encode())
 
     __hash__ = None  # type: ignore[assignment]

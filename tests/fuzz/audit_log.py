@@ -1,4 +1,4 @@
-"""atheris: audit logs through ``vault._audit.verify`` and ``read_tail``.
+"""atheris: audit logs through ``vault.audit.chain.verify`` and ``read_tail``.
 
     python -m tests.fuzz.audit_log -runs=20000 [CORPUS_DIR]
 

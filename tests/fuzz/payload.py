@@ -1,4 +1,4 @@
-"""atheris: the decrypted payload parser (``vault._model``), every entry point.
+"""atheris: the decrypted payload parser (``vault.store.model``), every entry point.
 
 python -m tests.fuzz.payload -runs=20000 [CORPUS_DIR]
 """

@@ -1,4 +1,4 @@
-"""atheris: policies and config.yaml through ``vault._yaml``, ``_policy`` and ``_config``.
+"""atheris: policies and config.yaml through vault.policy (safe_yaml, rules, config).
 
     python -m tests.fuzz.policy_yaml -runs=20000 [CORPUS_DIR]
 

@@ -3,10 +3,10 @@ tests/test_fuzz.py and the atheris harnesses (``python -m tests.fuzz.<target> -r
 
 Every target is the real reading code, in process: a vault file through ``Store.read`` (with
 the key handed over by a stand-in for the keyring, so no D-Bus is needed), the decrypted
-payload through ``vault._model``, an audit log through ``vault._audit.verify`` and
-``read_tail``, a policy or config file through ``vault._yaml``, ``vault._policy`` and
-``vault._config``. The property is always the same: the code returns, or raises one of the
-project's own errors (``VaultError``); anything else is a bug.
+payload through ``vault.store.model``, an audit log through ``vault.audit.chain.verify`` and
+``read_tail``, a policy or config file through ``vault.policy.safe_yaml``,
+``vault.policy.rules`` and ``vault.policy.config``. The property is always the same: the code
+returns, or raises one of the project's own errors (``VaultError``); anything else is a bug.
 
 ``KNOWN_BUGS`` lists bugs in files this suite's author could not change: each is pinned by a
 strict xfail in tests/test_fuzz.py (which fails loudly once the bug is fixed), and the fuzzers
@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault import _format as fmt
-from vault import _paths
-from vault._audit import AuditLog, Hwm, make_event, read_tail, verify
-from vault._keys import KeyringEntry, KeyringStore
-from vault._model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
-from vault._store import Store
+from vault.audit.chain import AuditLog, Hwm, make_event, read_tail, verify
 from vault.errors import VaultError
+from vault.fs import paths as _paths
+from vault.keys.backends import KeyringEntry, KeyringStore
 from vault.secret import Secret
+from vault.store import format as fmt
+from vault.store.model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
+from vault.store.vault import Store
 
 KEY = bytes(range(32))
 KEY_ID = b"\x01\x02\x03\x04"
@@ -220,8 +220,8 @@ class ConfigFiles:
         self.policy = self.paths.policy_dir / "fuzz.yaml"
 
     def parse_text(self, text: str) -> None:
-        from vault import _yaml
-        from vault._policy import parse_policy
+        from vault.policy import safe_yaml as _yaml
+        from vault.policy.rules import parse_policy
 
         expect_vault_errors(
             lambda: _yaml.load(text, "fuzz.yaml"),
@@ -231,8 +231,8 @@ class ConfigFiles:
 
     def read_bytes(self, data: bytes) -> None:
         """The bytes as config.yaml and as a policy file, read as vault reads them."""
-        from vault import _config
-        from vault._policy import read_policy
+        from vault.policy import config as _config
+        from vault.policy.rules import read_policy
 
         write_private(self.paths.config_file, data)
         write_private(self.policy, data)

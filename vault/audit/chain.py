@@ -29,18 +29,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from vault.util import mac as _hmac
-from vault.fs.paths import check_private_file, ensure_private_dir
-from vault.util.record import datarecord, field
 from vault.errors import IntegrityError
+from vault.fs.paths import check_private_file, ensure_private_dir
 from vault.secret import Secret
+from vault.util import mac as _hmac
+from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     from typing import Any
-
-    from vault.store.model import TokenRecord
-    from vault.policy.rules import Denial
 
 GENESIS = b"0" * 64
 MAC_MARK = b',"mac":"'
@@ -131,8 +128,8 @@ def _short(value: object) -> object:
 @functools.lru_cache(maxsize=1024)
 def _scrubbed(value: str) -> str:
     # Cached: a prune of thousands of tokens gives most of them the same few reasons.
-    from vault.util.text import clean
     from vault.util.redact import scrub_text
+    from vault.util.text import clean
 
     return scrub_text(clean(value, MAX_FIELD))
 
@@ -182,55 +179,6 @@ def make_event(
         "pid": os.getpid(),
         "fingerprint": fingerprint,
     }
-
-
-def for_record(
-    kind: str,
-    record: TokenRecord,
-    audit_key: bytes,
-    *,
-    outcome: str = "success",
-    reason: str | None = None,
-    command: str | None = None,
-    denial: Denial | None = None,
-) -> dict[str, Any]:
-    """An event about a stored token, with its fingerprint (of the access token)."""
-    return make_event(
-        kind,
-        name=record.name,
-        provider=record.provider,
-        issuer=record.issuer,
-        scopes=record.scopes,
-        outcome="denied" if denial else outcome,
-        reason=denial.message if denial else reason,
-        rule=denial.rule if denial else None,
-        source=denial.source if denial else None,
-        command=command,
-        fingerprint=fingerprint(audit_key, record.access_token),
-    )
-
-
-def for_denial(
-    denial: Denial,
-    *,
-    name: str | None,
-    provider: str | None,
-    issuer: str | None,
-    scopes: tuple[str, ...] | list[str] | None,
-    command: str | None = None,
-) -> dict[str, Any]:
-    return make_event(
-        "denied",
-        name=name,
-        provider=provider,
-        issuer=issuer,
-        scopes=scopes,
-        outcome="denied",
-        reason=denial.message,
-        rule=denial.rule,
-        source=denial.source,
-        command=command,
-    )
 
 
 def _body(seq: int, when: str, event: dict[str, Any]) -> bytes:

@@ -6,15 +6,18 @@ import sys
 from functools import cached_property
 
 from vault.fs import paths as _paths
-from vault.policy.config import Config
 from vault.keys.backends import PassphraseSource
+from vault.policy.config import Config
 from vault.policy.rules import Policy
 from vault.store.vault import Store
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
+
+    from vault.store.model import TokenRecord
 
 
 class App:
@@ -63,6 +66,27 @@ class App:
             backend=backend,
             passphrase=self.passphrase,
             audit_max_bytes=self.config.audit_max_bytes,
+        )
+
+    def use_token(
+        self,
+        name: str,
+        *,
+        min_valid: int,
+        command: str | Callable[[TokenRecord], str],
+        to_terminal: bool = False,
+    ) -> TokenRecord:
+        """vault.tokens.use.use_token on this invocation's store, policy and providers."""
+        from vault.tokens.use import use_token
+
+        return use_token(
+            self.store,
+            self.policy,
+            self.config.providers,
+            name,
+            min_valid=min_valid,
+            command=command,
+            to_terminal=to_terminal,
         )
 
     def audit_only(self, event: dict[str, Any]) -> None:

@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(line: str, hint: str | None) -> None:
-    from vault.util.text import clean
     from vault.util.redact import scrub_text
+    from vault.util.text import clean
 
     # Messages quote servers and files: strip controls, and mask anything shaped like a secret.
     text = scrub_text(clean(line, limit=2000))
@@ -87,6 +87,3 @@ def entry() -> None:
         os._exit(code)
     sys.exit(code)
 
-
-if __name__ == "__main__":
-    entry()

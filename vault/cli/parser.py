@@ -7,6 +7,8 @@ from typing import NoReturn
 
 from vault.errors import UsageError
 
+COMMANDS = "vault.cli.commands"  # handlers are named MODULE:FUNCTION in this package
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -48,12 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def add(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
+        """A subcommand whose handler is ``MODULE:FUNCTION`` in vault.cli.commands."""
         p = sub.add_parser(name, help=help_text, description=help_text)
         _common(p)
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=f"{COMMANDS}.{handler}")
         return p
 
-    p = add("token", "vault.cli.commands.store:cmd_token", "print a stored access token")
+    p = add("token", "store:cmd_token", "print a stored access token")
     p.add_argument("name")
     p.add_argument(
         "--min-valid",
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refresh first if the token expires within SECONDS",
     )
 
-    p = add("import", "vault.cli.commands.store:cmd_import", "store a token read from standard input")
+    p = add("import", "store:cmd_import", "store a token read from standard input")
     p.add_argument("name")
     p.add_argument("--provider", required=True, help="provider preset or name from config.yaml")
     p.add_argument("--scope", action="append", default=[], metavar="S", help="granted scope")
@@ -72,26 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--expires-at", metavar="TIME", help="RFC 3339 time")
     p.add_argument("--force", action="store_true", help="replace a token of the same name")
 
-    p = add("list", "vault.cli.commands.store:cmd_list", "list stored tokens (never a secret)")
+    p = add("list", "store:cmd_list", "list stored tokens (never a secret)")
     p.add_argument("--json", action="store_true")
 
-    p = add("status", "vault.cli.commands.store:cmd_status", "the vault, or one token, in detail")
+    p = add("status", "store:cmd_status", "the vault, or one token, in detail")
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")
 
     for name in ("logout", "revoke"):
-        p = add(name, "vault.cli.commands.store:cmd_logout", "revoke a token where possible, delete it")
+        p = add(name, "store:cmd_logout", "revoke a token where possible, delete it")
         p.add_argument("name")
         p.add_argument(
             "--force", action="store_true", help="delete locally even if revocation fails"
         )
         p.add_argument("--json", action="store_true")
 
-    p = add("refresh", "vault.cli.commands.store:cmd_refresh", "refresh a token now")
+    p = add("refresh", "store:cmd_refresh", "refresh a token now")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
 
-    p = add("login", "vault.cli.commands.login:cmd_login", "log in with the OAuth device flow")
+    p = add("login", "login:cmd_login", "log in with the OAuth device flow")
     p.add_argument("provider", nargs="?", help="provider preset or name from config.yaml")
     p.add_argument("--name", help="store the token under NAME (default: the provider's name)")
     p.add_argument("--scope", action="append", default=[], metavar="S", help="scope to request")
@@ -100,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="never offer to open a browser")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
-    p = add("prune", "vault.tokens.prune:cmd_prune", "expire and revoke what policy no longer allows")
+    p = add("prune", "prune:cmd_prune", "expire and revoke what policy no longer allows")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -110,13 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cron", action="store_true", help="with --install-schedule: print cron line")
 
-    p = add("exec", "vault.cli.commands.use:cmd_exec", "run a command with the token in its environment")
+    p = add("exec", "use:cmd_exec", "run a command with the token in its environment")
     p.add_argument("name")
     p.add_argument("--env", default="VAULT_TOKEN", metavar="VAR", help="default VAULT_TOKEN")
     p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
     p.epilog = "Usage: vault exec NAME [--env VAR] -- CMD [ARG...]"
 
-    p = add("api", "vault.cli.commands.use:cmd_api", "an authenticated HTTP request, like `gh api`")
+    p = add("api", "use:cmd_api", "an authenticated HTTP request, like `gh api`")
     p.add_argument("name")
     p.add_argument("target", metavar="PATH-OR-URL")
     p.add_argument("-X", "--method", default=None)
@@ -133,13 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "credential-helper",
-        "vault.cli.commands.use:cmd_credential_helper",
+        "use:cmd_credential_helper",
         "git credential helper: git config credential.helper '!vault credential-helper --name N'",
     )
     p.add_argument("operation", choices=["get", "store", "erase"])
     p.add_argument("--name", required=True, help="the stored token to offer")
 
-    p = add("rekey", "vault.cli.commands.store:cmd_rekey", "rotate the vault's data key")
+    p = add("rekey", "store:cmd_rekey", "rotate the vault's data key")
     p.add_argument(
         "--new-passphrase",
         action="store_true",
@@ -155,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     def audit_cmd(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
         p = audit_sub.add_parser(name, help=help_text, description=help_text)
         _common(p)
-        p.set_defaults(handler=f"vault.cli.commands.audit:{handler}")
+        p.set_defaults(handler=f"{COMMANDS}.audit:{handler}")
         return p
 
     def filters(p: argparse.ArgumentParser) -> None:
@@ -187,16 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub.required = True
     p = policy_sub.add_parser("check", help="validate policy files (default: those in force)")
     _common(p)
-    p.set_defaults(handler="vault.cli.commands.policy:cmd_policy_check")
+    p.set_defaults(handler=f"{COMMANDS}.policy:cmd_policy_check")
     p.add_argument("files", nargs="*", metavar="FILE")
     p.add_argument("--json", action="store_true")
     p = policy_sub.add_parser("show", help="the effective policy and where each rule came from")
     _common(p)
-    p.set_defaults(handler="vault.cli.commands.policy:cmd_policy_show")
+    p.set_defaults(handler=f"{COMMANDS}.policy:cmd_policy_show")
     p.add_argument("name", nargs="?", metavar="PROVIDER")
     p.add_argument("--json", action="store_true")
 
-    p = add("doctor", "vault.cli.commands.doctor:cmd_doctor", "check backend, paths, permissions, policies")
+    p = add("doctor", "doctor:cmd_doctor", "check backend, paths, permissions, policies")
     p.add_argument("--json", action="store_true")
     return parser
 

@@ -6,8 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-from vault.util.record import datarecord
 from vault.errors import ConfigError, IntegrityError
+from vault.util.record import datarecord
 
 
 @datarecord(frozen=True)

@@ -21,12 +21,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vault.util import mac as _hmac
+from vault.errors import IntegrityError, KeyringUnavailable
 from vault.fs.durable import atomic_write
 from vault.fs.paths import check_private_file, read_private_file
-from vault.util.record import datarecord, field
-from vault.errors import IntegrityError, KeyringUnavailable
 from vault.secret import Secret
+from vault.util import mac as _hmac
+from vault.util.record import datarecord, field
 
 SERVICE = "vault"
 BACKENDS = ("keyring", "passphrase")

@@ -19,8 +19,8 @@ recognise them in what is sent).
 
 from __future__ import annotations
 
-from vault.keys.dbus import AuthenticationRefused, Connection, DBusError, ErrorReply
 from vault.errors import KeyringUnavailable
+from vault.keys.dbus import AuthenticationRefused, Connection, DBusError, ErrorReply
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from vault import __version__
-from vault.util.text import clean
-from vault.util.record import datarecord
 from vault.errors import NetworkError, UsageError
+from vault.util.record import datarecord
+from vault.util.text import clean
 
 if TYPE_CHECKING:
     import httpx

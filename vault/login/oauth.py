@@ -12,12 +12,12 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vault.login.http import Response, check_url, host_of, request
-from vault.util.text import clean
-from vault.login.providers import Provider
-from vault.util.record import datarecord
 from vault.errors import AuthError, ConfigError, NetworkError
+from vault.login.http import Response, check_url, host_of, request
+from vault.login.providers import Provider
 from vault.secret import Secret
+from vault.util.record import datarecord
+from vault.util.text import clean
 
 if TYPE_CHECKING:
     import httpx

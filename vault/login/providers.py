@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from vault.util.record import datarecord, field, replace
 from vault.errors import ConfigError, UsageError
 from vault.secret import Secret
+from vault.util.record import datarecord, field, replace
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 @datarecord(frozen=True)
@@ -133,7 +137,7 @@ def from_config(name: str, doc: dict[str, object], where: str) -> Provider:
     return replace(base, **changes)
 
 
-def resolve(name: str, configured: dict[str, Provider]) -> Provider:
+def resolve(name: str, configured: Mapping[str, Provider]) -> Provider:
     if name in configured:
         return configured[name]
     if name in PRESETS and name != "oidc":

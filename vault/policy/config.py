@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vault.policy import safe_yaml as _yaml
-from vault.fs.paths import Paths, check_trusted, read_config_text
-from vault.util.record import datarecord, field
 from vault.errors import ConfigError
+from vault.fs.paths import Paths, check_trusted, read_config_text
+from vault.policy import safe_yaml as _yaml
+from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def load(paths: Paths) -> Config:
 
 
 def _provider(name: str, section: Any, where: str, path: str) -> Provider:
-    from vault.store.model import NAME_RE
+    from vault.util.text import NAME_RE
 
     if not NAME_RE.fullmatch(name):
         raise ConfigError(f"{where}: provider name {name!r} is not a valid name")

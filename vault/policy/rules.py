@@ -27,10 +27,10 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from vault.policy import safe_yaml as _yaml
-from vault.fs.paths import Paths, check_trusted
-from vault.util.record import datarecord, field
 from vault.errors import ConfigError, PolicyError
+from vault.fs.paths import Paths, check_trusted
+from vault.policy import safe_yaml as _yaml
+from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:

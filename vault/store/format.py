@@ -24,8 +24,8 @@ from __future__ import annotations
 import os
 import struct
 
-from vault.util.record import datarecord, replace
 from vault.errors import IntegrityError
+from vault.util.record import datarecord, replace
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 from collections.abc import Iterable
 
-from vault.util.record import datarecord, field, replace
-from vault.errors import IntegrityError, UsageError
+from vault.errors import IntegrityError
 from vault.secret import Secret
+from vault.util.record import datarecord, field, replace
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -27,18 +26,7 @@ if TYPE_CHECKING:
 
 PAYLOAD_MAGIC = b"VREC1\n"
 META_NAME = b"#meta"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 EXPIRING_SOON = 300  # seconds: `vault list` calls a token with less left "expiring"
-
-
-def check_name(name: str) -> str:
-    if not NAME_RE.fullmatch(name):
-        raise UsageError(
-            f"invalid token name {name[:64]!r}",
-            hint="a name is 1-128 characters: letters, digits and . _ @ + -, "
-            "starting with a letter or digit",
-        )
-    return name
 
 
 @datarecord(frozen=True)

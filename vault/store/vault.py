@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vault.store import format as fmt
 from vault.audit.chain import DEFAULT_MAX_BYTES, AuditLog, Hwm, make_event
+from vault.errors import IntegrityError, KeyringUnavailable, VaultError
 from vault.fs.durable import atomic_write, locked, remove_stale_temporaries
+from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_private_file
 from vault.keys.backends import (
     BACKENDS,
     KeyFileState,
@@ -26,11 +27,10 @@ from vault.keys.backends import (
     read_key_file,
     write_key_file,
 )
+from vault.store import format as fmt
 from vault.store.model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
-from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_private_file
 from vault.util.record import datarecord, field
 from vault.util.trace import log
-from vault.errors import IntegrityError, KeyringUnavailable, VaultError
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:

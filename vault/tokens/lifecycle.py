@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import time
 
+from vault.errors import AuthError, NetworkError, NotFoundError, UsageError
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
-from vault.cli.app import App
-from vault.audit.chain import for_record
 from vault.store.model import TokenRecord
-from vault.util.text import rfc3339
+from vault.store.vault import Editor, Store
+from vault.tokens.events import for_record
 from vault.util.record import datarecord, replace
-from vault.store.vault import Editor
+from vault.util.text import rfc3339
 from vault.util.trace import log
-from vault.errors import AuthError, NetworkError, NotFoundError, UsageError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from vault.policy.rules import Policy
+
+    Providers = Mapping[str, _providers.Provider]
 
 
-def provider_of(app: App, record: TokenRecord) -> _providers.Provider:
+def provider_of(providers: Providers, record: TokenRecord) -> _providers.Provider:
     """The provider a record came from: its config entry or preset, else what the record says."""
     try:
-        provider = _providers.resolve(record.provider, app.config.providers)
+        provider = _providers.resolve(record.provider, providers)
     except UsageError:
         provider = replace(_providers.PRESETS["oidc"], name=record.provider, issuer=record.issuer)
     if provider.client_id != record.client_id:
@@ -33,7 +40,7 @@ def provider_of(app: App, record: TokenRecord) -> _providers.Provider:
     return provider
 
 
-def refresh_in(app: App, editor: Editor, record: TokenRecord) -> TokenRecord:
+def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provider) -> TokenRecord:
     """Refresh ``record`` now; the caller holds the exclusive lock (``editor``). The updated
     record (with the rotated refresh token) is put on the editor, so it is written and fsynced
     when the edit ends, before anything is printed."""
@@ -51,7 +58,6 @@ def refresh_in(app: App, editor: Editor, record: TokenRecord) -> TokenRecord:
             hint="log in again",
             code="expired",
         )
-    provider = provider_of(app, record)
     try:
         with _http.client() as http:
             tokens = _oauth.refresh(
@@ -87,18 +93,18 @@ def refresh_in(app: App, editor: Editor, record: TokenRecord) -> TokenRecord:
     return updated
 
 
-def refresh_record(app: App, name: str) -> TokenRecord:
+def refresh_record(store: Store, policy: Policy, providers: Providers, name: str) -> TokenRecord:
     """`vault refresh NAME`: refresh now, whatever the expiry."""
-    with app.store.edit() as editor:
+    from vault.tokens.use import refuse_unusable
+
+    with store.edit() as editor:
         record = editor.get(name)
         if record is None:
             raise NotFoundError.for_name(name)
-        from vault.cli.commands.store import refuse_unusable
-
         # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
         # a refresh token, and extend a grant, for nothing anyone may use.
-        refuse_unusable(app, editor, record, command="refresh")
-        return refresh_in(app, editor, record)
+        refuse_unusable(policy, editor, record, command="refresh")
+        return refresh_in(editor, record, provider_of(providers, record))
 
 
 @datarecord(frozen=True)
@@ -109,9 +115,10 @@ class Revocation:
     by_hand: str | None = None
 
 
-def revoke_at_provider(app: App, record: TokenRecord, *, timeout: float = 30.0) -> Revocation:
+def revoke_at_provider(
+    provider: _providers.Provider, record: TokenRecord, *, timeout: float = 30.0
+) -> Revocation:
     """RFC 7009: revoke the refresh token (which ends the grant) or else the access token."""
-    provider = provider_of(app, record)
     by_hand = provider.revoke_by_hand or record.issuer
     if record.source == "import":
         return Revocation(
@@ -135,16 +142,18 @@ def revoke_at_provider(app: App, record: TokenRecord, *, timeout: float = 30.0) 
     return Revocation(True, "revoked", f"revoked at {_http.host_of(endpoint)}")
 
 
-def revoke_and_delete(app: App, name: str, *, force: bool) -> tuple[Revocation, bool]:
+def revoke_and_delete(
+    store: Store, providers: Providers, name: str, *, force: bool
+) -> tuple[Revocation, bool]:
     """Revoke at the provider, then delete locally. A provider that cannot be reached keeps
     the token (exit 7) unless ``force``: a token forgotten locally may still be live."""
-    with app.store.edit() as editor:
+    with store.edit() as editor:
         record = editor.get(name)
         if record is None:
             raise NotFoundError.for_name(name)
         key = editor.meta.audit_key
         try:
-            result = revoke_at_provider(app, record)
+            result = revoke_at_provider(provider_of(providers, record), record)
         except (NetworkError, AuthError) as exc:
             if not force:
                 editor.audit(

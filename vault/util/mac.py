@@ -10,10 +10,12 @@ tests/test_hot_path.py checks these functions against the standard library's.
 
 from __future__ import annotations
 
+from vault.secret import compare_digest  # constant time, without importing hmac
+
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+
 if TYPE_CHECKING:
     from hashlib import sha256
-    from hmac import compare_digest
 else:
     try:
         from _sha256 import sha256  # CPython up to 3.11
@@ -22,10 +24,6 @@ else:
             from _sha2 import sha256  # CPython 3.12+
         except ImportError:
             from hashlib import sha256
-    try:
-        from _operator import _compare_digest as compare_digest  # what hmac falls back to
-    except ImportError:
-        from hmac import compare_digest
 
 __all__ = ["compare_digest", "digest", "hexdigest"]
 

@@ -1,16 +1,11 @@
-"""Rendering for people (tables, times) and for programs (stable JSON)."""
+"""Text from outside made safe to show, and times as RFC 3339."""
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import time
-from collections.abc import Sequence
 
-TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
-if TYPE_CHECKING:
-    from typing import Any, TextIO
+from vault.errors import UsageError
 
 # Compiled on first use (re caches it): `vault token` imports this module but never cleans text.
 _CONTROL = r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]"
@@ -45,31 +40,15 @@ def parse_time(text: str) -> int:
     return int(parsed.timestamp())
 
 
-def human_duration(seconds: float) -> str:
-    s = int(abs(seconds))
-    sign = "-" if seconds < 0 else ""
-    if s < 60:
-        return f"{sign}{s}s"
-    if s < 3600:
-        return f"{sign}{s // 60}m"
-    if s < 86400:
-        return f"{sign}{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{sign}{s // 86400}d{(s % 86400) // 3600:02d}h"
+# Token and provider names: what a person may call them.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO | None = None) -> None:
-    stream = out or sys.stdout
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    stream.write("\n".join(lines) + "\n")
-
-
-def dump_json(doc: Any, out: TextIO | None = None) -> None:
-    stream = out or sys.stdout
-    stream.write(json.dumps(doc, ensure_ascii=False, separators=(", ", ": ")) + "\n")
-    stream.flush()
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid token name {name[:64]!r}",
+            hint="a name is 1-128 characters: letters, digits and . _ @ + -, "
+            "starting with a letter or digit",
+        )
+    return name

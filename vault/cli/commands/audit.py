@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vault.cli.app import App
 from vault.audit.chain import AuditLog, Hwm, fingerprint, read_lines, verify
-from vault.fs.durable import atomic_write
-from vault.util.text import clean, dump_json, parse_time, table
+from vault.cli.app import App
+from vault.cli.render import dump_json, table
 from vault.errors import IntegrityError, UsageError
+from vault.fs.durable import atomic_write
+from vault.util.text import clean, parse_time
 
 EVENTS = (
     "issued",

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from vault.cli.app import App
-from vault.util.text import dump_json
-from vault.util.record import datarecord
+from vault.cli.render import dump_json
 from vault.errors import EXIT_CONFIG, EXIT_INTEGRITY, VaultError
+from vault.util.record import datarecord
 
 
 @datarecord

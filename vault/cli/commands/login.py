@@ -10,15 +10,14 @@ import threading
 import time
 from typing import Any, TextIO
 
+from vault.cli.app import App
+from vault.cli.render import dump_json
+from vault.errors import ConfigError, PolicyError, UsageError, VaultError
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
-from vault.cli.app import App
-from vault.store.model import TokenRecord, check_name
-from vault.util.text import clean, dump_json, rfc3339
 from vault.util.redact import scrub_text
-from vault.util.trace import log
-from vault.errors import ConfigError, PolicyError, UsageError, VaultError
+from vault.util.text import check_name, clean, rfc3339
 
 
 def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
@@ -203,74 +202,12 @@ def _audit_failure(app: App, ns: argparse.Namespace, exc: VaultError | None) -> 
 
 
 def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
+    from vault.tokens.obtain import device_login
+
     provider = provider_for_login(app, ns)
     name = check_name(ns.name or provider.name)
-    if not provider.client_id:
-        raise ConfigError(
-            f"provider {provider.name!r} has no client_id ({provider.source})",
-            hint=provider.register_app,
-        )
     scopes = tuple(dict.fromkeys(ns.scope)) if ns.scope else provider.scopes
-    # Policy and the vault are checked before the person is involved.
-    denial = app.policy.grant_denial(provider.name, provider.issuer, scopes)
-    if denial is not None:
-        raise denial.error()
-    app.store.preflight()
-    with _http.client() as http:
-        endpoints = _oauth.discover(http, provider)
-        log(
-            "login.discovered",
-            provider=provider.name,
-            issuer=endpoints.issuer,
-            token_endpoint=endpoints.token_endpoint,
-        )
-        device = _oauth.request_device_code(http, provider, endpoints, scopes)
-        log(
-            "login.device_code",
-            user_code=device.user_code,
-            device_code=device.device_code,
-            expires_in=device.expires_in,
-            interval=device.interval,
-        )
-        screen.show(provider, endpoints, device)
-        tokens = _oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
-    screen.end_ticks()
-    denial = app.policy.grant_denial(provider.name, endpoints.issuer, tokens.scopes)
-    if denial is not None:
-        # The provider granted more than policy allows: the token must not live on.
-        _revoke_unwanted(provider, endpoints, tokens)
-        raise PolicyError(
-            f"{denial.error().message}; the provider granted it, so the token was revoked and "
-            "nothing was stored",
-            rule=denial.rule,
-            source=denial.source,
-        )
-    now = int(time.time())
-    record = TokenRecord(
-        name=name,
-        provider=provider.name,
-        issuer=endpoints.issuer,
-        client_id=provider.client_id,
-        token_type=tokens.token_type,
-        access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        id_token=tokens.id_token,
-        scopes=tokens.scopes,
-        issued_at=now,
-        expires_at=None if tokens.expires_in is None else now + tokens.expires_in,
-        last_refresh=None,
-        source="login",
-        extra=endpoint_extra(provider, endpoints),
-    )
-    from vault.audit.chain import for_record
-
-    with app.store.edit() as editor:
-        editor.put(record)
-        editor.audit(
-            for_record(
-                "issued", record, editor.meta.audit_key, reason="device flow login", command="login"
-            )
-        )
+    record = device_login(app.store, app.policy, provider, name=name, scopes=scopes, screen=screen)
     screen.event(
         {
             "event": "success",
@@ -288,35 +225,6 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             f"{'; refreshable' if record.refresh_token else ''})."
         )
     return 0
-
-
-def _revoke_unwanted(
-    provider: _providers.Provider, endpoints: _oauth.Endpoints, tokens: _oauth.TokenSet
-) -> None:
-    if not endpoints.revocation_endpoint:
-        return
-    token, hint = (
-        (tokens.refresh_token, "refresh_token")
-        if tokens.refresh_token
-        else (tokens.access_token, "access_token")
-    )
-    try:
-        with _http.client() as http:
-            _oauth.revoke(http, provider, endpoints.revocation_endpoint, token, hint)
-    except VaultError:
-        return
-
-
-def endpoint_extra(provider: _providers.Provider, endpoints: _oauth.Endpoints) -> dict[str, Any]:
-    """What refresh, revoke and `vault api` need later, fixed at login time inside the vault."""
-    extra: dict[str, Any] = {"token_endpoint": endpoints.token_endpoint}
-    for key in ("revocation_endpoint", "userinfo_endpoint", "introspection_endpoint"):
-        value = getattr(endpoints, key)
-        if value:
-            extra[key] = value
-    if provider.api_base:
-        extra["api_base"] = provider.api_base
-    return extra
 
 
 def terminal_width() -> int:

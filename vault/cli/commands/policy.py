@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from vault.cli.app import App
-from vault.util.text import dump_json, table
+from vault.cli.render import dump_json, table
+from vault.errors import ConfigError, VaultError
 from vault.policy.rules import (
     FILE_RULES,
     PolicyFile,
@@ -17,7 +18,6 @@ from vault.policy.rules import (
     format_duration,
     read_policy,
 )
-from vault.errors import ConfigError, VaultError
 
 _NAMES = {
     "key_backends": "storage.key_backends",

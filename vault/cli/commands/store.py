@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 
 from vault.cli.app import App
-from vault.store.model import TokenRecord, check_name
-from vault.util.text import clean, dump_json, human_duration, parse_time, rfc3339, table
-from vault.policy.rules import CLOCK_STEP_TOLERANCE
-from vault.errors import AuthError, NotFoundError, UsageError
+from vault.cli.render import dump_json, human_duration, table
+from vault.errors import NotFoundError, UsageError
 from vault.secret import Secret
+from vault.store.model import TokenRecord
+from vault.util.text import check_name, clean, parse_time, rfc3339
 
 TOKEN_LIMIT = 16 * 1024
 
@@ -20,134 +19,17 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from vault.store.vault import Editor
 
 
 def cmd_token(app: App, ns: argparse.Namespace) -> int:
     name = check_name(ns.name)
     if ns.min_valid < 0:
         raise UsageError("--min-valid must be zero or more seconds")
-    record = use_token(
-        app, name, min_valid=ns.min_valid, command="token", to_terminal=sys.stdout.isatty()
+    record = app.use_token(
+        name, min_valid=ns.min_valid, command="token", to_terminal=sys.stdout.isatty()
     )
     sys.stdout.write(record.access_token.reveal() + "\n")
     return 0
-
-
-def use_token(
-    app: App,
-    name: str,
-    *,
-    min_valid: int,
-    command: str | Callable[[TokenRecord], str],
-    to_terminal: bool = False,
-) -> TokenRecord:
-    """The token ``name`` ready to hand out: policy checked, refreshed if it expires within
-    ``min_valid``, and its use audited (fsynced) before it is returned. Every refusal is
-    audited as a denial. ``command`` may be a function of the stored record, called first,
-    under the same lock: it names the use for the audit log, or raises to refuse."""
-    from vault.audit.chain import for_record, make_event
-
-    with app.store.edit() as editor:
-        record = editor.get(name)
-        if record is None:
-            editor.audit(
-                make_event(
-                    "used",
-                    name=name,
-                    outcome="failure",
-                    reason="no such token",
-                    command=command if isinstance(command, str) else None,
-                )
-            )
-            raise NotFoundError.for_name(name)
-        if not isinstance(command, str):
-            # The caller checks the stored record first (a foreign host is refused here,
-            # before anything is refreshed or audited) and says what the use is.
-            command = command(record)
-        refuse_unusable(app, editor, record, command=command, to_terminal=to_terminal)
-        if _wants_refresh(record, min_valid, time.time()):
-            from vault.tokens.lifecycle import refresh_in
-
-            try:
-                record = refresh_in(app, editor, record)
-            except AuthError as exc:
-                if exc.code == "expired":  # refused before any refresh was tried or audited
-                    editor.audit(
-                        for_record(
-                            "used",
-                            record,
-                            editor.meta.audit_key,
-                            outcome="failure",
-                            reason=exc.message,
-                            command=command,
-                        )
-                    )
-                raise
-        editor.audit(for_record("used", record, editor.meta.audit_key, command=command))
-    return record
-
-
-def refuse_unusable(
-    app: App, editor: Editor, record: TokenRecord, *, command: str, to_terminal: bool = False
-) -> None:
-    """Raise (after auditing the refusal) if ``record`` may not be handed out or refreshed: it
-    was pruned and waits for revocation, or policy no longer allows it."""
-    from vault.audit.chain import for_denial, for_record
-
-    name = record.name
-    if record.revoke_pending:
-        editor.audit(
-            for_record(
-                "used",
-                record,
-                editor.meta.audit_key,
-                outcome="failure",
-                reason="pruned; waiting for revocation",
-                command=command,
-            )
-        )
-        raise AuthError(
-            f"the token {name!r} was pruned and is waiting to be revoked at the provider",
-            hint="the next `vault prune` retries; log in again for a new token",
-            code="revoke_pending",
-        )
-    denial = app.policy.token_denial(
-        record.provider, record.issuer, record.scopes, record.issued_at, time.time()
-    ) or (app.policy.terminal_denial() if to_terminal else None)
-    if denial is not None:
-        editor.audit(
-            for_denial(
-                denial,
-                name=name,
-                provider=record.provider,
-                issuer=record.issuer,
-                scopes=record.scopes,
-                command=command,
-            )
-        )
-        raise denial.error()
-
-
-def _wants_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:
-    """Expired, or expiring within ``min_valid``; except a token refreshed moments ago whose
-    whole lifetime is shorter than ``min_valid``: another process refreshed it while this one
-    waited for the lock, and refreshing again would gain at most a few seconds of validity
-    while spending the refresh token once more. A refreshable token obtained "in the future"
-    (the clock was ahead then, or went back since) is refreshed: its expiry overstates what
-    is left of it."""
-    if record.expires_at is None:
-        return False
-    obtained = record.issued_at if record.last_refresh is None else record.last_refresh
-    if record.refresh_token and obtained > now + CLOCK_STEP_TOLERANCE:
-        return True
-    if record.expires_at - now > min_valid:
-        return False
-    if record.expires_at <= now or record.last_refresh is None:
-        return True
-    lifetime = record.expires_at - record.last_refresh
-    just_refreshed = now - record.last_refresh <= max(5.0, 0.05 * lifetime)
-    return not (lifetime <= min_valid and just_refreshed)
 
 
 def read_token_from_stdin() -> Secret:
@@ -179,7 +61,7 @@ def read_token_from_stdin() -> Secret:
 
 def cmd_import(app: App, ns: argparse.Namespace) -> int:
     from vault.login import providers as _providers
-    from vault.audit.chain import for_denial, for_record
+    from vault.tokens.events import for_denial, for_record
 
     name = check_name(ns.name)
     provider = _providers.resolve(ns.provider, app.config.providers)
@@ -355,7 +237,7 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
     from vault.tokens.lifecycle import revoke_and_delete
 
     name = check_name(ns.name)
-    result, deleted = revoke_and_delete(app, name, force=ns.force)
+    result, deleted = revoke_and_delete(app.store, app.config.providers, name, force=ns.force)
     if app.json:
         dump_json(
             {
@@ -380,7 +262,7 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
 def cmd_refresh(app: App, ns: argparse.Namespace) -> int:
     from vault.tokens.lifecycle import refresh_record
 
-    record = refresh_record(app, check_name(ns.name))
+    record = refresh_record(app.store, app.policy, app.config.providers, check_name(ns.name))
     if app.json:
         dump_json(token_json(record, time.time(), app))
     else:

@@ -12,11 +12,10 @@ import sys
 import urllib.parse
 
 from vault.cli.app import App
-from vault.cli.commands.store import use_token
-from vault.login.http import check_url, host_of, is_loopback_host, parse_header_arg
-from vault.store.model import TokenRecord, check_name
-from vault.util.text import clean
 from vault.errors import EXIT_NETWORK, NotFoundError, UsageError
+from vault.login.http import check_url, host_of, is_loopback_host, parse_header_arg
+from vault.store.model import TokenRecord
+from vault.util.text import check_name, clean
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -37,8 +36,8 @@ def cmd_exec(app: App, ns: argparse.Namespace) -> int:
     if program is None:
         app.say(f"vault: error: command not found: {clean(cmd[0], 200)}")
         return 127
-    record = use_token(
-        app, name, min_valid=ns.min_valid, command=f"exec {os.path.basename(program)}"
+    record = app.use_token(
+        name, min_valid=ns.min_valid, command=f"exec {os.path.basename(program)}"
     )
     env = dict(os.environ)
     env[ns.env] = record.access_token.reveal()
@@ -112,7 +111,7 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
         target.append(url)
         return f"api {method} {host}{urllib.parse.urlsplit(url).path}"
 
-    record = use_token(app, name, min_valid=ns.min_valid, command=host_allowed)
+    record = app.use_token(name, min_valid=ns.min_valid, command=host_allowed)
     url = target[0]
     host = host_of(url).lower()
     path = urllib.parse.urlsplit(url).path
@@ -196,7 +195,7 @@ def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
         return f"git-credential {host}"
 
     try:
-        record = use_token(app, name, min_valid=60, command=provider_host)
+        record = app.use_token(name, min_valid=60, command=provider_host)
     except (_NotForThisHost, NotFoundError):
         return 0  # say nothing: git asks its other helpers
     username = "x-access-token" if record.provider == "github" or "github" in host else "oauth2"

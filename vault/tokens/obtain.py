@@ -1,0 +1,142 @@
+"""Obtaining a token: the device authorization grant under policy, then the token stored.
+
+The person's side of the flow (what is shown, the countdown) is a ``DeviceScreen`` the caller
+passes in; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from vault.errors import ConfigError, PolicyError, VaultError
+from vault.login import http as http_
+from vault.login import oauth
+from vault.login.providers import Provider
+from vault.policy.rules import Policy
+from vault.store.model import TokenRecord
+from vault.store.vault import Store
+from vault.tokens.events import for_record
+from vault.util.trace import log
+
+
+class DeviceScreen(Protocol):
+    """The person's view of a device-flow login."""
+
+    def show(
+        self, provider: Provider, endpoints: oauth.Endpoints, device: oauth.DeviceAuthorization
+    ) -> None:
+        """The code is known: show where to enter it."""
+
+    def tick(self, remaining: float) -> None:
+        """Still waiting; ``remaining`` seconds until the code expires."""
+
+    def end_ticks(self) -> None:
+        """The wait is over (either way)."""
+
+
+def device_login(
+    store: Store,
+    policy: Policy,
+    provider: Provider,
+    *,
+    name: str,
+    scopes: tuple[str, ...],
+    screen: DeviceScreen,
+) -> TokenRecord:
+    """Log in to ``provider`` with the device authorization grant (RFC 8628) and store the
+    token set as ``name``. Policy and the vault are checked before the person is involved, and
+    what the provider granted is checked before anything is stored: a grant policy forbids is
+    revoked at the provider and nothing is kept."""
+    if not provider.client_id:
+        raise ConfigError(
+            f"provider {provider.name!r} has no client_id ({provider.source})",
+            hint=provider.register_app,
+        )
+    denial = policy.grant_denial(provider.name, provider.issuer, scopes)
+    if denial is not None:
+        raise denial.error()
+    store.preflight()
+    with http_.client() as http:
+        endpoints = oauth.discover(http, provider)
+        log(
+            "login.discovered",
+            provider=provider.name,
+            issuer=endpoints.issuer,
+            token_endpoint=endpoints.token_endpoint,
+        )
+        device = oauth.request_device_code(http, provider, endpoints, scopes)
+        log(
+            "login.device_code",
+            user_code=device.user_code,
+            device_code=device.device_code,
+            expires_in=device.expires_in,
+            interval=device.interval,
+        )
+        screen.show(provider, endpoints, device)
+        tokens = oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
+    screen.end_ticks()
+    denial = policy.grant_denial(provider.name, endpoints.issuer, tokens.scopes)
+    if denial is not None:
+        # The provider granted more than policy allows: the token must not live on.
+        _revoke_unwanted(provider, endpoints, tokens)
+        raise PolicyError(
+            f"{denial.error().message}; the provider granted it, so the token was revoked and "
+            "nothing was stored",
+            rule=denial.rule,
+            source=denial.source,
+        )
+    now = int(time.time())
+    record = TokenRecord(
+        name=name,
+        provider=provider.name,
+        issuer=endpoints.issuer,
+        client_id=provider.client_id,
+        token_type=tokens.token_type,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        id_token=tokens.id_token,
+        scopes=tokens.scopes,
+        issued_at=now,
+        expires_at=None if tokens.expires_in is None else now + tokens.expires_in,
+        last_refresh=None,
+        source="login",
+        extra=endpoint_extra(provider, endpoints),
+    )
+    with store.edit() as editor:
+        editor.put(record)
+        editor.audit(
+            for_record(
+                "issued", record, editor.meta.audit_key, reason="device flow login", command="login"
+            )
+        )
+    return record
+
+
+def _revoke_unwanted(
+    provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet
+) -> None:
+    if not endpoints.revocation_endpoint:
+        return
+    token, hint = (
+        (tokens.refresh_token, "refresh_token")
+        if tokens.refresh_token
+        else (tokens.access_token, "access_token")
+    )
+    try:
+        with http_.client() as http:
+            oauth.revoke(http, provider, endpoints.revocation_endpoint, token, hint)
+    except VaultError:
+        return
+
+
+def endpoint_extra(provider: Provider, endpoints: oauth.Endpoints) -> dict[str, Any]:
+    """What refresh, revoke and `vault api` need later, fixed at login time inside the vault."""
+    extra: dict[str, Any] = {"token_endpoint": endpoints.token_endpoint}
+    for key in ("revocation_endpoint", "userinfo_endpoint", "introspection_endpoint"):
+        value = getattr(endpoints, key)
+        if value:
+            extra[key] = value
+    if provider.api_base:
+        extra["api_base"] = provider.api_base
+    return extra
