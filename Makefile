@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-IDP    := tests/idp
+IDP    := tests/harness/idp
 LOCK   := $(PY) -m uv pip compile --universal --python-version 3.11 --generate-hashes --quiet
 SOURCES := $(shell find vault -name '*.py' -o -name py.typed)
 

@@ -46,7 +46,7 @@ def _import_installed_vault() -> None:
 
 _import_installed_vault()
 
-from tests.rsyslog_harness import Rsyslog, find_rsyslogd, start_rsyslog  # noqa: E402
+from tests.harness.rsyslog import Rsyslog, find_rsyslogd, start_rsyslog  # noqa: E402
 
 VAULT_BIN = str(Path(sys.executable).parent / "vault")
 KEYRING_PASSWORD = b"vault-test-keyring"
@@ -391,7 +391,7 @@ def approved_login(
     vault: VaultCLI, *args: str, username: str = "alice", deny: bool = False
 ) -> tuple[int, list[dict[str, object]], str]:
     """A whole `vault login`, the scripted person approving (or denying) on the provider's pages."""
-    from tests.idp_harness import approve_complete
+    from tests.harness.provider import approve_complete
 
     proc, event = start_login(vault, *(args or ("local",)))
     approve_complete(str(event["verification_uri_complete"]), username=username, deny=deny)

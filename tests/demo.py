@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import VAULT_BIN, VaultCLI, start_secret_service
-from tests.idp_harness import approve_complete, start_idp
+from tests.harness.provider import approve_complete, start_idp
 
 
 def step(title: str) -> None:

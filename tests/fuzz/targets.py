@@ -1,5 +1,5 @@
 """What the fuzzers feed, and to which reading code: shared by the hypothesis properties in
-tests/test_fuzz.py and the atheris harnesses (``python -m tests.fuzz.<target> -runs=N``).
+tests/system/test_fuzz.py and the atheris harnesses (``python -m tests.fuzz.<target> -runs=N``).
 
 Every target is the real reading code, in process: a vault file through ``Store.read`` (with
 the key handed over by a stand-in for the keyring, so no D-Bus is needed), the decrypted
@@ -9,7 +9,8 @@ payload through ``vault.store.model``, an audit log through ``vault.audit.chain.
 returns, or raises one of the project's own errors (``VaultError``); anything else is a bug.
 
 ``KNOWN_BUGS`` lists bugs in files this suite's author could not change: each is pinned by a
-strict xfail in tests/test_fuzz.py (which fails loudly once the bug is fixed), and the fuzzers
+strict xfail in tests/system/test_fuzz.py (which fails loudly once the bug is fixed), and the
+fuzzers
 step over it so they keep looking for new ones. Delete an entry when its bug is fixed.
 """
 
@@ -42,7 +43,7 @@ STATE_KEY = bytes(range(64, 96))
 class KnownBug:
     exception: type[BaseException]
     function: str  # the innermost vault function the exception escapes from
-    pinned_by: str  # the strict-xfail test in tests/test_fuzz.py
+    pinned_by: str  # the strict-xfail test in tests/system/test_fuzz.py
 
 
 KNOWN_BUGS: tuple[KnownBug, ...] = ()

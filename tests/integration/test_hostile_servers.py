@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import VaultCLI
-from tests.fake_oauth import FakeOAuth, Handler, Reply, fake_oauth, json_reply
+from tests.harness.fake_oauth import FakeOAuth, Handler, Reply, fake_oauth, json_reply
 
 HUGE = b"{" + b'"a": "' + b"x" * (2 * 1024 * 1024) + b'"}'
 

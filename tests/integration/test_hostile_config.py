@@ -7,9 +7,10 @@ policies, 6 for the vault's own files), no traceback, within seconds (never a ha
 nothing changed: the vault file and the audit log keep their exact bytes.
 
 Covered elsewhere, so not here: a loose vault file or folder, a symlinked or hard-linked vault
-file, a vault file of another owner (tests/test_keyring_and_paths.py); a loose system policy or
+file, a vault file of another owner (tests/integration/test_keyring_and_paths.py); a loose system
+policy or
 system policy folder, a policy over 64 KiB, and one case each of unknown key, bad duration, tag,
-alias and duplicate key in a policy (tests/test_policy.py).
+alias and duplicate key in a policy (tests/integration/test_policy.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Crash consistency: a `vault` process SIGKILLed at any step of a write leaves a vault that
 opens and holds exactly the old or exactly the new state, and an audit log that verifies.
 
-The real executable runs with tests/crashhook/sitecustomize.py on its PYTHONPATH (and only its
+The real executable runs with tests/harness/crashhook/sitecustomize.py on its PYTHONPATH (and only
+its
 own): the hook counts the calls that change the vault's files (the vault, the key file
 `vault.key`, the audit log and its rotation, their temporaries, folder fsyncs) and its keyring
 entry (D-Bus CreateItem/Delete). Each command is run once in count mode to list those calls;
@@ -37,8 +38,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import SecretService, VaultCLI
-from tests.fake_oauth import FakeOAuth, Reply, fake_oauth, json_reply
-from tests.fault_hook import Call, hook_env, read_trace
+from tests.harness.fake_oauth import FakeOAuth, Reply, fake_oauth, json_reply
+from tests.harness.fault_hook import Call, hook_env, read_trace
 
 TOKEN_A = "ghp_" + "Aa1" * 10 + "crashA"
 TOKEN_B = "ghp_" + "Bb2" * 10 + "crashB"

@@ -12,7 +12,8 @@ The whole table runs in process against the scripted server on 127.0.0.1 (the re
 and the real validation in ``vault.login.oauth``, time faked). The variants marked ``exe`` also run
 through the installed executable (``vault login`` / ``refresh`` / ``revoke``), where the error
 must be one clean line with the documented exit code, and the vault must hold nothing new. Cases
-``tests/test_hostile_servers.py`` already runs through the executable are not marked ``exe``.
+``tests/integration/test_hostile_servers.py`` already runs through the executable are not marked
+``exe``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import httpx
 import pytest
 
 from tests.conftest import Result, SecretService, VaultCLI
-from tests.fake_oauth import FakeOAuth, Handler, Reply, fake_oauth
+from tests.harness.fake_oauth import FakeOAuth, Handler, Reply, fake_oauth
 from vault.errors import VaultError
 from vault.login import http as _http
 from vault.login import oauth as _oauth

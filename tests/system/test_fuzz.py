@@ -35,7 +35,7 @@ from vault.errors import IntegrityError
 from vault.store import format as fmt
 from vault.store.model import PAYLOAD_MAGIC, Meta, TokenRecord, split_payload
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FUZZ = settings(
     max_examples=250,
     deadline=timedelta(seconds=5),  # generous (2 shared cores); a hang is caught below

@@ -4,7 +4,8 @@ held by a dead or a stuck process, a keyring that hangs, is locked, or disappear
 Each ends in one clear line on stderr (no traceback) with a documented exit code, and loses
 nothing: the vault opens afterwards with what it held, and the audit log verifies. Real faults
 where the machine can make them (a small tmpfs, a read-only remount: we run as root; the tests
-skip, saying why, where mount is refused), injected ones through tests/crashhook/sitecustomize.py
+skip, saying why, where mount is refused), injected ones through
+tests/harness/crashhook/sitecustomize.py
 otherwise (`VAULT_TEST_FAULT`), and the same hook's `stop` to hold a command at an exact step
 (`VAULT_TEST_CRASH_AT=KIND:N:stop`) while the test breaks something under it.
 
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result, SecretService, VaultCLI, temporary_secret_service
-from tests.fault_hook import hook_env
+from tests.harness.fault_hook import hook_env
 
 TOKEN_A = "ghp_" + "Fa1" * 10 + "faultA"
 TOKEN_B = "ghp_" + "Fb2" * 10 + "faultB"

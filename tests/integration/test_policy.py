@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
-from tests.idp_harness import start_idp
+from tests.harness.provider import start_idp
 from vault.errors import ConfigError
 from vault.policy.rules import parse_policy
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _user_policy(vault: VaultCLI, text: str, name: str = "user.yaml") -> Path:

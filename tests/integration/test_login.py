@@ -22,7 +22,7 @@ from tests.conftest import (
     read_record,
     start_login,
 )
-from tests.idp_harness import (
+from tests.harness.provider import (
     IdP,
     approve_complete,
     approve_in_browser,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
-from tests.idp_harness import start_idp
+from tests.harness.provider import start_idp
 
 TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "zyxwvu"
 

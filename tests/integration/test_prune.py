@@ -15,7 +15,7 @@ from tests.conftest import (
     finish_login,
     start_login,
 )
-from tests.idp_harness import approve_complete, start_idp
+from tests.harness.provider import approve_complete, start_idp
 from vault.policy.rules import Policy, parse_policy
 from vault.secret import Secret
 from vault.store.model import TokenRecord

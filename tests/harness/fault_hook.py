@@ -1,4 +1,4 @@
-"""Driving tests/crashhook/sitecustomize.py: the environment that makes a `vault` subprocess
+"""Driving tests/harness/crashhook/sitecustomize.py: the environment that makes a `vault` subprocess
 count, crash at, or fail the calls that change its files and keyring entry (see the hook's
 docstring for the variables)."""
 

@@ -1,8 +1,8 @@
-"""Tests of the local OAuth test provider (tests/idp) and its Python harness.
+"""Tests of the local OAuth test provider (tests/harness/idp) and its Python harness.
 
-These run the real provider (``node tests/idp/server.mjs``) and talk to it with
+These run the real provider (``node tests/harness/idp/server.mjs``) and talk to it with
 httpx directly, as an RFC 8628 device-flow client would; nothing is mocked.
-They need ``npm ci --prefix tests/idp`` to have been run.
+They need ``npm ci --prefix tests/harness/idp`` to have been run.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests import idp_harness
-from tests.idp_harness import IdP, approve, approve_complete, approve_in_browser, start_idp
+from tests.harness import provider as idp_harness
+from tests.harness.provider import IdP, approve, approve_complete, approve_in_browser, start_idp
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CLIENT_ID = idp_harness.PUBLIC_CLIENT_ID
@@ -329,7 +329,7 @@ def test_start_failure_reports_server_stderr() -> None:
 
 def test_missing_node_modules_says_npm_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(idp_harness, "NODE_MODULES", str(tmp_path / "node_modules"))
-    with pytest.raises(idp_harness.IdPError, match=r"npm ci --prefix tests/idp"):
+    with pytest.raises(idp_harness.IdPError, match=r"npm ci --prefix tests/harness/idp"):
         start_idp()
 
 

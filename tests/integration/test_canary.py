@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import VaultCLI
-from tests.fake_oauth import FakeOAuth, fake_oauth, json_reply
+from tests.harness.fake_oauth import FakeOAuth, fake_oauth, json_reply
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."

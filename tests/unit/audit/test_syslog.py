@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rsyslog_harness import (
+from tests.harness.rsyslog import (
     Record,
     Rsyslog,
     find_rsyslogd,

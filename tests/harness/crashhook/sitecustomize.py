@@ -1,6 +1,7 @@
 """Test-only fault injection for the real `vault` executable.
 
-Never installed: tests/test_crash.py and tests/test_faults.py put this folder on PYTHONPATH of
+Never installed: tests/system/test_crash.py and tests/system/test_faults.py put this folder on
+PYTHONPATH of
 the `vault` subprocesses they start, so Python imports it at start-up (site.py imports
 ``sitecustomize``). Without ``VAULT_TEST_HOOK_ROOT`` in the environment it does nothing.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import VaultCLI
-from tests.rsyslog_harness import Rsyslog
+from tests.harness.rsyslog import Rsyslog
 
 
 def test_events_reach_rsyslog(vault: VaultCLI, rsyslog: Rsyslog) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 
 from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
-from tests.idp_harness import start_idp
+from tests.harness.provider import start_idp
 
 TOKEN = "ghp_" + "ExecCanary" * 3 + "abcdef"
 PRINT_ENV_ARGV = (

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import VaultCLI, configure_provider
-from tests.idp_harness import IdP, approve_complete, start_idp
+from tests.harness.provider import IdP, approve_complete, start_idp
 
 WORKERS = 16
 DURATION = 20.0  # seconds during which new operations start; those running then finish

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import VaultCLI, configure_provider, finish_login
-from tests.idp_harness import IdP, approve_complete, start_idp
+from tests.harness.provider import IdP, approve_complete, start_idp
 
 HOUR = 3600
 DAY = 24 * HOUR

@@ -1,7 +1,7 @@
-"""Run and drive the local OAuth 2.0 / OIDC test provider (``tests/idp``).
+"""Run and drive the local OAuth 2.0 / OIDC test provider (``tests/harness/idp``).
 
-The provider is a small Node program (``tests/idp/server.mjs``) on the npm
-package ``oidc-provider``; see ``tests/idp/README.md``. This module starts it,
+The provider is a small Node program (``tests/harness/idp/server.mjs``) on the npm
+package ``oidc-provider``; see ``tests/harness/idp/README.md``. This module starts it,
 stops it, and plays the person who approves a device-flow login:
 
 * :func:`start_idp` starts a provider on a free 127.0.0.1 port and returns an
@@ -12,8 +12,8 @@ stops it, and plays the person who approves a device-flow login:
 
 Command line (used by ``make demo``)::
 
-    python tests/idp_harness.py serve [--interval 1 ...]
-    python tests/idp_harness.py approve VERIFICATION_URI_COMPLETE [--username U]
+    python tests/harness/provider.py serve [--interval 1 ...]
+    python tests/harness/provider.py approve VERIFICATION_URI_COMPLETE [--username U]
 
 Only the standard library and httpx are used.
 """
@@ -73,11 +73,11 @@ class ApprovalError(IdPError):
 
 
 def _require_node_modules() -> None:
-    """Raise :class:`IdPError` when ``tests/idp/node_modules`` is missing."""
+    """Raise :class:`IdPError` when ``tests/harness/idp/node_modules`` is missing."""
     if not os.path.isdir(os.path.join(NODE_MODULES, "oidc-provider")):
         raise IdPError(
             f"{NODE_MODULES} is missing (or has no oidc-provider): "
-            "run `npm ci --prefix tests/idp` from the repository root first"
+            "run `npm ci --prefix tests/harness/idp` from the repository root first"
         )
 
 
@@ -290,7 +290,7 @@ def start_idp(
     port: int = 0,
     store_size: int = 1000,
 ) -> IdP:
-    """Start ``node tests/idp/server.mjs`` and return the running :class:`IdP`.
+    """Start ``node tests/harness/idp/server.mjs`` and return the running :class:`IdP`.
 
     Args:
         access_ttl: access token lifetime, seconds.
@@ -307,7 +307,7 @@ def start_idp(
             default, 1000, is about a hundred logins; a load test needs more).
 
     Raises:
-        IdPError: ``tests/idp/node_modules`` is missing, ``node`` is missing, or
+        IdPError: ``tests/harness/idp/node_modules`` is missing, ``node`` is missing, or
             the provider did not print its ready line within 20 s (the message
             carries its stderr).
     """
@@ -713,7 +713,7 @@ def approve_in_browser(
 ) -> None:
     """Approve a device-flow login in a real headless Chromium.
 
-    Runs ``node tests/idp/approve-browser.mjs URL USERNAME`` (playwright-core
+    Runs ``node tests/harness/idp/approve-browser.mjs URL USERNAME`` (playwright-core
     driving ``/usr/bin/chromium`` with a fresh temporary profile). The script
     confirms the device, signs in as ``username`` and confirms the consent page.
 
@@ -726,7 +726,7 @@ def approve_in_browser(
         raise ValueError(f"refusing to approve on a non-loopback URL: {verification_uri_complete}")
     _require_node_modules()
     if not os.path.isdir(os.path.join(NODE_MODULES, "playwright-core")):
-        raise IdPError("playwright-core is missing: run `npm ci --prefix tests/idp`")
+        raise IdPError("playwright-core is missing: run `npm ci --prefix tests/harness/idp`")
     if not chromium_available():
         raise IdPError(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
     env = dict(os.environ)

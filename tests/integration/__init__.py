@@ -1,0 +1,1 @@
+"""The real `vault` executable as a subprocess, against real peers on loopback."""

@@ -1,0 +1,1 @@
+"""Crash consistency, faults, load, clock changes, fuzzing: the whole system under stress."""
