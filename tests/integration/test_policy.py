@@ -7,12 +7,12 @@ import json
 import os
 import pty
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
+from tests.harness.clock import at
 from tests.harness.provider import start_idp
 from vault.errors import ConfigError
 from vault.policy.rules import parse_policy
@@ -222,15 +222,15 @@ def test_max_token_age_on_use_and_edits_take_effect(vault: VaultCLI) -> None:
     path = _user_policy(vault, "version: 1\nmax_token_age: 1h\n")
     assert vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaa").returncode == 0
     assert vault.run("token", "a").stdout == "tok-aaaaaaaa\n"
-    time.sleep(2.1)
+    later = at(3)  # three seconds on
     path.write_text("version: 1\nmax_token_age: 2s\n")  # stricter: the next command obeys
-    r = vault.run("token", "a")
+    r = vault.run("token", "a", env=later)
     assert r.returncode == 5, r
     assert r.stdout == ""
     assert f"over the maximum 2s since login (rule max_token_age, {path}:2)" in r.stderr
-    listed = json.loads(vault.run("list", "--json").stdout)["tokens"][0]
+    listed = json.loads(vault.run("list", "--json", env=later).stdout)["tokens"][0]
     assert listed["policy_denial"]["rule"] == "max_token_age"
-    assert "denied:max_token_age" in vault.run("list").stdout
+    assert "denied:max_token_age" in vault.run("list", env=later).stdout
 
 
 def test_storage_rules(vault: VaultCLI) -> None:
@@ -317,12 +317,12 @@ def test_refresh_never_resets_the_age(vault: VaultCLI) -> None:
         code, _, err = approved_login(vault)
         assert code == 0, err
         assert vault.run("refresh", "local").returncode == 0
-        time.sleep(4.5)
+        later = at(5)  # five seconds on
         # Over age: refreshing is refused too (no refresh token spent on a token nobody may
         # use), and the refreshes before did not reset the age.
-        r = vault.run("refresh", "local")
+        r = vault.run("refresh", "local", env=later)
         assert r.returncode == 5, r
         assert "max_token_age" in r.stderr
-        r = vault.run("token", "local")
+        r = vault.run("token", "local", env=later)
         assert r.returncode == 5, r
         assert "max_token_age" in r.stderr

@@ -15,6 +15,7 @@ from tests.conftest import (
     finish_login,
     start_login,
 )
+from tests.harness.clock import at
 from tests.harness.provider import approve_complete, start_idp
 from vault.policy.rules import Policy, parse_policy
 from vault.secret import Secret
@@ -104,15 +105,15 @@ def test_dry_run_equals_the_real_run(vault: VaultCLI) -> None:
     imp("short", "--expires-in", "1")
     imp("admin", "--scope", "admin:org")
     imp("repo", "--scope", "repo")
-    time.sleep(1.2)
+    later = at(3)  # "short" has expired by then
     _policy_file(vault, "version: 1\ndenied_scopes: ['admin:*']\n")
-    dry = vault.run("prune", "--dry-run", "--json")
+    dry = vault.run("prune", "--dry-run", "--json", env=later)
     assert dry.returncode == 0, dry
     dry_doc = json.loads(dry.stdout)
     assert dry_doc["dry_run"] is True
     assert dry_doc["results"] == []
     assert vault.run("list", "--json").stdout.count('"name"') == 4  # nothing changed
-    real = vault.run("prune", "--json")
+    real = vault.run("prune", "--json", env=later)
     assert real.returncode == 0, real
     real_doc = json.loads(real.stdout)
     assert real_doc["plan"] == dry_doc["plan"]
@@ -142,16 +143,16 @@ def test_provider_down_keeps_the_token_marked_and_retries(vault: VaultCLI) -> No
         _login(vault, idp.issuer)
         access = vault.run("token", "local").stdout.strip()
     _policy_file(vault, "version: 1\nmax_token_age: 1s\n")
-    time.sleep(1.2)
-    r = vault.run("prune", "--json")
+    later = at(3)
+    r = vault.run("prune", "--json", env=later)
     assert r.returncode == 7, r
     doc = json.loads(r.stdout)
     assert doc["results"][0]["result"] == "kept_pending"
-    listed = json.loads(vault.run("list", "--json").stdout)["tokens"]
+    listed = json.loads(vault.run("list", "--json", env=later).stdout)["tokens"]
     assert listed[0]["revoke_pending"] is True
-    assert vault.run("token", "local").returncode in (4, 5)  # never handed out again
+    assert vault.run("token", "local", env=later).returncode in (4, 5)  # never handed out again
     with start_idp(port=port) as idp2:
-        r = vault.run("prune", "--json")
+        r = vault.run("prune", "--json", env=later)
         assert r.returncode == 0, r
         doc = json.loads(r.stdout)
         assert doc["results"][0]["result"] == "revoked_and_deleted"
@@ -186,7 +187,7 @@ def test_prune_concurrent_with_login_loses_nothing(vault: VaultCLI) -> None:
             "1",
             input=f"tok-old-{i}-12345",
         )
-    time.sleep(1.2)
+    later = at(3)  # the old tokens have expired by then
     with start_idp() as idp:
         configure_provider(vault, idp.issuer, ("openid",))
         proc, event = start_login(vault, "local")
@@ -194,7 +195,7 @@ def test_prune_concurrent_with_login_loses_nothing(vault: VaultCLI) -> None:
 
         def prune_many() -> None:
             for _ in range(4):
-                results.append(vault.run("prune", "--json").returncode)
+                results.append(vault.run("prune", "--json", env=later).returncode)
 
         pruner = threading.Thread(target=prune_many)
         pruner.start()

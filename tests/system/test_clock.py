@@ -11,7 +11,6 @@ would report as an internal error.
 
 from __future__ import annotations
 
-import glob
 import json
 import subprocess
 import sys
@@ -23,22 +22,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import VaultCLI, configure_provider, finish_login
+from tests.harness.clock import at
 from tests.harness.provider import IdP, approve_complete, start_idp
 
 HOUR = 3600
 DAY = 24 * HOUR
-
-
-def _libfaketime() -> str:
-    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-    if not found:
-        pytest.fail("libfaketime is missing: apt-get install faketime (see .ci/run)")
-    return found[0]
-
-
-def at(offset: int) -> dict[str, str]:
-    """The environment that shows a process the real clock moved by ``offset`` seconds."""
-    return {"LD_PRELOAD": _libfaketime(), "FAKETIME": f"{offset:+d}"}
 
 
 def _child_time(cmd: list[str], env: dict[str, str] | None = None) -> float:
