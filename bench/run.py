@@ -116,7 +116,7 @@ def fill_vault(env: dict[str, str], count: int, *, expired: bool = False) -> Non
 import os, time
 from vault.fs import paths as _paths
 from vault.policy.config import load
-from vault.keys.backends import PassphraseSource
+from vault.keys.passphrase import PassphraseSource
 from vault.store.model import TokenRecord
 from vault.store.vault import Store
 from vault.secret import Secret
@@ -366,7 +366,7 @@ def audit_bench(base: Path, service: SecretService) -> list[str]:
     code = f"""
 from vault.fs import paths as _paths
 from vault.policy.config import load
-from vault.keys.backends import PassphraseSource
+from vault.keys.passphrase import PassphraseSource
 from vault.store.vault import Store, Editor
 from vault.audit.chain import make_event
 paths = _paths.resolve()

@@ -299,7 +299,7 @@ _DUMP_RECORD = """
 import json, sys
 from vault.fs import paths as _paths
 from vault.policy.config import load
-from vault.keys.backends import PassphraseSource
+from vault.keys.passphrase import PassphraseSource
 from vault.store.vault import Store
 paths = _paths.resolve()
 store = Store(paths, backend=load(paths).backend()[0], passphrase=PassphraseSource())

@@ -25,7 +25,7 @@ from pathlib import Path
 from vault.audit.chain import AuditLog, Hwm, make_event, read_tail, verify
 from vault.errors import VaultError
 from vault.fs import paths as _paths
-from vault.keys.backends import KeyringEntry, KeyringStore
+from vault.keys.keyring import KeyringEntry, KeyringStore
 from vault.secret import Secret
 from vault.store import format as fmt
 from vault.store.model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload

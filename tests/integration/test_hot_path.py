@@ -23,7 +23,7 @@ from vault.cli.commands.audit import _lines_with
 from vault.cli.parser import parse
 from vault.cli.run import _parse_token
 from vault.errors import IntegrityError, UsageError
-from vault.keys.backends import derive_key
+from vault.keys.passphrase import derive_key
 from vault.secret import Secret
 from vault.store.vault import MARK_INTERVAL, _mark_can_wait
 from vault.util.record import FrozenInstanceError, asdict, datarecord, field, replace

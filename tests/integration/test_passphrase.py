@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import VaultCLI
-from vault.keys.backends import KeyFileState, derive_key, write_key_file
+from vault.keys.passphrase import KeyFileState, derive_key, write_key_file
 from vault.secret import Secret
 from vault.store import format as fmt
 from vault.store.model import Meta, join_payload

@@ -53,7 +53,7 @@ import hashlib, json, sys
 from vault.fs import paths as _paths
 from vault.audit.chain import fingerprint
 from vault.policy.config import load
-from vault.keys.backends import PassphraseSource
+from vault.keys.passphrase import PassphraseSource
 from vault.store.vault import Store
 from vault.secret import Secret
 paths = _paths.resolve()

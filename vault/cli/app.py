@@ -6,7 +6,7 @@ import sys
 from functools import cached_property
 
 from vault.fs import paths as _paths
-from vault.keys.backends import PassphraseSource
+from vault.keys.passphrase import PassphraseSource
 from vault.policy.config import Config
 from vault.policy.rules import Policy
 from vault.store.vault import Store

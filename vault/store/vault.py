@@ -14,19 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vault.audit.chain import DEFAULT_MAX_BYTES, AuditLog, Hwm, make_event
-from vault.errors import IntegrityError, KeyringUnavailable, VaultError
+from vault.errors import IntegrityError, VaultError
 from vault.fs.durable import atomic_write, locked, remove_stale_temporaries
 from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_private_file
-from vault.keys.backends import (
-    BACKENDS,
-    KeyFileState,
-    KeyringEntry,
-    KeyringStore,
-    PassphraseSource,
-    derive_key,
-    read_key_file,
-    write_key_file,
-)
+from vault.keys.base import BACKENDS, KeyBackend, KeyParams, Marks
+from vault.keys.keyring import KeyringBackend, KeyringStore
 from vault.store import format as fmt
 from vault.store.model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
 from vault.util.record import datarecord, field
@@ -35,6 +27,8 @@ from vault.util.trace import log
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     from typing import Any
+
+    from vault.keys.passphrase import PassphraseSource
 
 
 @datarecord
@@ -46,7 +40,6 @@ class Opened:
     payload: bytes
     meta: Meta
     stored_generation: int
-    entry: KeyringEntry | None = None
     hwm: Hwm = field(default_factory=Hwm)
 
 
@@ -114,19 +107,63 @@ class Editor:
         return True
 
 
-@datarecord
-class Store:
-    paths: Paths
-    backend: str = "keyring"  # the configured backend: used to create, and required to open
-    passphrase: PassphraseSource = field(default_factory=PassphraseSource)
-    keyring: KeyringStore = field(default_factory=KeyringStore)
-    warnings: list[str] = field(default_factory=list)
-    audit_max_bytes: int = DEFAULT_MAX_BYTES
-    appended: list[dict[str, Any]] = field(default_factory=list)
+def params_of(header: fmt.Header) -> KeyParams:
+    return KeyParams(header.key_id, header.salt, header.t_cost, header.m_cost, header.parallelism)
 
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise IntegrityError(f"unknown key backend {self.backend!r}")
+
+def header_for(backend: str, params: KeyParams, vault_id: bytes, generation: int) -> fmt.Header:
+    kdf = fmt.KDF_KEYRING if backend == "keyring" else fmt.KDF_ARGON2ID
+    return fmt.Header(
+        kdf,
+        params.key_id,
+        params.t_cost,
+        params.m_cost,
+        params.parallelism,
+        params.salt,
+        vault_id,
+        generation,
+        os.urandom(12),
+    )
+
+
+class Store:
+    """The vault file, its key backend and its audit log, changed together under one lock."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        backend: str = "keyring",
+        passphrase: PassphraseSource | None = None,
+        keyring: KeyringStore | None = None,
+        audit_max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise IntegrityError(f"unknown key backend {backend!r}")
+        self.paths = paths
+        self.backend = backend  # the configured backend: used to create, and required to open
+        self.passphrase = passphrase
+        self.keyring = keyring or KeyringStore()
+        self.audit_max_bytes = audit_max_bytes
+        self.warnings: list[str] = []
+        self.appended: list[dict[str, Any]] = []  # audit records this command wrote
+        self._backends: dict[str, KeyBackend] = {}
+
+    def key_backend(self, name: str) -> KeyBackend:
+        """The backend called ``name``, one instance per store."""
+        backend = self._backends.get(name)
+        if backend is None:
+            if name == "keyring":
+                backend = KeyringBackend(self.keyring)
+            elif name == "passphrase":
+                from vault.keys.passphrase import PassphraseBackend, PassphraseSource
+
+                source = self.passphrase or PassphraseSource()
+                backend = PassphraseBackend(source, self.paths.key_file)
+            else:
+                raise IntegrityError(f"unknown key backend {name!r}")
+            self._backends[name] = backend
+        return backend
 
     # --- reading ---------------------------------------------------------------------
 
@@ -151,10 +188,7 @@ class Store:
         the vault opens, or (no vault yet) the keyring answers / the passphrase is at hand."""
         if self.read() is not None:
             return
-        if self.backend == "keyring":
-            self.keyring.probe()
-        else:
-            self.passphrase.get(confirm=True, prompt="New vault passphrase: ")
+        self.key_backend(self.backend).probe()
 
     def _open(self) -> Opened | None:
         path = self.paths.vault_file
@@ -169,54 +203,20 @@ class Store:
                 hint="run `vault rekey` to move the vault to the configured backend, or "
                 f"set key_backend: {header.backend}",
             )
-        entry: KeyringEntry | None = None
-        if header.kdf == fmt.KDF_KEYRING:
-            entry = self.keyring.load(header.vault_id)
-            if entry is None:
-                raise KeyringUnavailable(
-                    f"the key of the vault at {path} is not in the {self.keyring.label} "
-                    f"(vault id {header.vault_id.hex()})",
-                    hint="is this the keyring the vault was created with? It may be a "
-                    "different login session or machine",
-                )
-            key = entry.keys.get(header.key_id)
-            if key is None:
-                raise IntegrityError(
-                    f"the keyring holds no key with the id the vault at {path} names",
-                )
-            stored = entry.generation
-            hwm = Hwm.load(entry.extra.get("audit"))
-        else:
-            key = derive_key(
-                self.passphrase.get(),
-                salt=header.salt,
-                t_cost=header.t_cost,
-                m_cost=header.m_cost,
-                parallelism=header.parallelism,
-            )
-            stored = 0
-            hwm = Hwm()
+        backend = self.key_backend(header.backend)
+        key = backend.unlock(header.vault_id, params_of(header), where=str(path))
         payload = fmt.open_sealed(header, key, blob, path=str(path))
         meta = meta_of(payload)
-        if header.kdf == fmt.KDF_ARGON2ID:
-            state = read_key_file(self.paths.key_file, meta.state_key)
-            if state is None:
-                raise IntegrityError(
-                    f"key file {self.paths.key_file} is missing: the vault's rollback "
-                    "protection cannot be checked",
-                    hint="restore the key file from the same backup as the vault",
-                )
-            if state.vault_id != header.vault_id:
-                raise IntegrityError(f"key file {self.paths.key_file} belongs to another vault")
-            stored = state.generation
-            hwm = Hwm.load(state.extra.get("audit"))
+        marks = backend.marks(header.vault_id, meta.state_key)
+        stored = marks.generation
+        hwm = Hwm.load(marks.audit)
         if header.generation < stored:
             raise IntegrityError(
                 f"the vault at {path} was rolled back: its generation {header.generation} is "
                 f"older than the last one written ({stored})",
                 hint="an older copy of the file was put back; the file was left as it is",
             )
-        return Opened(header, key, payload, meta, stored, entry, hwm)
+        return Opened(header, key, payload, meta, stored, hwm)
 
     # --- changing --------------------------------------------------------------------
 
@@ -268,9 +268,7 @@ class Store:
             generation = max(generation, opened.stored_generation)
             if _mark_can_wait(written, opened.hwm, time.time()):
                 return
-        self._save_state(
-            header, opened.key, generation=generation, hwm=hwm, entry=opened.entry, meta=editor.meta
-        )
+        self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
 
     def _append_audit(self, editor: Editor, hwm: Hwm) -> Hwm:
         if not editor.events:
@@ -283,54 +281,27 @@ class Store:
         return new_hwm
 
     def _save_state(
-        self,
-        header: fmt.Header,
-        key: bytes,
-        *,
-        generation: int,
-        hwm: Hwm,
-        entry: KeyringEntry | None,
-        meta: Meta,
+        self, header: fmt.Header, key: bytes, *, generation: int, hwm: Hwm, meta: Meta
     ) -> None:
-        at = int(time.time())
-        if header.kdf == fmt.KDF_KEYRING:
-            extra = dict(entry.extra) if entry else {}
-            extra["audit"] = hwm.dump(at)
-            self._save_entry(header.vault_id, KeyringEntry({header.key_id: key}, generation, extra))
-        else:
-            try:
-                write_key_file(
-                    self.paths.key_file,
-                    KeyFileState(header.vault_id, generation, {"audit": hwm.dump(at)}),
-                    meta.state_key,
-                )
-            except IntegrityError as exc:
-                # As _save_entry: the vault is written, only rollback detection lags. Failing
-                # here would report a stored change as not made.
-                self.warnings.append(
-                    f"the vault was written, but its key file could not record the generation: "
-                    f"{exc}"
-                )
+        marks = Marks(generation, hwm.dump(int(time.time())))
+        backend = self.key_backend(header.backend)
+        warning = backend.save_marks(header.vault_id, params_of(header), key, marks, meta.state_key)
+        if warning:
+            self.warnings.append(warning)
 
     def _create(self, payload: bytes, editor: Editor) -> None:
         meta = editor.meta
         self._set_aside_foreign_log()
         vault_id = os.urandom(16)
-        if self.backend == "keyring":
-            key_id, key = os.urandom(4), os.urandom(32)
-            entry = KeyringEntry({key_id: key}, generation=0)
-            self.keyring.save(vault_id, entry)
-            header = fmt.Header(
-                fmt.KDF_KEYRING, key_id, 0, 0, 0, bytes(16), vault_id, 1, os.urandom(12)
-            )
-        else:
-            header, key = self._passphrase_header(vault_id, generation=1, confirm=True)
-            entry = None
-            # The key file goes first: a vault without its key file could not be opened.
-            write_key_file(self.paths.key_file, KeyFileState(vault_id, 0), meta.state_key)
+        # The key, and for the passphrase backend its key file, go first: a vault whose key
+        # is not where it says could not be opened.
+        params, key = self.key_backend(self.backend).new_key(
+            vault_id, meta.state_key, Marks(0), confirm=True
+        )
+        header = header_for(self.backend, params, vault_id, 1)
         hwm = self._append_audit(editor, Hwm())
         self._write_vault(header, key, payload)
-        self._save_state(header, key, generation=1, hwm=hwm, entry=entry, meta=meta)
+        self._save_state(header, key, generation=1, hwm=hwm, meta=meta)
 
     def reset_audit(self, reason: str) -> tuple[list[str], int]:
         """Set the current audit log aside (renamed, never deleted) and start a new chain whose
@@ -361,7 +332,6 @@ class Store:
                 opened.key,
                 generation=max(opened.header.generation, opened.stored_generation),
                 hwm=hwm,
-                entry=opened.entry,
                 meta=opened.meta,
             )
             return moved, opened.hwm.seq
@@ -382,51 +352,9 @@ class Store:
             f"{stamp}; it cannot be verified with the new vault's key"
         )
 
-    def _passphrase_header(
-        self, vault_id: bytes, *, generation: int, confirm: bool, new_passphrase: bool = False
-    ) -> tuple[fmt.Header, bytes]:
-        salt = os.urandom(16)
-        if new_passphrase:
-            source = PassphraseSource(
-                os.environ.get("VAULT_NEW_PASSPHRASE_FILE"), interactive=self.passphrase.interactive
-            )
-            secret = source.get(confirm=True, prompt="New vault passphrase: ")
-            self.passphrase = source
-        else:
-            secret = self.passphrase.get(confirm=confirm, prompt="New vault passphrase: ")
-        key = derive_key(
-            secret,
-            salt=salt,
-            t_cost=fmt.ARGON2_T,
-            m_cost=fmt.ARGON2_M_KIB,
-            parallelism=fmt.ARGON2_P,
-        )
-        header = fmt.Header(
-            fmt.KDF_ARGON2ID,
-            bytes(4),
-            fmt.ARGON2_T,
-            fmt.ARGON2_M_KIB,
-            fmt.ARGON2_P,
-            salt,
-            vault_id,
-            generation,
-            os.urandom(12),
-        )
-        return header, key
-
     def _write_vault(self, header: fmt.Header, key: bytes, payload: bytes) -> None:
         log("vault.write", generation=header.generation, backend=header.backend, bytes=len(payload))
         atomic_write(self.paths.vault_file, fmt.seal(header, key, payload), what="vault file")
-
-    def _save_entry(self, vault_id: bytes, entry: KeyringEntry) -> None:
-        """Record the new generation after a successful write. The write itself has happened,
-        so a failure here is a warning: the vault is intact, only rollback detection lags."""
-        try:
-            self.keyring.save(vault_id, entry)
-        except KeyringUnavailable as exc:
-            self.warnings.append(
-                f"the vault was written, but the keyring could not record its generation: {exc}"
-            )
 
     # --- rekey -----------------------------------------------------------------------
 
@@ -457,54 +385,23 @@ class Store:
                     reason=f"data key rotated ({old.backend} backend to {target} backend)",
                 )
             )
-            if target == "keyring":
-                key_id, key = os.urandom(4), os.urandom(32)
-                entry = opened.entry or KeyringEntry({}, generation=0)
-                entry.keys[key_id] = key
-                self.keyring.save(vault_id, entry)
-                hwm = self._append_audit(rotated, opened.hwm)
-                header = fmt.Header(
-                    fmt.KDF_KEYRING,
-                    key_id,
-                    0,
-                    0,
-                    0,
-                    bytes(16),
-                    vault_id,
-                    generation,
-                    os.urandom(12),
-                )
-                self._write_vault(header, key, opened.payload)
-                self._save_state(
-                    header, key, generation=generation, hwm=hwm, entry=entry, meta=meta
-                )
-                if old.kdf == fmt.KDF_ARGON2ID:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self.paths.key_file)
-            else:
-                header, key = self._passphrase_header(
-                    vault_id,
-                    generation=generation,
-                    confirm=True,
-                    # Moving from the keyring, the configured passphrase source is the new one.
-                    new_passphrase=new_passphrase and old.kdf == fmt.KDF_ARGON2ID,
-                )
-                if old.kdf != fmt.KDF_ARGON2ID:
-                    write_key_file(
-                        self.paths.key_file,
-                        KeyFileState(
-                            vault_id, old.generation, {"audit": opened.hwm.dump(opened.hwm.at)}
-                        ),
-                        meta.state_key,
-                    )
-                hwm = self._append_audit(rotated, opened.hwm)
-                self._write_vault(header, key, opened.payload)
-                self._save_state(header, key, generation=generation, hwm=hwm, entry=None, meta=meta)
-                if old.kdf == fmt.KDF_KEYRING:
-                    try:
-                        self.keyring.delete(vault_id)
-                    except KeyringUnavailable as exc:
-                        self.warnings.append(f"the old keyring entry could not be deleted: {exc}")
+            # The new key is durable (with the marks so far) before the file that needs it.
+            params, key = self.key_backend(target).new_key(
+                vault_id,
+                meta.state_key,
+                Marks(generation - 1, opened.hwm.dump(opened.hwm.at)),
+                confirm=True,
+                # Moving from the keyring, the configured passphrase source is the new one.
+                new_secret=new_passphrase and old.kdf == fmt.KDF_ARGON2ID,
+            )
+            hwm = self._append_audit(rotated, opened.hwm)
+            header = header_for(target, params, vault_id, generation)
+            self._write_vault(header, key, opened.payload)
+            self._save_state(header, key, generation=generation, hwm=hwm, meta=meta)
+            if old.backend != target:
+                warning = self.key_backend(old.backend).retire(vault_id)
+                if warning:
+                    self.warnings.append(warning)
             return old.backend, header.backend, generation
 
     def _peek_header(self) -> fmt.Header | None:

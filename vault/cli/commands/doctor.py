@@ -94,7 +94,7 @@ def run_checks(app: App) -> list[Check]:
     guard("storage policy", storage_policy)
 
     def keyring() -> str:
-        from vault.keys.backends import keyring_backend_name
+        from vault.keys.keyring import keyring_backend_name
 
         name, _ = app.config.backend()
         dotted = keyring_backend_name()

@@ -1,14 +1,7 @@
-"""Key backends: where the vault's data key comes from.
-
-``keyring``: a random 256-bit key held in the OS keyring (Secret Service, macOS Keychain,
-Windows Credential Locker) under service ``vault`` and the vault's id. The entry also keeps the
-last generation written, so a vault file rolled back to an older copy is detected.
-
-``passphrase``: the key derived from a passphrase with Argon2id (RFC 9106 low-memory profile).
-The last generation is kept in the key file ``vault.key`` beside the vault, authenticated with
-a key that only exists inside the encrypted vault.
-
-Neither backend ever falls back to the other, or to anything in clear.
+"""The ``keyring`` backend: a random 256-bit key held in the OS keyring (Secret Service, macOS
+Keychain, Windows Credential Locker) under service ``vault`` and the vault's id. The entry also
+keeps the marks (the last generation written, the audit mark), so a vault file rolled back to an
+older copy is detected. It never falls back to another keyring, or to anything in clear.
 """
 
 from __future__ import annotations
@@ -19,17 +12,12 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from vault.errors import IntegrityError, KeyringUnavailable
-from vault.fs.durable import atomic_write
-from vault.fs.paths import check_private_file, read_private_file
-from vault.secret import Secret
-from vault.util import mac as _hmac
+from vault.keys.base import KeyBackend, KeyParams, Marks
 from vault.util.record import datarecord, field
 
 SERVICE = "vault"
-BACKENDS = ("keyring", "passphrase")
 
 # The only keyring backends we accept, by the dotted name PYTHON_KEYRING_BACKEND would use.
 OS_KEYRINGS = {
@@ -284,152 +272,81 @@ class KeyringStore:
         _bounded(run, what="delete the vault key")
 
 
-# --- passphrase backend -------------------------------------------------------------------
+class KeyringBackend(KeyBackend):
+    """The data key in the OS keyring entry of the vault, beside the marks."""
 
-PASSPHRASE_LIMIT = 4096
+    name = "keyring"
 
+    def __init__(self, keyring: KeyringStore | None = None) -> None:
+        self.keyring = keyring or KeyringStore()
+        self._entry: KeyringEntry | None = None  # the entry last read or written ...
+        self._entry_of = b""  # ... and the vault it belongs to
 
-class PassphraseSource:
-    """Where the passphrase comes from: a file (``--passphrase-file`` / ``VAULT_PASSPHRASE_FILE``)
-    or a prompt on the controlling terminal. Never argv, never stdin."""
+    @property
+    def label(self) -> str:
+        return self.keyring.label
 
-    def __init__(self, file: str | None = None, *, interactive: bool = True) -> None:
-        self.file = file or os.environ.get("VAULT_PASSPHRASE_FILE") or None
-        self.interactive = interactive
-        self._cached: Secret | None = None
+    def probe(self) -> None:
+        self.keyring.probe()
 
-    def get(self, *, confirm: bool = False, prompt: str = "Vault passphrase: ") -> Secret:
-        if self._cached is not None:
-            return self._cached
-        if self.file:
-            value = self._read_file(Path(self.file))
+    def unlock(self, vault_id: bytes, params: KeyParams, *, where: str) -> bytes:
+        entry = self.keyring.load(vault_id)
+        if entry is None:
+            raise KeyringUnavailable(
+                f"the key of the vault at {where} is not in the {self.keyring.label} "
+                f"(vault id {vault_id.hex()})",
+                hint="is this the keyring the vault was created with? It may be a "
+                "different login session or machine",
+            )
+        key = entry.keys.get(params.key_id)
+        if key is None:
+            raise IntegrityError(f"the keyring holds no key with the id the vault at {where} names")
+        self._entry, self._entry_of = entry, vault_id
+        return key
+
+    def marks(self, vault_id: bytes, state_key: bytes) -> Marks:
+        if self._entry is None or self._entry_of != vault_id:
+            raise RuntimeError("KeyringBackend.marks before unlock")  # a bug, not bad input
+        return Marks(self._entry.generation, self._entry.extra.get("audit"))
+
+    def new_key(
+        self,
+        vault_id: bytes,
+        state_key: bytes,
+        marks: Marks,
+        *,
+        confirm: bool,
+        new_secret: bool = False,
+    ) -> tuple[KeyParams, bytes]:
+        key_id, key = os.urandom(4), os.urandom(32)
+        if self._entry is not None and self._entry_of == vault_id:
+            entry = self._entry  # the new key goes beside the old: the file on disk needs it
         else:
-            value = self._prompt(prompt, confirm=confirm)
-        if not value:
-            raise IntegrityError("the passphrase is empty")
-        self._cached = Secret(value)
-        return self._cached
+            extra = {"audit": marks.audit} if marks.audit else {}
+            entry = KeyringEntry({}, marks.generation, extra)
+        entry.keys[key_id] = key
+        self.keyring.save(vault_id, entry)
+        self._entry, self._entry_of = entry, vault_id
+        return KeyParams(key_id, bytes(16), 0, 0, 0), key
 
-    @staticmethod
-    def _read_file(path: Path) -> str:
-        st = check_private_file(path, "passphrase file")
-        if st is None:
-            raise IntegrityError(f"passphrase file {path} does not exist")
-        data = read_private_file(
-            path, "passphrase file", limit=PASSPHRASE_LIMIT, check_folder=False
-        )
-        assert data is not None
-        text = data.decode("utf-8", errors="strict")
-        # One trailing newline is how editors and `echo` end a file; it is not part of it.
-        return text[:-1] if text.endswith("\n") else text
-
-    def _prompt(self, prompt: str, *, confirm: bool) -> str:
-        if not self.interactive:
-            raise IntegrityError(
-                "a passphrase is needed and this command never prompts",
-                hint="set VAULT_PASSPHRASE_FILE to a 0600 file holding the passphrase",
-            )
+    def save_marks(
+        self, vault_id: bytes, params: KeyParams, key: bytes, marks: Marks, state_key: bytes
+    ) -> str | None:
+        kept = self._entry if self._entry is not None and self._entry_of == vault_id else None
+        extra = dict(kept.extra) if kept else {}
+        extra["audit"] = marks.audit
+        entry = KeyringEntry({params.key_id: key}, marks.generation, extra)
         try:
-            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-        except OSError:
-            raise IntegrityError(
-                "a passphrase is needed but there is no terminal to ask on",
-                hint="set VAULT_PASSPHRASE_FILE (or --passphrase-file) to a 0600 file",
-            ) from None
-        os.close(fd)
-        import getpass
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", getpass.GetPassWarning)
-            first = getpass.getpass(prompt)
-            if confirm:
-                again = getpass.getpass("Repeat the passphrase: ")
-                if not _hmac.compare_digest(first.encode(), again.encode()):
-                    raise IntegrityError("the two passphrases differ; nothing was changed")
-        return first
-
-
-def derive_key(
-    passphrase: Secret, *, salt: bytes, t_cost: int, m_cost: int, parallelism: int
-) -> bytes:
-    """Argon2id (version 0x13) through argon2-cffi's own C bindings: what
-    ``argon2.low_level.hash_secret_raw`` does, without importing the ``argon2`` package, whose
-    password-hasher profiles (dataclasses, inspect) cost ~30 ms before the derivation starts."""
-    from _argon2_cffi_bindings import ffi, lib
-
-    secret = passphrase.reveal().encode("utf-8")
-    out = ffi.new("uint8_t[]", 32)
-    rv = lib.argon2_hash(
-        t_cost,
-        m_cost,
-        parallelism,
-        ffi.new("uint8_t[]", secret),
-        len(secret),
-        ffi.new("uint8_t[]", salt),
-        len(salt),
-        out,
-        32,
-        ffi.NULL,
-        0,
-        lib.Argon2_id,
-        lib.ARGON2_VERSION_13,
-    )
-    if rv != lib.ARGON2_OK:
-        message = ffi.string(lib.argon2_error_message(rv)).decode("ascii", "replace")
-        raise IntegrityError(f"the passphrase key could not be derived (Argon2: {message})")
-    return bytes(ffi.buffer(out, 32))
-
-
-KEY_FILE_MAGIC = b"VAULTKEY1\n"
-
-
-@datarecord
-class KeyFileState:
-    """The passphrase backend's record of the last write, MAC'd with the vault's state key."""
-
-    vault_id: bytes
-    generation: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def write_key_file(path: Path, state: KeyFileState, state_key: bytes) -> None:
-    body = json.dumps(
-        {
-            "v": 1,
-            "vault_id": state.vault_id.hex(),
-            "generation": state.generation,
-            **({"extra": state.extra} if state.extra else {}),
-        },
-        separators=(",", ":"),
-    ).encode()
-    mac = _hmac.hexdigest(state_key, KEY_FILE_MAGIC + body).encode()
-    atomic_write(path, KEY_FILE_MAGIC + body + b"\n" + mac + b"\n", what="key file")
-
-
-def read_key_file(path: Path, state_key: bytes) -> KeyFileState | None:
-    data = read_private_file(path, "key file", limit=1 << 20)
-    if data is None:
+            self.keyring.save(vault_id, entry)
+        except KeyringUnavailable as exc:
+            return f"the vault was written, but the keyring could not record its generation: {exc}"
+        self._entry, self._entry_of = entry, vault_id
         return None
-    try:
-        if not data.startswith(KEY_FILE_MAGIC):
-            raise ValueError("magic")
-        body, mac, rest = data[len(KEY_FILE_MAGIC) :].split(b"\n")
-        if rest:
-            raise ValueError("trailing data")
-        expected = _hmac.hexdigest(state_key, KEY_FILE_MAGIC + body)
-        if not _hmac.compare_digest(expected.encode(), mac):
-            raise IntegrityError(
-                f"key file {path} failed authentication: it was altered or belongs to another vault"
-            )
-        doc = json.loads(body)
-        generation = doc["generation"]
-        if not isinstance(generation, int) or isinstance(generation, bool):
-            raise TypeError("generation")
-        return KeyFileState(
-            vault_id=bytes.fromhex(doc["vault_id"]),
-            generation=generation,
-            extra=dict(doc.get("extra") or {}),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"key file {path} is malformed") from exc
+
+    def retire(self, vault_id: bytes) -> str | None:
+        try:
+            self.keyring.delete(vault_id)
+        except KeyringUnavailable as exc:
+            return f"the old keyring entry could not be deleted: {exc}"
+        self._entry = None
+        return None

@@ -1,0 +1,87 @@
+"""The one interface every key backend implements, and the values it exchanges with the store.
+
+A backend holds, finds or derives the vault's 256-bit data key, and keeps the vault's *marks*
+(the last generation written and the audit high-water mark) where a copy of the vault file alone
+cannot roll them back. The store calls it in a fixed order that keeps every step recoverable:
+``new_key`` makes the new key (and the marks so far) durable before the file that needs it is
+written; ``save_marks`` records the new generation after; ``retire`` forgets a backend the vault
+has moved away from. tests/unit/keys/test_contract.py runs one set of tests against each.
+"""
+
+from __future__ import annotations
+
+from vault.util.record import datarecord
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+BACKENDS = ("keyring", "passphrase")
+
+
+@datarecord(frozen=True)
+class KeyParams:
+    """What a vault header records about its key: which one (``key_id``) or how to derive it."""
+
+    key_id: bytes  # 4 bytes: the keyring key's id; zeros for a derived key
+    salt: bytes  # 16 bytes: the Argon2id salt; zeros for a keyring key
+    t_cost: int
+    m_cost: int  # KiB
+    parallelism: int
+
+
+@datarecord(frozen=True)
+class Marks:
+    """Kept with the key: the last generation written, and the audit mark as its log saved it."""
+
+    generation: int
+    audit: dict[str, Any] | None = None
+
+
+class KeyBackend:
+    """A place the data key comes from. Subclasses implement every method; none falls back to
+    another backend or to anything in clear."""
+
+    name: str  # as the vault header and config.yaml's key_backend name it
+
+    @property
+    def label(self) -> str:
+        """For people: "Secret Service", "passphrase"."""
+        raise NotImplementedError
+
+    def probe(self) -> None:
+        """Check, without changing anything, that a new key could be made now."""
+        raise NotImplementedError
+
+    def unlock(self, vault_id: bytes, params: KeyParams, *, where: str) -> bytes:
+        """The data key of the vault ``vault_id`` (at ``where``, for messages)."""
+        raise NotImplementedError
+
+    def marks(self, vault_id: bytes, state_key: bytes) -> Marks:
+        """The marks kept for the vault, after ``unlock``; ``state_key`` (from inside the vault)
+        authenticates them where they are kept in a file."""
+        raise NotImplementedError
+
+    def new_key(
+        self,
+        vault_id: bytes,
+        state_key: bytes,
+        marks: Marks,
+        *,
+        confirm: bool,
+        new_secret: bool = False,
+    ) -> tuple[KeyParams, bytes]:
+        """A new data key, durable (with ``marks``) before it returns. ``confirm`` asks for a
+        new passphrase twice; ``new_secret`` asks for a different passphrase than the current."""
+        raise NotImplementedError
+
+    def save_marks(
+        self, vault_id: bytes, params: KeyParams, key: bytes, marks: Marks, state_key: bytes
+    ) -> str | None:
+        """Record ``marks`` after a write that used ``key``. The write has happened: a failure
+        is returned as a warning (rollback detection lags), never raised."""
+        raise NotImplementedError
+
+    def retire(self, vault_id: bytes) -> str | None:
+        """Forget the vault here (it moved to another backend); a failure is a warning."""
+        raise NotImplementedError
