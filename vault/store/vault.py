@@ -249,6 +249,16 @@ class Store:
                 raise
             self._commit(opened, editor, write_vault=editor.changed)
 
+    def record_event(self, event: dict[str, Any]) -> None:
+        """Write one audit event on its own (a refusal before anything else happened). Best
+        effort: the refusal stands even if it cannot be recorded (no vault yet, keyring down),
+        and a failure to record it becomes a warning."""
+        try:
+            with self.edit() as editor:
+                editor.audit(event)
+        except VaultError as exc:
+            self.warnings.append(f"the refusal could not be audited: {exc.message}")
+
     def _commit(self, opened: Opened | None, editor: Editor, *, write_vault: bool) -> None:
         if not write_vault and (not editor.events or opened is None):
             return  # nothing to write; no vault is created just to hold an audit record

@@ -1,22 +1,25 @@
-"""Obtaining a token: the device authorization grant under policy, then the token stored.
+"""Obtaining a token: the device authorization grant under policy, or a token a person hands
+over (import), then the token stored and its issue audited.
 
-The person's side of the flow (what is shown, the countdown) is a ``DeviceScreen`` the caller
-passes in; nothing here prints.
+The person's side (what is shown, the countdown, reading the pasted token) is passed in by the
+caller; nothing here prints.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from vault.errors import ConfigError, PolicyError, VaultError
+from vault.errors import ConfigError, PolicyError, UsageError, VaultError
 from vault.login import http as http_
 from vault.login import oauth
 from vault.login.providers import Provider
 from vault.policy.rules import Policy
+from vault.secret import Secret
 from vault.store.model import TokenRecord
 from vault.store.vault import Store
-from vault.tokens.events import for_record
+from vault.tokens.events import for_denial, for_record
 from vault.util.trace import log
 
 
@@ -140,3 +143,60 @@ def endpoint_extra(provider: Provider, endpoints: oauth.Endpoints) -> dict[str, 
     if provider.api_base:
         extra["api_base"] = provider.api_base
     return extra
+
+
+def import_token(
+    store: Store,
+    policy: Policy,
+    provider: Provider,
+    *,
+    name: str,
+    scopes: tuple[str, ...],
+    expires_at: int | None,
+    force: bool,
+    read_token: Callable[[], Secret],
+    clock: Callable[[], float] = time.time,
+) -> TokenRecord:
+    """Store a token obtained elsewhere (a personal access token) as ``name``, under the same
+    grant policy as a login. Policy and the key are checked before ``read_token`` asks for the
+    token; a refusal is audited. A stored ``name`` is replaced only with ``force``."""
+    denial = policy.grant_denial(provider.name, provider.issuer, scopes)
+    if denial is not None:
+        store.record_event(
+            for_denial(
+                denial,
+                name=name,
+                provider=provider.name,
+                issuer=provider.issuer,
+                scopes=scopes,
+                command="import",
+            )
+        )
+        raise denial.error()
+    store.preflight()  # storage rules and the key, before the token is read
+    token = read_token()
+    record = TokenRecord(
+        name=name,
+        provider=provider.name,
+        issuer=provider.issuer,
+        client_id=provider.client_id or "",
+        token_type="Bearer",
+        access_token=token,
+        refresh_token=None,
+        id_token=None,
+        scopes=scopes,
+        issued_at=int(clock()),
+        expires_at=expires_at,
+        last_refresh=None,
+        source="import",
+    )
+    with store.edit() as editor:
+        if editor.get(name) is not None and not force:
+            raise UsageError(
+                f"a token named {name!r} is already stored", hint="pass --force to replace it"
+            )
+        editor.put(record)
+        editor.audit(
+            for_record("issued", record, editor.meta.audit_key, reason="imported", command="import")
+        )
+    return record

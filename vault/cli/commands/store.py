@@ -61,7 +61,6 @@ def read_token_from_stdin() -> Secret:
 
 def cmd_import(app: App, ns: argparse.Namespace) -> int:
     from vault.login import providers as _providers
-    from vault.tokens.events import for_denial, for_record
 
     name = check_name(ns.name)
     provider = _providers.resolve(ns.provider, app.config.providers)
@@ -82,45 +81,18 @@ def cmd_import(app: App, ns: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if expires_at <= now:
             raise UsageError("--expires-at is in the past")
-    denial = app.policy.grant_denial(provider.name, provider.issuer, scopes)
-    if denial is not None:
-        app.audit_only(
-            for_denial(
-                denial,
-                name=name,
-                provider=provider.name,
-                issuer=provider.issuer,
-                scopes=scopes,
-                command="import",
-            )
-        )
-        raise denial.error()
-    app.store.preflight()  # storage rules and the key, before the token is read
-    token = read_token_from_stdin()
-    record = TokenRecord(
+    from vault.tokens.obtain import import_token
+
+    import_token(
+        app.store,
+        app.policy,
+        provider,
         name=name,
-        provider=provider.name,
-        issuer=provider.issuer,
-        client_id=provider.client_id or "",
-        token_type="Bearer",
-        access_token=token,
-        refresh_token=None,
-        id_token=None,
         scopes=scopes,
-        issued_at=now,
         expires_at=expires_at,
-        last_refresh=None,
-        source="import",
+        force=ns.force,
+        read_token=read_token_from_stdin,
     )
-    with app.store.edit() as editor:
-        if editor.get(name) is not None and not ns.force:
-            raise UsageError(
-                f"a token named {name!r} is already stored", hint="pass --force to replace it"
-            )
-        editor.put(record)
-        editor.audit(
-            for_record("issued", record, editor.meta.audit_key, reason="imported", command="import")
-        )
     app.say(f"Stored {name!r} ({provider.name}, scopes: {', '.join(scopes) or 'none given'}).")
     return 0
 
