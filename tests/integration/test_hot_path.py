@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.conftest import VaultCLI, keyring_package
 from vault.audit import chain as audit_module
 from vault.audit.chain import AuditLog, Hwm, make_event, read_lines, verify
-from vault.cli.commands.audit import _lines_with
+from vault.audit.report import lines_with
 from vault.cli.parser import parse
 from vault.cli.run import _parse_token
 from vault.errors import IntegrityError, UsageError
@@ -262,7 +262,7 @@ def test_block_readers_see_the_lines_a_split_sees(
     ending = [b"?"]
     assert list(read_lines(path, ending, block)) == lines
     assert ending == [torn]
-    assert list(_lines_with(path, needle, block)) == [line for line in lines if needle in line]
+    assert list(lines_with(path, needle, block)) == [line for line in lines if needle in line]
 
 
 @pytest.mark.parametrize(
