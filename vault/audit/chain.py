@@ -444,8 +444,9 @@ def verify(log: AuditLog, hwm: Hwm, *, workers: int | None = None) -> Verdict:
     files = log.files()
     count = workers if workers is not None else min(os.cpu_count() or 1, 8)
     total = sum(os.path.getsize(path) for path in files)
-    fast = _walk_parallel(files, key, count) if count > 1 and total >= PARALLEL_MIN_BYTES else None
-    walked = fast if fast is not None else _walk(files, key)
+    in_parallel = count > 1 and total >= PARALLEL_MIN_BYTES
+    checked = _walk_parallel(files, key, count) if in_parallel else None
+    walked = checked if checked is not None else _walk(files, key)
     if isinstance(walked, Verdict):
         return walked
     records, prev, torn_at = walked
@@ -488,7 +489,7 @@ def verify(log: AuditLog, hwm: Hwm, *, workers: int | None = None) -> Verdict:
 # (records, MAC of the last record, files that end in a torn line) or the first bad record.
 _Walked = tuple[int, bytes, list[tuple[Path, bytes]]]
 
-PARALLEL_MIN_BYTES = 32 << 20  # below this, starting workers costs more than it saves
+PARALLEL_MIN_BYTES = 32 << 20  # a smaller log is walked in one process (bench/NOTES.md)
 RANGE_BYTES = 16 << 20
 
 

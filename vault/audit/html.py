@@ -358,7 +358,7 @@ def _digest(raw: object) -> _Events:
         ]
         raw_times = list(map(dict.get, events, repeat("time")))
     count = len(events)
-    try:  # the fast path: every time has the audit module's own form
+    try:  # the usual case: every time has the audit module's own form, checked all at once
         joined = "".join(raw_times)
         canonical = (
             len(joined) == 20 * count
@@ -413,7 +413,7 @@ def _digest(raw: object) -> _Events:
         dated = [t for t in times if t is not None]
         first, last = (min(dated), max(dated)) if dated else (None, None)
     if first is not None and (_epoch(first) is None or last is None or _epoch(last) is None):
-        # Something shaped like a time that is not one: check each, the slow way.
+        # Something shaped like a time that is not one: check each, one by one.
         times = [t if t is not None and _epoch(t) is not None else None for t in times]
         dated = [t for t in times if t is not None]
         first, last = (min(dated), max(dated)) if dated else (None, None)

@@ -209,7 +209,7 @@ class KeyringStore:
         return {"service": SERVICE, "username": username}
 
     def _on_secret_service(self, call: Callable[[SecretService], T]) -> T:
-        """``call`` on the one connection a command keeps (a read and a write then cost one
+        """``call`` on the one connection a command keeps (a read and a write share one
         connect, one authentication and one session); a connection that broke since it was
         opened (the daemon restarted during a long login) is replaced once."""
         from vault.keys.secretservice import Disconnected, SecretService
@@ -354,8 +354,8 @@ def derive_key(
     passphrase: Secret, *, salt: bytes, t_cost: int, m_cost: int, parallelism: int
 ) -> bytes:
     """Argon2id (version 0x13) through argon2-cffi's own C bindings: what
-    ``argon2.low_level.hash_secret_raw`` does, without importing the ``argon2`` package, whose
-    password-hasher profiles (dataclasses, inspect) cost ~30 ms before the derivation starts."""
+    ``argon2.low_level.hash_secret_raw`` does (tests/integration/test_hot_path.py checks it),
+    without importing the ``argon2`` package and its password-hasher profiles."""
     from _argon2_cffi_bindings import ffi, lib
 
     secret = passphrase.reveal().encode("utf-8")

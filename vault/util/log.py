@@ -25,7 +25,7 @@ before rendering; ``ScrubbingRenderer`` runs ``scrub_text`` over the finished li
 Under ``--debug``, ``http_event_hooks()`` logs each HTTP request and response (see there).
 
 Nothing heavy is imported here at module level: structlog, logging and httpx are imported by the
-functions that need them, so importing this module costs next to nothing.
+functions that need them, so importing this module imports none of them.
 """
 
 from __future__ import annotations

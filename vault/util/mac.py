@@ -1,12 +1,12 @@
 """HMAC-SHA-256 (RFC 2104): the one implementation in vault.
 
-:func:`keyed` pads a key once and returns a MAC function that starts every message from the two
-padded-key hash states (so a million messages under one key cost two hashes each, not four).
-The SHA-256 constructor is a parameter: by default the interpreter's built-in one, which loads
-neither `hashlib` nor `hmac` (nor OpenSSL); a caller that hashes many messages can pass
-``hashlib.sha256``. :func:`digest` and :func:`hexdigest` are one-message shorthands on the
-built-in constructor. Every function equals the standard library's ``hmac`` for any key and
-message (tests/unit/util/test_mac.py). See bench/NOTES.md, "Why the code is written as it is".
+:func:`keyed` pads a key once and returns a MAC function that starts every message from copies
+of the two padded-key hash states, computed once. The SHA-256 constructor is a parameter: by
+default the interpreter's built-in one, which loads neither `hashlib` nor `hmac` (nor OpenSSL);
+a caller that hashes many messages can pass ``hashlib.sha256``. :func:`digest` and
+:func:`hexdigest` are one-message shorthands on the built-in constructor. Every function equals
+the standard library's ``hmac`` for any key and message (tests/unit/util/test_mac.py). See
+bench/NOTES.md, "Why the code is written as it is".
 """
 
 from __future__ import annotations
