@@ -10,10 +10,12 @@ The message (:func:`format_rfc5424`)::
 
 * MSGID is the event's ``event`` field (``issued``, ``used``, ``denied`` ...), or ``-``.
 * The structured data element :data:`SD_ID` carries the event's scalar fields, for the receiver
-  to index. Control characters in a value are shown as ``\\n``, ``\\xHH`` or ``\\uXXXX`` there,
+  to index. Unsafe characters in a value are shown as ``\\n``, ``\\xHH``, ``\\uXXXX`` or
+  ``\\UXXXXXXXX`` there,
   so the SD is a readable summary; the exact event is the MSG.
 * MSG is the whole event as compact JSON after the UTF-8 BOM (RFC 5424 §6.4). JSON escaping keeps
-  control characters out of it (DEL, C1 controls, U+2028/U+2029 and lone surrogates included).
+  every unsafe character of :data:`vault.util.text.UNSAFE_TABLE` out of it (controls, DEL, C1,
+  U+2028/U+2029, bidirectional and invisible characters, lone surrogates).
 
 So nothing in an event can split a record or break the framing on any transport.
 
@@ -47,6 +49,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Literal, Self
+
+from vault.util.text import UNSAFE_TABLE, escape_char, pattern
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -102,11 +106,11 @@ _MAX_SD_NAME = 32
 
 _WARNING_OUTCOMES = frozenset({"denied", "failure"})
 
-# Characters that must not appear raw in an SD PARAM-VALUE: C0, DEL, C1, the Unicode line and
-# paragraph separators, and lone surrogates (which have no UTF-8 form).
-_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-# Of those, what json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself).
-_UNSAFE_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Characters that must not appear raw in the message: vault.util.text's unsafe characters (C0,
+# DEL, C1, the Unicode line and paragraph separators, bidi and invisible characters, lone
+# surrogates, which have no UTF-8 form). In an SD PARAM-VALUE they are shown as escapes, in the
+# MSG as JSON escapes (json.dumps(ensure_ascii=False) escapes only C0 itself).
+_UNSAFE = pattern(*UNSAFE_TABLE)
 _SD_ESCAPE = re.compile(r'["\\\]]')
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -162,11 +166,7 @@ def _timestamp(now: datetime) -> str:
 
 def _escape_char(match: re.Match[str]) -> str:
     ch = match.group()
-    short = _SHORT_ESCAPES.get(ch)
-    if short is not None:
-        return short
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _SHORT_ESCAPES.get(ch) or escape_char(ch)
 
 
 def _sd_value(value: object) -> str | None:
@@ -185,7 +185,7 @@ def _sd_value(value: object) -> str | None:
         text = " ".join(str(item) for item in value)
     else:
         return None
-    text = _UNSAFE_TEXT.sub(_escape_char, text)
+    text = _UNSAFE.sub(_escape_char, text)
     return _SD_ESCAPE.sub(lambda m: "\\" + m.group(), text)
 
 
@@ -215,7 +215,11 @@ def _structured_data(event: Mapping[str, object]) -> str:
 
 
 def _json_escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the BMP: JSON's escape is the UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _message_json(event: Mapping[str, object]) -> str:
@@ -229,7 +233,7 @@ def _message_json(event: Mapping[str, object]) -> str:
         )
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"the event cannot be written as JSON: {exc}") from exc
-    return _UNSAFE_JSON.sub(_json_escape, text)
+    return _UNSAFE.sub(_json_escape, text)
 
 
 def format_rfc5424(

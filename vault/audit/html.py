@@ -11,9 +11,10 @@ opened offline. The page has:
 * a legend, then for each token a timeline (uses binned per minute/hour/day/... as bars, other
   events as marks with distinct shapes, revocation as a black end bar) and a compact event list.
 
-Everything taken from the report is treated as hostile: control characters are removed,
-invisible ones (zero-width, bidirectional overrides, lone surrogates) are shown as their code
-point so that no name can pass for another, the rest is HTML-escaped, and long strings are cut.
+Everything taken from the report is treated as hostile: control characters are removed (line
+breaks and separators become spaces), invisible ones (zero-width, bidirectional overrides, lone
+surrogates: :data:`vault.util.text.INVISIBLE`) are shown as their code point so that no name can
+pass for another, the rest is HTML-escaped, and long strings are cut.
 
 The output stays bounded whatever the input: uses are binned by the finest calendar unit that
 gives at most :data:`MAX_BINS` bars (minute, 10 minutes, hour, day, month, year, ...), other
@@ -41,6 +42,7 @@ from operator import eq, itemgetter, le, not_
 from typing import Any, Final
 
 from vault.util.record import datarecord
+from vault.util.text import CONTROLS, INVISIBLE, SEPARATORS, char_class, pattern
 
 __all__ = [
     "MAX_BINS",
@@ -65,18 +67,15 @@ MAX_ITEMS: Final = 20
 
 # --------------------------------------------------------------------------- text
 
-# C0 and C1 controls and DEL are removed (whitespace ones become a space). Invisible characters
-# are shown by their code point instead, so that "g\u200bh" cannot pass for "gh" nor a bidi
-# override make text read backwards: zero-width and format characters, bidirectional marks,
-# embeddings, overrides and isolates, Unicode tags, and lone surrogates (json.loads lets them
-# through; they cannot even be encoded).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-_SPACES = re.compile("[\t\n\v\f\r]+")
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\ud800-\udfff"
-    "\U000e0000-\U000e0fff]"
-)
+# The unsafe characters of vault.util.text: controls and DEL are removed (whitespace ones, and
+# the line and paragraph separators, become a space). The invisible ones are shown by their code
+# point instead, so that "g", U+200B, "h" cannot pass for "gh" nor a bidi override make text read
+# backwards: zero-width and format characters, bidirectional marks, embeddings, overrides and
+# isolates, Unicode tags, and lone surrogates (json.loads lets them through; they cannot even be
+# encoded).
+_CONTROLS = pattern(*CONTROLS)
+_SPACES = re.compile(char_class((0x09, 0x0D), *SEPARATORS) + "+")
+_INVISIBLE = pattern(*INVISIBLE)
 _DASH = "\u2014"
 _DOT = " \u00b7 "
 
@@ -84,7 +83,7 @@ _DOT = " \u00b7 "
 def _clean(value: object) -> str:
     """``value`` as plain text: controls stripped, invisible characters shown, cut short."""
     text = value if isinstance(value, str) else str(value)
-    if not text.isprintable():
+    if not (text.isascii() and text.isprintable()):
         text = _CONTROLS.sub("", _SPACES.sub(" ", text))
         text = _INVISIBLE.sub(lambda m: f"\u27e8U+{ord(m.group()):04X}\u27e9", text)
     if len(text) > MAX_TEXT:
@@ -359,7 +358,7 @@ def _digest(raw: object) -> _Events:
         ]
         raw_times = list(map(dict.get, events, repeat("time")))
     count = len(events)
-    try:  # the fast path: every time has the audit module's own form
+    try:  # the usual case: every time has the audit module's own form, checked all at once
         joined = "".join(raw_times)
         canonical = (
             len(joined) == 20 * count
@@ -414,7 +413,7 @@ def _digest(raw: object) -> _Events:
         dated = [t for t in times if t is not None]
         first, last = (min(dated), max(dated)) if dated else (None, None)
     if first is not None and (_epoch(first) is None or last is None or _epoch(last) is None):
-        # Something shaped like a time that is not one: check each, the slow way.
+        # Something shaped like a time that is not one: check each, one by one.
         times = [t if t is not None and _epoch(t) is not None else None for t in times]
         dated = [t for t in times if t is not None]
         first, last = (min(dated), max(dated)) if dated else (None, None)

@@ -1,8 +1,8 @@
 """A minimal D-Bus client: just what vault.keys.secretservice needs, written from the D-Bus
 specification (https://dbus.freedesktop.org/doc/dbus-specification.html).
 
-It exists because `vault token` is on scripts' hot paths and a general D-Bus library costs
-milliseconds to import. What it does:
+It exists so that `vault token` imports no general D-Bus library (bench/NOTES.md, "Why the code
+is written as it is"). What it does:
 
 * connects to the session bus (``unix:path=`` or ``unix:abstract=`` addresses), authenticates
   with SASL EXTERNAL, and pipelines: the authentication, ``BEGIN`` and every call queued before
@@ -20,7 +20,7 @@ answer in time) and ``OSError`` (the socket failed or was closed).
 
 from __future__ import annotations
 
-import _socket  # the C socket type itself: socket.py adds nothing used here but costs ~5 ms
+import _socket  # the C socket type itself: nothing of socket.py is used here
 import os
 import struct
 from time import monotonic

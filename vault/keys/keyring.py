@@ -197,7 +197,7 @@ class KeyringStore:
         return {"service": SERVICE, "username": username}
 
     def _on_secret_service(self, call: Callable[[SecretService], T]) -> T:
-        """``call`` on the one connection a command keeps (a read and a write then cost one
+        """``call`` on the one connection a command keeps (a read and a write share one
         connect, one authentication and one session); a connection that broke since it was
         opened (the daemon restarted during a long login) is replaced once."""
         from vault.keys.secretservice import Disconnected, SecretService

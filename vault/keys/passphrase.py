@@ -98,8 +98,8 @@ def derive_key(
     passphrase: Secret, *, salt: bytes, t_cost: int, m_cost: int, parallelism: int
 ) -> bytes:
     """Argon2id (version 0x13) through argon2-cffi's own C bindings: what
-    ``argon2.low_level.hash_secret_raw`` does, without importing the ``argon2`` package, whose
-    password-hasher profiles (dataclasses, inspect) cost ~30 ms before the derivation starts."""
+    ``argon2.low_level.hash_secret_raw`` does (tests/integration/test_hot_path.py checks it),
+    without importing the ``argon2`` package and its password-hasher profiles."""
     from _argon2_cffi_bindings import ffi, lib
 
     secret = passphrase.reveal().encode("utf-8")

@@ -1,17 +1,17 @@
 """A minimal Secret Service client (freedesktop.org Secret Service API over D-Bus, with our own
-D-Bus client, vault.keys.dbus: a D-Bus library costs `vault token` milliseconds to import).
+D-Bus client, vault.keys.dbus, so that `vault token` imports no D-Bus library).
 
 It reads and writes exactly the items the `keyring` package's SecretService backend does (same
 attributes, label and default collection), so either can read what the other wrote; it exists
-because importing keyring costs `vault token` ~80 ms (entry points, urllib, email parsing) on
-every call, and because every call here carries its own D-Bus timeout (no helper thread).
+so that `vault token` does not import keyring (bench/NOTES.md, "Why the code is written as it
+is"), and so that every call here carries its own D-Bus timeout (no helper thread).
 
 The session uses the "plain" algorithm: the secret crosses the local, per-user session bus
 socket unencrypted, as it would with keyring's default for this backend (secretstorage's
 dh-ietf1024 adds a key exchange against a peer on the same socket; it does not change who can
 read the bus). A locked collection is reported, never unlocked by prompting.
 
-Calls are pipelined where they do not depend on each other's answers: `vault token` costs two
+Calls are pipelined where they do not depend on each other's answers: `vault token` makes two
 round trips (authentication, Hello, OpenSession and the alias-path SearchItems in one write;
 then GetSecrets). CreateItem and Delete always go out in writes of their own (the crash tests
 recognise them in what is sent).
@@ -181,10 +181,10 @@ class SecretService:
         """The secret of the first item in the default collection with these attributes.
 
         First through the default collection's alias path (SearchItems, sent with the
-        connection's first write, then GetSecrets: ~1.9 ms against gnome-keyring); when that
-        finds nothing or is refused (a locked collection, a service without alias paths), the
-        long way, which also tells a locked keyring from a missing item (ReadAlias and
-        Service.SearchItems together, then GetSecrets)."""
+        connection's first write, then GetSecrets); when that finds nothing or is refused (a
+        locked collection, a service without alias paths), the long way, which also tells a
+        locked keyring from a missing item (ReadAlias and Service.SearchItems together, then
+        GetSecrets)."""
         search = self._send(
             DEFAULT_ALIAS_PATH, COLLECTION_IFACE, "SearchItems", "a{ss}", (attributes,)
         )

@@ -131,9 +131,9 @@ def parse_header(blob: bytes, *, path: str) -> Header:
 def aesgcm() -> type[AESGCM]:
     """cryptography's AESGCM class. ``cryptography.hazmat.primitives.ciphers.aead`` re-exports
     it from the compiled module, but importing it there first imports every cipher, mode and
-    "decrepit" algorithm in the package (~16 ms of a `vault token`); taken from the compiled
-    module directly when it is where this version keeps it (tests/test_hot_path.py checks it
-    is the very same class), from the public module otherwise."""
+    "decrepit" algorithm in the package; taken from the compiled module directly when it is
+    where this version keeps it (tests/integration/test_hot_path.py checks it is the very same
+    class), from the public module otherwise."""
     try:
         from cryptography.hazmat.bindings._rust import openssl
 
@@ -154,8 +154,8 @@ def open_sealed(header: Header, key: bytes, blob: bytes, *, path: str) -> bytes:
         # A view, not a slice: no copy of a large vault before decrypting it.
         return aesgcm()(key).decrypt(header.nonce, memoryview(blob)[HEADER_SIZE:], aad)
     except Exception as exc:
-        # Imported only now: cryptography.exceptions imports typing (~4 ms) for a success path
-        # that never needs it.
+        # Imported only now: cryptography.exceptions imports typing, which a successful
+        # decryption never needs.
         from cryptography.exceptions import InvalidTag
 
         if not isinstance(exc, InvalidTag):

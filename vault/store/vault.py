@@ -429,8 +429,8 @@ def _mark_can_wait(events: list[dict[str, Any]], saved: Hwm, now: float) -> bool
     """Whether saving the audit high-water mark with the key can be skipped after these events.
 
     The mark (kept in the keyring, or in the passphrase backend's MAC'd key file) is what
-    makes a truncated audit log detectable. Saving it costs a keyring write (~6 ms) or an
-    fsynced file, on every `vault token`. So after nothing but successful uses it is saved at
+    makes a truncated audit log detectable. Saving it is a keyring write or an fsynced file,
+    on every `vault token` (bench/NOTES.md). So after nothing but successful uses it is saved at
     most once a MARK_INTERVAL: a truncation can then hide at most that long a run of uses, and
     never an issue, refresh, revocation, prune, denial or failure, which always move it."""
     if not 0 <= now - saved.at < MARK_INTERVAL:

@@ -25,7 +25,7 @@ before rendering; ``ScrubbingRenderer`` runs ``scrub_text`` over the finished li
 Under ``--debug``, ``http_event_hooks()`` logs each HTTP request and response (see there).
 
 Nothing heavy is imported here at module level: structlog, logging and httpx are imported by the
-functions that need them, so importing this module costs next to nothing.
+functions that need them, so importing this module imports none of them.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
+
+from vault.util.text import UNSAFE_TABLE, escape_char, pattern
 
 if TYPE_CHECKING:
     import logging
@@ -57,15 +59,13 @@ HTTP_LOGGER = "vault.http"
 
 _state: dict[str, Any] = {"configured": False, "handler": None}
 
-# Control characters, terminal escapes and bidi overrides: a line from a hostile server must not
-# rewrite the terminal or forge a second log line. Compiled on first use (import stays cheap).
-_CONTROL = r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]"
-_CONTROL_BUT_NEWLINE = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]"
+# No raw unsafe character (vault.util.text.UNSAFE_TABLE: controls, terminal escapes, line
+# separators, bidi and invisible characters) in a line: a line from a hostile server must not
+# rewrite the terminal or forge a second log line. They are written as escapes instead.
 
 
 def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return escape_char(match.group(0))
 
 
 def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -76,10 +76,10 @@ def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
     redacted = redact_mapping(event_dict)
     for key, value in redacted.items():
         if isinstance(value, str):
-            # The renderer prints top-level strings as they are: no raw control characters.
-            # Tracebacks and stacks keep their line breaks.
-            pattern = _CONTROL_BUT_NEWLINE if key in ("exception", "stack") else _CONTROL
-            redacted[key] = re.sub(pattern, _escape, value)
+            # The renderer prints top-level strings as they are: no raw unsafe characters.
+            # Tracebacks and stacks keep their line breaks (and tabs).
+            keep = "\t\n" if key in ("exception", "stack") else ""
+            redacted[key] = pattern(*UNSAFE_TABLE, keep=keep).sub(_escape, value)
     return redacted
 
 

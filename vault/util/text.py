@@ -2,19 +2,91 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
 from vault.errors import UsageError
 
-# Compiled on first use (re caches it): `vault token` imports this module but never cleans text.
-_CONTROL = r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]"
+# --- the one table of unsafe characters -------------------------------------------------------
+#
+# Text from outside (a server, a file, an audit record) must not reach a terminal, a log line, a
+# syslog record or a page with any of these characters raw. Each group is a tuple of inclusive
+# code point ranges; the regular expression classes below are built from them, and every
+# consumer (clean() here, vault.util.log, vault.audit.forward, vault.audit.html) uses those
+# classes, so tests/unit/util/test_text.py can check each one against every character here.
+
+CONTROLS = ((0x00, 0x1F), (0x7F, 0x9F))
+"""C0 controls, DEL and C1 controls: terminal escapes, line breaks, NUL."""
+
+SEPARATORS = ((0x2028, 0x2029),)
+"""The Unicode line and paragraph separators: line breaks to many readers."""
+
+INVISIBLE = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x115F, 0x1160),  # Hangul fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero-width space, non-joiner, joiner; left-to-right, right-to-left marks
+    (0x202A, 0x202E),  # bidirectional embeddings and overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, bidirectional isolates, deprecated
+    (0x3164, 0x3164),  # Hangul filler
+    (0xD800, 0xDFFF),  # lone surrogates (JSON lets them through; they have no UTF-8 form)
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),  # zero-width no-break space (byte order mark)
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFFB),  # unassigned specials, interlinear annotation
+    (0xE0000, 0xE0FFF),  # tags and variation selectors supplement
+)
+"""Characters that show as nothing (or change how the text around them reads): "g", U+200B, "h"
+can pass for "gh", a bidirectional override makes text read backwards."""
+
+UNSAFE_TABLE = CONTROLS + SEPARATORS + INVISIBLE
+"""Every character no output of vault may contain raw."""
+
+
+def escape_char(ch: str) -> str:
+    """One character as a Python-style escape: ``\\xHH``, ``\\uHHHH`` or ``\\UHHHHHHHH``."""
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def char_class(*ranges: tuple[int, int], keep: str = "") -> str:
+    """A regular expression class (``[...]``, ASCII-only escapes) of the code points in
+    ``ranges`` except the characters of ``keep``: ``char_class(*UNSAFE_TABLE)`` matches any
+    unsafe character, ``char_class(*UNSAFE_TABLE, keep="\\t\\n")`` any but tab and newline
+    (for text whose lines are kept, as tracebacks)."""
+    kept = sorted(ord(ch) for ch in keep)
+    parts = []
+    for first, last in ranges:
+        start = first
+        for code in kept:
+            if start <= code <= last:
+                if start < code:
+                    parts.append((start, code - 1))
+                start = code + 1
+        if start <= last:
+            parts.append((start, last))
+    esc = [(escape_char(chr(a)), escape_char(chr(b))) for a, b in parts]
+    return "[" + "".join(a if a == b else f"{a}-{b}" for a, b in esc) + "]"
+
+
+@functools.cache
+def pattern(*ranges: tuple[int, int], keep: str = "") -> re.Pattern[str]:
+    """:func:`char_class` compiled, once per set of arguments, on first use (`vault token`
+    imports this module but never cleans text)."""
+    return re.compile(char_class(*ranges, keep=keep))
 
 
 def clean(text: object, limit: int = 512) -> str:
-    """Text from outside (a server, a file) made safe to print: control characters, terminal
-    escapes and bidi overrides removed, length bounded."""
-    s = re.sub(_CONTROL, "", str(text))
+    """Text from outside (a server, a file) made safe to print: every character of
+    :data:`UNSAFE_TABLE` removed (controls, terminal escapes, line separators, invisible and
+    bidirectional characters), then cut to ``limit`` characters (the last one an ellipsis)."""
+    s = pattern(*UNSAFE_TABLE).sub("", str(text))
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 

@@ -1,6 +1,7 @@
-"""Log an event through the redacting pipeline, if -v/--debug configured it; otherwise free.
+"""Log an event through the redacting pipeline, if -v/--debug configured it; otherwise nothing.
 
-The hot path never imports structlog: this checks whether ``vault.util.log`` was loaded."""
+It never imports structlog (`vault token` must not): it checks whether ``vault.util.log`` was
+loaded, and does nothing when it was not."""
 
 from __future__ import annotations
 

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vault.audit.chain import AuditLog, Hwm, fingerprint, read_lines, verify
+from vault.audit.chain import AuditLog, Hwm, fingerprint, verify
+from vault.audit.report import EVENTS, SUMMARY, Filters, build_report, matching
 from vault.cli.app import App
 from vault.cli.render import dump_json, table
 from vault.errors import IntegrityError, UsageError
 from vault.fs.durable import atomic_write
 from vault.util.text import clean, parse_time
-
-EVENTS = (
-    "issued",
-    "used",
-    "refreshed",
-    "revoked",
-    "deleted",
-    "pruned",
-    "denied",
-    "login_failed",
-    "key_rotated",
-    "log_rotated",
-    "log_reset",
-    "torn_record_set_aside",
-)
 
 
 def _log_and_hwm(app: App) -> tuple[AuditLog, Hwm]:
@@ -83,56 +68,25 @@ def _time_arg(text: str | None, what: str) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
 
 
-def filtered(app: App, ns: argparse.Namespace) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """Records matching the filters, as (raw line, parsed). A cheap byte test skips lines that
-    cannot match before any JSON is parsed, so `--token X` over a million lines is quick."""
+def _filters(ns: argparse.Namespace) -> Filters:
+    """The filter options, checked."""
     since = _time_arg(ns.since, "--since")
     until = _time_arg(ns.until, "--until")
     if ns.event and ns.event not in EVENTS:
         raise UsageError(f"unknown event {ns.event!r}", hint=f"events: {', '.join(EVENTS)}")
-    needles = []
-    if ns.token:
-        needles.append(b'"name":' + json.dumps(ns.token).encode() + b",")
-    if ns.event:
-        needles.append(b'"event":' + json.dumps(ns.event).encode() + b",")
-    if getattr(ns, "provider", None):
-        needles.append(b'"provider":' + json.dumps(ns.provider).encode() + b",")
-    log = AuditLog(app.paths.audit_file, b"")
-    for path in log.files():
-        lines = _lines_with(path, needles[0]) if needles else read_lines(path, [b""])
-        for raw in lines:
-            if len(needles) > 1 and not all(n in raw for n in needles[1:]):
-                continue
-            try:
-                doc = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(doc, dict):
-                continue  # valid JSON, but no record of ours
-            stamp = str(doc.get("time", ""))[:19]
-            if since and stamp < since:
-                continue
-            if until and stamp > until:
-                continue
-            yield raw + b"\n", doc
+    return Filters(
+        since=since,
+        until=until,
+        event=ns.event or None,
+        token=ns.token or None,
+        provider=getattr(ns, "provider", None) or None,
+    )
 
 
-def _lines_with(path: Path, needle: bytes, block: int = 1 << 22) -> Iterator[bytes]:
-    """The complete lines of a file that contain ``needle`` (without their newline), found by
-    searching whole blocks rather than testing line after line: `--token X` skips the lines
-    of every other token at the speed of a byte search."""
-    rest = b""
-    with open(path, "rb", buffering=0) as fh:
-        while data := fh.read(block):
-            data = rest + data
-            end_of_lines = data.rfind(b"\n") + 1  # the torn or unread part stays for later
-            at = data.find(needle, 0, end_of_lines)
-            while at >= 0:
-                start = data.rfind(b"\n", 0, at) + 1
-                end = data.find(b"\n", at)
-                yield data[start:end]
-                at = data.find(needle, end + 1, end_of_lines)
-            rest = data[end_of_lines:]
+def filtered(app: App, ns: argparse.Namespace) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Records matching the filters, as (raw line, parsed)."""
+    filters = _filters(ns)
+    return matching(AuditLog(app.paths.audit_file, b"").files(), filters)
 
 
 def cmd_show(app: App, ns: argparse.Namespace) -> int:
@@ -164,122 +118,23 @@ def cmd_show(app: App, ns: argparse.Namespace) -> int:
 # --- report ------------------------------------------------------------------------------
 
 
-def build_report(app: App, ns: argparse.Namespace) -> dict[str, Any]:
-    tokens: dict[str, dict[str, Any]] = {}
-    total = 0
-    first = last = None
-    for _, doc in filtered(app, ns):
-        total += 1
-        when = doc.get("time")
-        first = first or when
-        last = when
-        name = doc.get("name")
-        if not isinstance(name, str):
-            continue
-        t = tokens.setdefault(
-            name,
-            {
-                "name": name,
-                "provider": doc.get("provider"),
-                "issuer": doc.get("issuer"),
-                "fingerprints": [],
-                "issued": None,
-                "issued_by": None,
-                "uses": 0,
-                "last_use": None,
-                "refreshes": 0,
-                "revoked": None,
-                "pruned": None,
-                "denials": 0,
-                "failures": 0,
-                "status": "active",
-                "events": [],
-            },
-        )
-        kind = doc.get("event")
-        outcome = doc.get("outcome")
-        fp = doc.get("fingerprint")
-        if fp and fp not in t["fingerprints"]:
-            t["fingerprints"].append(fp)
-        if kind == "issued" and outcome == "success":
-            t["issued"] = when
-            t["issued_by"] = doc.get("command") or "login"
-            t["status"] = "active"
-            t["provider"] = doc.get("provider") or t["provider"]
-            t["issuer"] = doc.get("issuer") or t["issuer"]
-        elif kind == "used" and outcome == "success":
-            t["uses"] += 1
-            t["last_use"] = when
-        elif kind == "refreshed" and outcome == "success":
-            t["refreshes"] += 1
-        elif kind == "revoked" and outcome == "success":
-            t["revoked"] = when
-            t["status"] = "revoked"
-        elif kind == "deleted":
-            t["status"] = "deleted"
-        elif kind == "pruned":
-            t["pruned"] = when
-            t["status"] = "pruned"
-        if outcome == "denied":
-            t["denials"] += 1
-        elif outcome == "failure":
-            t["failures"] += 1
-        t["events"].append(
-            {
-                "time": when,
-                "seq": doc.get("seq"),
-                "event": kind,
-                "outcome": outcome,
-                "reason": doc.get("reason"),
-                "rule": (f"{doc.get('rule')} ({doc.get('source')})" if doc.get("rule") else None),
-                "scopes": doc.get("scopes"),
-                "command": doc.get("command"),
-            }
-        )
-    verified: bool | None = None
-    message = "not verified"
+def _report(app: App, ns: argparse.Namespace) -> dict[str, Any]:
+    filters = _filters(ns)
     try:
-        log, hwm = _log_and_hwm(app)
-        verdict = verify(log, hwm)
-        verified = verdict.ok
-        message = (
-            f"intact: {verdict.records} records" if verdict.ok else f"TAMPERED: {verdict.problem}"
-        )
+        log, mark = _log_and_hwm(app)
     except IntegrityError as exc:
-        message = f"not verified: {exc.message}"
-    return {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "log": {
-            "path": str(app.paths.audit_file),
-            "events": total,
-            "first": first,
-            "last": last,
-            "verified": verified,
-            "verify_message": message,
-        },
-        "tokens": sorted(tokens.values(), key=lambda t: t["name"]),
-    }
-
-
-SUMMARY = (
-    "name",
-    "provider",
-    "issuer",
-    "issued",
-    "issued_by",
-    "uses",
-    "last_use",
-    "refreshes",
-    "revoked",
-    "pruned",
-    "denials",
-    "failures",
-    "status",
-)
+        return build_report(
+            AuditLog(app.paths.audit_file, b""),
+            None,
+            now=time.time(),
+            filters=filters,
+            unverified=f"not verified: {exc.message}",
+        )
+    return build_report(log, mark, now=time.time(), filters=filters)
 
 
 def cmd_report(app: App, ns: argparse.Namespace) -> int:
-    report = build_report(app, ns)
+    report = _report(app, ns)
     if ns.html:
         from vault.audit.html import render_html
 
