@@ -78,6 +78,10 @@ def _plain_value(text: str) -> bool:
 
 
 def run(argv: list[str]) -> int:
+    """Parse ``argv`` (`vault token` by hand, anything else with argparse), set up logging only
+    if -v or --debug asks for it, import and run the one handler, then forward the audit
+    events and print the store's warnings. Returns the handler's exit code; errors propagate
+    to vault.cli.main. bench/NOTES.md says why the start-up path is written as it is."""
     ns: Any = _parse_token(argv)
     if ns is None:
         from vault.cli.parser import parse
@@ -86,13 +90,12 @@ def run(argv: list[str]) -> int:
     verbosity = getattr(ns, "verbose", 0) or 0
     debug = bool(getattr(ns, "debug", False))
     if verbosity or debug:
-        # Only then: the structlog pipeline is not paid for by `vault token` in a script.
         from vault.util.log import configure, get_logger
 
         configure(verbosity, debug=debug)
         get_logger("vault").debug("command.start", command=ns.command)
     module_name, _, func_name = ns.handler.partition(":")
-    __import__(module_name)  # not importlib.import_module: the importlib package imports warnings
+    __import__(module_name)
     handler = getattr(sys.modules[module_name], func_name)
     from vault.cli.app import App
 
