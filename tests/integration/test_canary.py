@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import VaultCLI
+from tests.harness.envwatch import events, popen_watched, run_watched
 from tests.harness.fake_oauth import FakeOAuth, fake_oauth, json_reply
 
 JWT = (
@@ -94,8 +95,9 @@ def _canary_provider(fake: FakeOAuth, access: str, refresh: str) -> None:
     )
 
 
-def test_login_refresh_revoke_with_canaries_and_debug_http(vault: VaultCLI) -> None:
+def test_login_refresh_revoke_with_canaries_and_debug_http(vault: VaultCLI, tmp_path: Path) -> None:
     access, refresh = CANARIES["gho"], CANARIES["ghr"]
+    watch_log = tmp_path / "events.jsonl"
     with fake_oauth() as fake:
         _canary_provider(fake, access, refresh)
         fake.routes["/device_authorization"] = lambda _: json_reply(
@@ -106,22 +108,23 @@ def test_login_refresh_revoke_with_canaries_and_debug_http(vault: VaultCLI) -> N
             f"providers:\n  fake:\n    issuer: {fake.issuer}\n    client_id: cli\n"
             "    scopes: [openid, repo]\n"
         )
-        proc = vault.popen("login", "fake", "--no-browser", "--debug")
-        time.sleep(0.5)
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        proc = popen_watched(vault, watch_log, "login", "fake", "--no-browser", "--debug")
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         results: list[object] = [
             type("R", (), {"stdout": out.decode(), "stderr": err.decode()})(),
-            vault.run("token", "fake", "--min-valid", "999999", "--debug"),  # refresh, then print
-            vault.run("refresh", "fake", "--debug"),
-            vault.run("status", "fake", "--json", "--debug"),
-            vault.run("revoke", "fake", "--debug"),
+            # refresh, then print
+            run_watched(vault, watch_log, "token", "fake", "--min-valid", "999999", "--debug"),
+            run_watched(vault, watch_log, "refresh", "fake", "--debug"),
+            run_watched(vault, watch_log, "status", "fake", "--json", "--debug"),
+            run_watched(vault, watch_log, "revoke", "fake", "--debug"),
         ]
         forms = [form for _, form in fake.requests]
     assert "http.request" in err.decode()  # debug HTTP logging was on...
+    assert [r.returncode for r in results[1:]] == [0, 0, 0, 0], results  # type: ignore[attr-defined]
+    watched = json.dumps(events(watch_log))
     for secret in (access, refresh, JWT, CANARIES["ghs"], REFRESHED):
-        assert secret.encode() not in cmdline
+        assert secret not in watched  # never in vault's environment, nor given to a program
         _outputs_clean(results, secret, allowed_stdout=1 if secret == REFRESHED else 0)
         _files_clean(vault, secret)
     assert results[1].stdout == REFRESHED + "\n"  # type: ignore[attr-defined]
@@ -150,12 +153,56 @@ def test_error_messages_from_servers_are_scrubbed(vault: VaultCLI) -> None:
     assert events[-1]["error"] == "invalid_client"
 
 
-def test_environment_and_argv_never_carry_the_token(vault: VaultCLI) -> None:
+# Run by `vault exec` in place of vault (the same process: tests/integration/test_use.py checks
+# it): what the process was given, read from /proc.
+_SHOW_PROC = (
+    "import json, os; print(json.dumps({'pid': os.getpid(), 'environ': "
+    "open('/proc/self/environ', 'rb').read().decode(), 'cmdline': "
+    "open('/proc/self/cmdline', 'rb').read().decode()}))"
+)
+
+
+def test_the_token_never_enters_vaults_environment_or_argv(vault: VaultCLI, tmp_path: Path) -> None:
+    """Not in /proc of a process the test started (that shows only what the test gave it):
+    what each running `vault` does, watched from inside (tests/harness/envwatch.py), and what
+    the program `vault exec` becomes was given."""
     secret = CANARIES["ghp"]
-    assert vault.run("import", "c", "--provider", "github", input=secret).returncode == 0
-    proc = vault.popen("token", "c")
-    environ = Path(f"/proc/{proc.pid}/environ").read_bytes() if proc.poll() is None else b""
-    out, _ = proc.communicate(timeout=30)
-    assert out.decode().strip() == secret
-    assert secret.encode() not in environ
+    log = tmp_path / "events.jsonl"
+    ask = "protocol=https\nhost=github.com\n\n"
+    results = [
+        run_watched(vault, log, "import", "c", "--provider", "github", input=secret),
+        run_watched(vault, log, "token", "c"),
+        run_watched(vault, log, "token", "c", "--debug", "-v"),
+        run_watched(vault, log, "status", "c", "--json"),
+        run_watched(vault, log, "credential-helper", "get", "--name", "c", input=ask),
+        run_watched(
+            vault,
+            log,
+            "exec",
+            "c",
+            "--env",
+            "GH_TOKEN",
+            "--",
+            sys.executable,
+            "-c",
+            _SHOW_PROC,
+            "an-arg",
+        ),
+    ]
+    assert [r.returncode for r in results] == [0] * len(results), results
+    assert results[1].stdout == secret + "\n"
+    assert f"password={secret}" in results[4].stdout.splitlines()
+    proc = json.loads(results[5].stdout)
+    carrying = [v.partition("=")[0] for v in proc["environ"].split("\0") if secret in v]
+    assert carrying == ["GH_TOKEN"]  # only where it was asked for
+    assert secret not in proc["cmdline"]
+    assert proc["cmdline"].split("\0")[-2] == "an-arg"
+    watched = events(log)
+    execs = [e for e in watched if e[0] == "os.exec"]
+    assert len(execs) == 1
+    assert [k for k, v in execs[0][3].items() if secret in v] == ["GH_TOKEN"]
+    assert all(secret not in arg for arg in execs[0][2])
+    for event in watched:
+        if event is not execs[0]:
+            assert secret not in json.dumps(event), event
     assert secret not in " ".join(os.environ.values())

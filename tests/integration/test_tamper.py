@@ -19,33 +19,46 @@ def _setup(vault: VaultCLI) -> bytes:
 
 
 def _assert_refused(vault: VaultCLI, bad: bytes, expected: str) -> None:
+    """Each command refuses ``bad`` with exit 6 and one message naming the vault file and
+    containing ``expected`` (``{path}`` in it: the file's path), and leaves it as it was."""
+    assert expected, "a refusal is checked by its message"
+    path = str(vault.vault_file)
     vault.vault_file.write_bytes(bad)
     for args in (["token", "a"], ["list"], ["import", "c", "--provider", "github"]):
         r = vault.run(*args, input="tok-cccccccccc")
         assert r.returncode == 6, (args, r)
-        assert expected in r.stderr, (args, r)
-        assert "Traceback" not in r.stderr
+        first, *hint = r.stderr.splitlines()
+        assert first.startswith("vault: error: "), (args, r)
+        assert path in first, (args, r)  # the file is named
+        assert expected.format(path=path) in first, (args, r)
+        assert all(line.startswith("vault: hint: ") for line in hint), (args, r)
         assert r.stdout == ""
         assert vault.vault_file.read_bytes() == bad  # left exactly as it was
 
 
+AUTH = (
+    "vault file {path} failed authentication: it was altered, damaged, or the key or "
+    "passphrase is wrong"
+)
+
+
 @pytest.mark.parametrize(
-    "offset",
+    ("offset", "expected"),
     [
-        0,  # magic
-        9,  # version
-        12,  # key id
-        fmt.HEADER_SIZE - 20,  # vault id
-        fmt.HEADER_SIZE - 13,  # generation
-        fmt.HEADER_SIZE - 1,  # nonce
-        fmt.HEADER_SIZE + 3,  # ciphertext
-        -1,  # tag
+        (0, "{path} is not a vault file (bad magic bytes)"),  # magic
+        (9, "vault file {path} has format version 17; this vault reads version 1"),  # version
+        (12, "the keyring holds no key with the id the vault at {path} names"),  # key id
+        (fmt.HEADER_SIZE - 20, AUTH),  # vault id
+        (fmt.HEADER_SIZE - 13, AUTH),  # generation
+        (fmt.HEADER_SIZE - 1, AUTH),  # nonce
+        (fmt.HEADER_SIZE + 3, AUTH),  # ciphertext
+        (-1, AUTH),  # tag
     ],
 )
-def test_flipped_bit(vault: VaultCLI, offset: int) -> None:
+def test_flipped_bit(vault: VaultCLI, offset: int, expected: str) -> None:
     good = bytearray(_setup(vault))
     good[offset] ^= 0x10
-    _assert_refused(vault, bytes(good), "")
+    _assert_refused(vault, bytes(good), expected)
 
 
 def test_truncated(vault: VaultCLI) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
 from tests.harness.provider import start_idp
@@ -72,9 +74,36 @@ def test_exec_signal_and_stdin_reach_the_child(vault: VaultCLI) -> None:
     out, _ = proc.communicate(b"hello\n", timeout=30)
     assert out == b"got:hello\n"
     proc = subprocess.Popen([VAULT_BIN, "exec", "gh", "--", "sleep", "30"], env=vault.full_env())
-    time.sleep(1.0)
+    # vault became the child: its process now runs `sleep` (same pid, sleep's executable and
+    # argv), and nothing of vault is left to stand between the signal and the command.
+    sleep = os.path.realpath(str(shutil.which("sleep")))
+    deadline = time.monotonic() + 20
+    while os.path.realpath(f"/proc/{proc.pid}/exe") != sleep and time.monotonic() < deadline:
+        assert proc.poll() is None
+        time.sleep(0.05)
+    assert os.path.realpath(f"/proc/{proc.pid}/exe") == sleep
+    assert Path(f"/proc/{proc.pid}/cmdline").read_bytes() == b"sleep\x0030\x00"
+    assert _children(proc.pid) == []
     proc.terminate()
-    assert proc.wait(10) == -15  # vault became the child: the signal reached it directly
+    assert proc.wait(10) == -15  # the signal reached the command itself
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_exec_replaces_vault_with_the_command(vault: VaultCLI) -> None:
+    _import(vault)
+    show = "import json, os; print(json.dumps([os.getpid(), os.getppid()]))"
+    proc = subprocess.Popen(
+        [VAULT_BIN, "exec", "gh", "--", sys.executable, "-c", show],
+        stdout=subprocess.PIPE,
+        env=vault.full_env(),
+    )
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    # The command has vault's pid, and its parent is the one that started vault (this test).
+    assert json.loads(out) == [proc.pid, os.getpid()]
 
 
 def _git_fill(

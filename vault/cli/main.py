@@ -68,22 +68,32 @@ def _debug_traceback(exc: BaseException) -> None:
 
 
 def entry() -> None:
-    if sys.argv[1:2] == ["token"]:
-        # `vault token` lives for a few dozen milliseconds: the ~20 garbage collections its
-        # imports would trigger (~4.5 ms) free nothing it would miss before it exits.
+    """The console script: run `main` and exit with its code.
+
+    `vault token` (a short process a script may start for every request) runs without the
+    garbage collector and, once its output is flushed and no non-daemon thread is left, ends
+    with ``os._exit``: no interpreter teardown, so no atexit handlers. Every other command ends
+    with ``sys.exit``, the interpreter's whole shutdown (atexit handlers included). bench/NOTES.md
+    has the measurements behind this."""
+    fast = sys.argv[1:2] == ["token"]
+    if fast:
         import gc
 
         gc.disable()
     code = main()
-    # Everything is written, fsynced and closed by now: skip the interpreter's teardown
-    # (finalising every module and object costs `vault token` ~10 ms of its ~60) unless a
-    # thread still has work to finish.
-    threading = sys.modules.get("threading")
-    main_thread = threading.main_thread() if threading else None
-    if threading is None or all(t.daemon or t is main_thread for t in threading.enumerate()):
+    if fast and _only_daemon_threads():
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
 
+
+def _only_daemon_threads() -> bool:
+    """No thread but the main one has work to finish (threading was never imported, or every
+    other thread is a daemon)."""
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return True
+    main_thread = threading.main_thread()
+    return all(t.daemon or t is main_thread for t in threading.enumerate())

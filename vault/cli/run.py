@@ -12,13 +12,16 @@ if TYPE_CHECKING:
 
 
 def _parse_token(argv: list[str]) -> SimpleNamespace | None:
-    """`vault token NAME [--min-valid N] [--passphrase-file PATH]` without argparse, which
-    costs a script calling `vault token` ~15 ms to import and build. Anything else (help,
-    logging flags, a mistake) returns None and goes through the full parser, so errors and
-    help read the same either way."""
+    """`vault token NAME [--min-valid N] [--passphrase-file PATH]`, parsed without argparse.
+
+    Contract: for every argv this returns either None or exactly the namespace the argparse
+    parser (vault.cli.parser) returns for it. It accepts a strict subset of what argparse
+    accepts: each word is checked against a grammar narrower than argparse's before it is used,
+    and a word outside it returns None, so that help, other flags, abbreviations and every
+    mistake go through the full parser and read the same either way. It never raises."""
     if len(argv) < 2 or argv[0] != "token":
         return None
-    values = {"name": None, "min_valid": "0"}
+    values: dict[str, object] = {"name": None, "min_valid": 0}
     options = {"--min-valid": "min_valid", "--passphrase-file": "passphrase_file"}
     i = 1
     while i < len(argv):
@@ -34,19 +37,51 @@ def _parse_token(argv: list[str]) -> SimpleNamespace | None:
                 return None
             if not eq:
                 i += 1
-                if i == len(argv):
+                if i == len(argv) or not _plain_value(argv[i]):
                     return None
                 value = argv[i]
-            values[key] = value
+            if key == "min_valid":
+                number = _int_or_none(value)
+                if number is None:
+                    return None
+                values[key] = number
+            else:
+                values[key] = value
         i += 1
-    min_valid = values["min_valid"] or ""
-    if values["name"] is None or not min_valid.lstrip("-").isdigit() or not min_valid.isascii():
+    if values["name"] is None:
         return None
-    values["min_valid"] = int(min_valid)  # type: ignore[assignment]
     return SimpleNamespace(command="token", handler="vault.cli.commands.store:cmd_token", **values)
 
 
+def _plain_int(text: str) -> bool:
+    """An optional "-" and ASCII digits, the one spelling of an integer read here (argparse's
+    ``type=int`` also takes "+5", " 5", "5_0" and other scripts' digits: those go to it)."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit()
+
+
+def _int_or_none(text: str) -> int | None:
+    """``int(text)`` for a plain integer; None for anything else, and where ``int`` itself
+    refuses (more digits than the interpreter converts), as argparse then reports it."""
+    if not _plain_int(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _plain_value(text: str) -> bool:
+    """A word argparse takes as an option's separate value: one that does not start with "-",
+    or a negative number in ASCII digits (argparse reads any other "-..." word as an option)."""
+    return not text.startswith("-") or (len(text) > 1 and _plain_int(text))
+
+
 def run(argv: list[str]) -> int:
+    """Parse ``argv`` (`vault token` by hand, anything else with argparse), set up logging only
+    if -v or --debug asks for it, import and run the one handler, then forward the audit
+    events and print the store's warnings. Returns the handler's exit code; errors propagate
+    to vault.cli.main. bench/NOTES.md says why the start-up path is written as it is."""
     ns: Any = _parse_token(argv)
     if ns is None:
         from vault.cli.parser import parse
@@ -55,13 +90,12 @@ def run(argv: list[str]) -> int:
     verbosity = getattr(ns, "verbose", 0) or 0
     debug = bool(getattr(ns, "debug", False))
     if verbosity or debug:
-        # Only then: the structlog pipeline is not paid for by `vault token` in a script.
         from vault.util.log import configure, get_logger
 
         configure(verbosity, debug=debug)
         get_logger("vault").debug("command.start", command=ns.command)
     module_name, _, func_name = ns.handler.partition(":")
-    __import__(module_name)  # not importlib.import_module: the importlib package imports warnings
+    __import__(module_name)
     handler = getattr(sys.modules[module_name], func_name)
     from vault.cli.app import App
 

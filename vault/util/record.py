@@ -1,15 +1,22 @@
-"""Plain record classes for the modules `vault token` imports.
+"""Plain record classes for the modules `vault token` imports, in place of `dataclasses`
+(bench/NOTES.md says why).
 
-`dataclasses` costs a short-lived command ~10 ms to import (it pulls in `inspect`) and ~0.7 ms
-per class (several generated methods, each compiled separately): over the twenty classes on the
-`vault token` path that was a fifth of the command's run time. `datarecord` keeps the part we use
-(an ``__init__`` from the annotations with defaults and default factories, ``__repr__``,
-``__eq__``, frozen instances with ``__hash__``, ``__post_init__``, ``replace``) and compiles
-one function per class. Type checkers see it as a dataclass (PEP 681 ``dataclass_transform``).
+`datarecord` gives a class an ``__init__`` built from its annotations (with defaults and
+default factories), ``__repr__``, ``__eq__``, ``__post_init__``, and with ``frozen=True``
+immutable instances with ``__hash__``; `replace`, `fields` and `asdict` work on its instances.
+Type checkers see it as a dataclass (PEP 681 ``dataclass_transform``).
+
+What it cannot do as dataclasses would, it refuses when the class is created, with a TypeError:
+a mutable default shared by every instance (a list, dict, set or other unhashable value: use
+``field(default_factory=...)``), a subclass inheriting a field whose default comes from a
+parent's ``default_factory`` (declare the field again in the subclass), and ``ClassVar``
+written qualified (``typing.ClassVar[...]``: import ``ClassVar`` and write it bare), which it
+cannot tell from a field without evaluating the annotation.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
@@ -54,21 +61,54 @@ def _frozen_delattr(self: object, name: str) -> None:
     raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
+def _is_classvar(cls: type, name: str, kind: object) -> bool:
+    """Whether the annotation ``kind`` of ``name`` declares a class variable, not a field.
+
+    A string annotation (``from __future__ import annotations``) is read without evaluating
+    it: ``ClassVar`` or ``ClassVar[...]`` is one; a qualified ``typing.ClassVar[...]`` is
+    refused, as the name before the dot cannot be checked without evaluating it."""
+    if isinstance(kind, str):
+        text = kind.strip()
+        if text == "ClassVar" or text.startswith("ClassVar["):
+            return True
+        head = text.partition("[")[0].strip()
+        if head.rpartition(".")[2] == "ClassVar":
+            raise TypeError(
+                f"{cls.__name__}: {name!r} is annotated {text!r}; write ClassVar[...] "
+                "imported from typing (datarecord reads annotations without evaluating them)"
+            )
+        return False
+    typing = sys.modules.get("typing")  # an evaluated annotation: its module imported typing
+    return typing is not None and (
+        kind is typing.ClassVar or getattr(kind, "__origin__", None) is typing.ClassVar
+    )
+
+
 def _build(cls: type[_T], frozen: bool) -> type[_T]:
     names: list[str] = []
+    inherited_factories: set[str] = set()
     for klass in reversed(cls.__mro__[:-1]):
+        inherited_factories.update(klass.__dict__.get("__struct_factories__", ()))
         annotations = klass.__dict__.get("__annotations__", {})  # noqa: RUF063 -- no inspect
         for name, kind in annotations.items():
-            if name not in names and not str(kind).startswith("ClassVar"):
+            if name not in names and not _is_classvar(cls, name, kind):
                 names.append(name)
     namespace: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__}
     params: list[str] = []
     body: list[str] = []
+    factories: list[str] = []
     for name in names:
         default = getattr(cls, name, _MISSING)
         value = name
+        if default is _MISSING and name in inherited_factories:
+            raise TypeError(
+                f"{cls.__name__}: field {name!r} takes its default from a parent's "
+                "default_factory, which a subclass does not inherit; declare the field again "
+                "here with field(default_factory=...)"
+            )
         if isinstance(default, _Field):
             if default.factory is not None:
+                factories.append(name)
                 namespace[f"_factory_{name}"] = default.factory
                 value = f"_factory_{name}() if {name} is _MISSING else {name}"
                 default = _MISSING
@@ -80,6 +120,12 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
             else:
                 setattr(cls, name, default)
         if default is not _MISSING:
+            if isinstance(default, (list, dict, set)) or type(default).__hash__ is None:
+                raise TypeError(
+                    f"{cls.__name__}: field {name!r} has a mutable default "
+                    f"({type(default).__name__}), which every instance would share; use "
+                    f"field(default_factory={type(default).__name__})"
+                )
             namespace[f"_default_{name}"] = default
             params.append(f"{name}=_default_{name}")
         elif value == name:
@@ -110,6 +156,7 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
     cls.__repr__ = __repr__  # type: ignore[method-assign]
     cls.__eq__ = __eq__  # type: ignore[method-assign]
     cls.__struct_fields__ = fields  # type: ignore[attr-defined]
+    cls.__struct_factories__ = tuple(factories)  # type: ignore[attr-defined]
     if frozen:
         cls.__setattr__ = _frozen_setattr  # type: ignore[method-assign]
         cls.__delattr__ = _frozen_delattr  # type: ignore[method-assign]

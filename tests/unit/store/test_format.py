@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 
 import pytest
 
@@ -58,18 +59,53 @@ def test_round_trip_and_lookup_without_parsing_others() -> None:
     assert meta2.audit_key == meta.audit_key
 
 
-def test_every_flipped_bit_is_refused() -> None:
+# The header's fields in order (vault.store.format._HEADER, ">8sHB4sIII16s16sQ12s"), each with
+# what a flipped bit in it is refused as, for a keyring-backend header: the fields that
+# parse_header checks say what is wrong; the others (and the ciphertext and tag) are caught by
+# the authentication of the whole file (the header is the AEAD's associated data).
+_AUTH = "failed authentication"
+_MALFORMED = "has a malformed header"
+_HEADER_FIELDS = [
+    ("8s", "not a vault file"),  # magic
+    ("H", "has format version"),  # version
+    ("B", "names an unknown key backend"),  # kdf
+    ("4s", _AUTH),  # key id: any id is well-formed; the key it names is the caller's business
+    ("I", _MALFORMED),  # t_cost: must be 0 for the keyring backend
+    ("I", _MALFORMED),  # m_cost
+    ("I", _MALFORMED),  # parallelism
+    ("16s", _MALFORMED),  # salt: all zero for the keyring backend
+    ("16s", _AUTH),  # vault id
+    ("Q", _AUTH),  # generation
+    ("12s", _AUTH),  # nonce
+]
+
+
+def _expected_refusal(index: int) -> str:
+    offset = 0
+    for code, message in _HEADER_FIELDS:
+        offset += struct.calcsize(">" + code)
+        if index < offset:
+            return message
+    assert offset == fmt.HEADER_SIZE  # the table above is the whole header
+    return _AUTH  # ciphertext and tag
+
+
+def test_every_flipped_bit_is_refused_for_what_it_damaged() -> None:
     payload = join_payload(Meta.new(), [("x", _record("x").to_json())])
     blob, key = _sealed(payload)
-    refused = 0
+    assert _open(blob, key) == payload  # the refusals below are the flips' doing
+    assert len(blob) > fmt.HEADER_SIZE + fmt.TAG_SIZE
+    seen: set[str] = set()
     for index in range(len(blob)):
+        expected = _expected_refusal(index)
         for bit in range(8):
             bad = bytearray(blob)
             bad[index] ^= 1 << bit
-            with pytest.raises(IntegrityError):
+            with pytest.raises(IntegrityError) as caught:
                 _open(bytes(bad), key)
-            refused += 1
-    assert refused == len(blob) * 8
+            assert expected in caught.value.message, (index, bit, caught.value.message)
+        seen.add(expected)
+    assert seen == {message for _, message in _HEADER_FIELDS}
 
 
 def test_every_truncation_is_refused() -> None:

@@ -1,0 +1,1 @@
+"""Unit tests for vault.cli: the hand parser against argparse, the entry point."""
