@@ -249,12 +249,14 @@ def _reason(exc: OSError) -> str:
     return "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or type(exc).__name__
 
 
-@datarecord
 class AuditLog:
-    path: Path
-    audit_key: bytes
-    max_bytes: int = DEFAULT_MAX_BYTES
-    warnings: list[str] = field(default_factory=list)
+    """The log file at ``path`` and its rotated archives, chained under ``audit_key``."""
+
+    def __init__(self, path: Path, audit_key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = path
+        self.audit_key = audit_key
+        self.max_bytes = max_bytes
+        self.warnings: list[str] = []
 
     def archives(self) -> list[Path]:
         prefix = self.path.name + "."

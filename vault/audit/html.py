@@ -35,13 +35,13 @@ import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import compress, groupby, islice, repeat
 from operator import eq, itemgetter, le, not_
 from typing import Any, Final
 
-from vault.util.record import datarecord
 from vault.util.text import CONTROLS, INVISIBLE, SEPARATORS, char_class, pattern
 
 __all__ = [
@@ -180,7 +180,7 @@ def _show_time(value: object, *, seconds: bool = True) -> str:
     return f"{canonical[:10]} {canonical[11:19] if seconds else canonical[11:16]}"
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class _Unit:
     """A bin of the timeline: the time span one canonical-time prefix names."""
 
@@ -247,7 +247,7 @@ def _unit_for(first: str, last: str) -> _Unit:
 # --------------------------------------------------------------------------- event kinds
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class _Kind:
     label: str
     colour: str
@@ -319,7 +319,7 @@ def _mark(kind: str, x: float, y: float) -> str:
 # --------------------------------------------------------------------------- one token
 
 
-@datarecord
+@dataclass
 class _Events:
     """One token's events, digested with list-at-a-time operations (a token may have thousands)."""
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vault.audit.chain import AuditLog, Hwm, read_lines, verify
-from vault.util.record import datarecord
 
 __all__ = ["EVENTS", "SUMMARY", "Filters", "build_report", "matching"]
 
@@ -61,7 +61,7 @@ SUMMARY = (
 """A token's summary fields, in the order the report's table, JSON and CSV give them."""
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class Filters:
     """Which records count; None matches any. ``since`` and ``until`` are UTC times as
     ``YYYY-MM-DDTHH:MM:SS`` (both ends included, compared with a record's time to the second);

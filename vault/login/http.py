@@ -10,11 +10,11 @@ import ipaddress
 import json
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vault import __version__
 from vault.errors import NetworkError, UsageError
-from vault.util.record import datarecord
 from vault.util.text import clean
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def host_of(url: str) -> str:
     return parts.netloc.rpartition("@")[2]
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class Response:
     status: int
     content_type: str

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import AuthError, ConfigError, NetworkError
 from vault.login.http import Response, check_url, host_of, request
 from vault.login.providers import Provider
 from vault.secret import Secret
-from vault.util.record import datarecord
 from vault.util.text import clean
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ TERMINAL_ERRORS = {
 }
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class Endpoints:
     issuer: str
     device_authorization_endpoint: str | None
@@ -55,7 +55,7 @@ class Endpoints:
     userinfo_endpoint: str | None = None
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class DeviceAuthorization:
     device_code: Secret
     user_code: str
@@ -65,7 +65,7 @@ class DeviceAuthorization:
     interval: int
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class TokenSet:
     access_token: Secret
     token_type: str
@@ -312,7 +312,7 @@ def oauth_error(doc: dict[str, Any], *, what: str) -> Exception:
 # --- polling (RFC 8628 §3.4, §3.5) ---------------------------------------------------------
 
 
-@datarecord
+@dataclass
 class PollState:
     interval: float
     deadline: float

@@ -8,6 +8,7 @@ is written (and fsynced) before the new access token is handed out.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from vault.errors import AuthError, NetworkError, NotFoundError, UsageError
 from vault.login import http as _http
@@ -16,7 +17,7 @@ from vault.login import providers as _providers
 from vault.store.model import TokenRecord
 from vault.store.vault import Editor, Store
 from vault.tokens.events import for_record
-from vault.util.record import datarecord, replace
+from vault.util.record import replace
 from vault.util.text import rfc3339
 from vault.util.trace import log
 
@@ -107,7 +108,7 @@ def refresh_record(store: Store, policy: Policy, providers: Providers, name: str
         return refresh_in(editor, record, provider_of(providers, record))
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class Revocation:
     revoked: bool
     status: str  # revoked | unsupported | imported | failed

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from vault.errors import AuthError, NetworkError
@@ -13,11 +14,10 @@ from vault.login.providers import Provider
 from vault.policy.rules import Policy
 from vault.store.model import TokenRecord
 from vault.store.vault import Store
-from vault.util.record import datarecord
 from vault.util.text import rfc3339
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class PruneAction:
     name: str
     provider: str
@@ -100,7 +100,7 @@ def plan(
     return actions
 
 
-@datarecord
+@dataclass
 class Outcome:
     action: PruneAction
     result: str  # deleted | revoked_and_deleted | kept_pending

@@ -6,15 +6,15 @@ import argparse
 import os
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from vault.cli.app import App
 from vault.cli.render import dump_json
 from vault.errors import EXIT_CONFIG, EXIT_INTEGRITY, VaultError
-from vault.util.record import datarecord
 
 
-@datarecord
+@dataclass
 class Check:
     name: str
     status: str  # ok | warn | fail

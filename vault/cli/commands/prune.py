@@ -8,13 +8,13 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from vault.cli.app import App
 from vault.cli.render import dump_json, table
 from vault.errors import EXIT_NETWORK, VaultError
 from vault.tokens.prune import run_plan
-from vault.util.record import asdict
 from vault.util.text import rfc3339
 
 
