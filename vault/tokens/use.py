@@ -67,16 +67,7 @@ def use_token(
                 record = refresh_in(editor, record, provider_of(providers, record))
             except AuthError as exc:
                 if exc.code == "expired":  # refused before any refresh was tried or audited
-                    editor.audit(
-                        for_record(
-                            "used",
-                            record,
-                            editor.meta.audit_key,
-                            outcome="failure",
-                            reason=exc.message,
-                            command=command,
-                        )
-                    )
+                    _audit_failed_use(editor, record, exc.message, command)
                 raise
         editor.audit(for_record("used", record, editor.meta.audit_key, command=command))
     return record
@@ -93,19 +84,9 @@ def refuse_unusable(
 ) -> None:
     """Raise (after auditing the refusal) if ``record`` may not be handed out or refreshed: it
     was pruned and waits for revocation, or policy no longer allows it at ``now``."""
-
     name = record.name
     if record.revoke_pending:
-        editor.audit(
-            for_record(
-                "used",
-                record,
-                editor.meta.audit_key,
-                outcome="failure",
-                reason="pruned; waiting for revocation",
-                command=command,
-            )
-        )
+        _audit_failed_use(editor, record, "pruned; waiting for revocation", command)
         raise AuthError(
             f"the token {name!r} was pruned and is waiting to be revoked at the provider",
             hint="the next `vault prune` retries; log in again for a new token",
@@ -151,3 +132,11 @@ def _wants_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:
     lifetime = record.expires_at - record.last_refresh
     just_refreshed = now - record.last_refresh <= max(5.0, 0.05 * lifetime)
     return not (lifetime <= min_valid and just_refreshed)
+
+
+def _audit_failed_use(editor: Editor, record: TokenRecord, reason: str, command: str) -> None:
+    editor.audit(
+        for_record(
+            "used", record, editor.meta.audit_key, outcome="failure", reason=reason, command=command
+        )
+    )

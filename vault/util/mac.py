@@ -58,20 +58,15 @@ def _pad_states(key: bytes, new: Sha256) -> tuple[Hash, Hash]:
 def keyed(key: bytes, new: Sha256 = sha256) -> Mac:
     """``mac(*parts)``: the 32-byte HMAC-SHA-256 under ``key`` of the parts joined, as
     ``hmac.digest(key, b"".join(parts), "sha256")``, hashed with the constructor ``new``."""
-    inner, outer = _pad_states(key, new)
-
-    def mac(*parts: bytes) -> bytes:
-        h = inner.copy()
-        h.update(b"".join(parts))
-        o = outer.copy()
-        o.update(h.digest())
-        return o.digest()
-
-    return mac
+    return _keyed(key, new, hexed=False)
 
 
 def keyed_hex(key: bytes, new: Sha256 = sha256) -> Mac:
     """As :func:`keyed`, but the MAC is its 64 lowercase hex digits as ASCII bytes."""
+    return _keyed(key, new, hexed=True)
+
+
+def _keyed(key: bytes, new: Sha256, *, hexed: bool) -> Mac:
     inner, outer = _pad_states(key, new)
 
     def mac(*parts: bytes) -> bytes:
@@ -79,7 +74,7 @@ def keyed_hex(key: bytes, new: Sha256 = sha256) -> Mac:
         h.update(b"".join(parts))
         o = outer.copy()
         o.update(h.digest())
-        return o.hexdigest().encode()
+        return o.hexdigest().encode() if hexed else o.digest()
 
     return mac
 
