@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,14 +193,13 @@ def _check_error(message: str, path: Path, case: Bad) -> None:
     assert not any(e in message for e in ESCAPES), repr(message)
 
 
+@pytest.mark.timeout(60)  # a hostile document must be refused, not worked through for ever
 @pytest.mark.parametrize(("name", "kind"), CASES, ids=[f"{k}: {n}" for n, k in CASES])
 def test_bad_yaml_in_process(place: Place, tmp_path: Path, name: str, kind: str) -> None:
     case = BAD[name]
     path = place.write(kind, _text(case, kind).replace(b"MARKER", str(tmp_path / "m").encode()))
-    start = time.monotonic()
     with pytest.raises(ConfigError) as info:
         place.load(kind)
-    assert time.monotonic() - start < 5
     _check_error(info.value.message, path, case)
     assert not (tmp_path / "m").exists()
 
@@ -284,9 +282,8 @@ def test_bad_yaml_refuses_every_command(
     path.chmod(0o600)
     before = stored.snapshot()
     try:
-        start = time.monotonic()
+        # Refused, not worked through: the subprocess timeout fails the test otherwise.
         r = vault.run("import", "b", "--provider", "github", input="tok-bbbbbbbbbb", timeout=30)
-        assert time.monotonic() - start < 10, "too slow to refuse"
         line = _assert_refused(r, 3, case.fragment)
         assert line.startswith(f"vault: error: {path}"), r
         assert r.stdout == ""
@@ -308,9 +305,7 @@ def test_huge_sparse_files_are_refused_before_reading(stored: Setup) -> None:
             fh.truncate(50 * 1024 * 1024)
         path.chmod(0o600)
         try:
-            start = time.monotonic()
-            r = vault.run("list")
-            assert time.monotonic() - start < 10
+            r = vault.run("list", timeout=30)  # the limit is checked before reading
             _assert_refused(r, 3, f"is 52428800 bytes, over the {limit}-byte limit")
         finally:
             path.unlink()
@@ -630,9 +625,7 @@ def test_vault_file_is_a_fifo(vault_with_token: VaultCLI) -> None:
     home = vault_with_token.home
     (home / "vault.enc").rename(home / "saved")
     os.mkfifo(home / "vault.enc", 0o600)
-    start = time.monotonic()
-    r = vault_with_token.run("token", "a", timeout=20)
-    assert time.monotonic() - start < 10
+    r = vault_with_token.run("token", "a", timeout=20)  # never waits for a writer
     _assert_refused(r, 6, "vault.enc: not a regular file")
 
 

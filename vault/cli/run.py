@@ -46,6 +46,8 @@ def _parse_token(argv: list[str]) -> SimpleNamespace | None:
                     return None
                 values[key] = number
             else:
+                if value == "--":  # argparse drops a bare "--" even as a value
+                    return None
                 values[key] = value
         i += 1
     if values["name"] is None:

@@ -131,6 +131,7 @@ def _check(argv: list[str]) -> None:
 @example(["token", "x", "--min-valid=" + ARABIC_FIVE])
 @example(["token", "x", "--min-valid=5", "--min-valid", "7"])
 @example(["token", "x", "--min-valid", "9" * 5000])  # over int()'s digit limit
+@example(["token", "gh", "--passphrase-file=--"])  # argparse drops a bare "--" value
 def test_hand_parser_accepts_a_subset_of_argparse_with_the_same_values(argv: list[str]) -> None:
     _check(argv)
 
