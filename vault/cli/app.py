@@ -6,7 +6,6 @@ import sys
 from functools import cached_property
 
 from vault.fs import paths as _paths
-from vault.keys.passphrase import PassphraseSource
 from vault.policy.config import Config
 from vault.policy.rules import Policy
 from vault.store.vault import Store
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from vault.keys.passphrase import PassphraseSource
     from vault.store.model import TokenRecord
 
 
@@ -25,7 +25,14 @@ class App:
         self.ns = ns
         self.paths = _paths.resolve()
         self.json: bool = bool(getattr(ns, "json", False))
-        self.passphrase = PassphraseSource(getattr(ns, "passphrase_file", None))
+
+    @cached_property
+    def passphrase(self) -> PassphraseSource:
+        """Where a passphrase comes from (--passphrase-file, VAULT_PASSPHRASE_FILE, the
+        terminal); made when the passphrase backend first needs it."""
+        from vault.keys.passphrase import PassphraseSource
+
+        return PassphraseSource(getattr(self.ns, "passphrase_file", None))
 
     @cached_property
     def config(self) -> Config:
@@ -48,7 +55,7 @@ class App:
         store = Store(
             self.paths,
             backend=backend,
-            passphrase=self.passphrase,
+            passphrase=lambda: self.passphrase,
             audit_max_bytes=self.config.audit_max_bytes,
         )
         self.__dict__["store"] = store
@@ -64,7 +71,7 @@ class App:
         return Store(
             self.paths,
             backend=backend,
-            passphrase=self.passphrase,
+            passphrase=lambda: self.passphrase,
             audit_max_bytes=self.config.audit_max_bytes,
         )
 

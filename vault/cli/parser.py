@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=f"{COMMANDS}.{handler}")
         return p
 
-    p = add("token", "store:cmd_token", "print a stored access token")
+    p = add("token", "token:cmd_token", "print a stored access token")
     p.add_argument("name")
     p.add_argument(
         "--min-valid",

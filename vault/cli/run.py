@@ -52,7 +52,7 @@ def _parse_token(argv: list[str]) -> SimpleNamespace | None:
         i += 1
     if values["name"] is None:
         return None
-    return SimpleNamespace(command="token", handler="vault.cli.commands.store:cmd_token", **values)
+    return SimpleNamespace(command="token", handler="vault.cli.commands.token:cmd_token", **values)
 
 
 def _plain_int(text: str) -> bool:

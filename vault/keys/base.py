@@ -10,8 +10,6 @@ has moved away from. tests/unit/keys/test_contract.py runs one set of tests agai
 
 from __future__ import annotations
 
-from vault.util.record import datarecord
-
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     from typing import Any
@@ -19,23 +17,39 @@ if TYPE_CHECKING:
 BACKENDS = ("keyring", "passphrase")
 
 
-@datarecord(frozen=True)
 class KeyParams:
     """What a vault header records about its key: which one (``key_id``) or how to derive it."""
 
-    key_id: bytes  # 4 bytes: the keyring key's id; zeros for a derived key
-    salt: bytes  # 16 bytes: the Argon2id salt; zeros for a keyring key
-    t_cost: int
-    m_cost: int  # KiB
-    parallelism: int
+    __slots__ = ("key_id", "m_cost", "parallelism", "salt", "t_cost")
+
+    def __init__(
+        self, key_id: bytes, salt: bytes, t_cost: int, m_cost: int, parallelism: int
+    ) -> None:
+        self.key_id = key_id  # 4 bytes: the keyring key's id; zeros for a derived key
+        self.salt = salt  # 16 bytes: the Argon2id salt; zeros for a keyring key
+        self.t_cost = t_cost
+        self.m_cost = m_cost  # KiB
+        self.parallelism = parallelism
 
 
-@datarecord(frozen=True)
 class Marks:
     """Kept with the key: the last generation written, and the audit mark as its log saved it."""
 
-    generation: int
-    audit: dict[str, Any] | None = None
+    __slots__ = ("audit", "generation")
+
+    def __init__(self, generation: int, audit: dict[str, Any] | None = None) -> None:
+        self.generation = generation
+        self.audit = audit
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Marks):
+            return NotImplemented
+        return (self.generation, self.audit) == (other.generation, other.audit)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Marks(generation={self.generation!r}, audit={self.audit!r})"
 
 
 class KeyBackend:

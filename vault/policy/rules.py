@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 
 POLICY_VERSION = 1
 MAX_POLICY_BYTES = 64 * 1024
-_DURATION = re.compile(r"(\d{1,12})([smhdw])")  # bounded: int() refuses over 4300 digits
+_DURATION = r"(\d{1,12})([smhdw])"  # bounded: int() refuses over 4300 digits
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # RFC 6749 §3.3 scope-token characters, plus "*" as the one wildcard.
-_SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_SCOPE_PATTERN = r"[\x21\x23-\x5b\x5d-\x7e]+"
 TOP_KEYS = {
     "version",
     "max_token_age",
@@ -67,7 +67,7 @@ def parse_duration(text: object, where: str, key: str) -> int:
     if isinstance(text, int):
         raise ConfigError(f"{where}: {key}: {text} needs a unit (s, m, h, d or w), e.g. {text}h")
     pos, total = 0, 0
-    for match in _DURATION.finditer(value):
+    for match in re.finditer(_DURATION, value):
         if match.start() != pos:
             break
         total += int(match.group(1)) * _UNITS[match.group(2)]
@@ -156,7 +156,7 @@ def _string_list(data: Any, key: str, path: str, *, scopes: bool = False) -> Rul
     for item in value:
         if not isinstance(item, str) or not item:
             raise ConfigError(f"{where}: {key}: every entry must be a non-empty string")
-        if scopes and not _SCOPE_PATTERN.fullmatch(item):
+        if scopes and not re.fullmatch(_SCOPE_PATTERN, item):
             raise ConfigError(
                 f"{where}: {key}: {item!r} is not a scope (RFC 6749 characters; '*' as wildcard)"
             )

@@ -26,6 +26,7 @@ from vault.util.trace import log
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from vault.keys.passphrase import PassphraseSource
@@ -134,7 +135,7 @@ class Store:
         paths: Paths,
         *,
         backend: str = "keyring",
-        passphrase: PassphraseSource | None = None,
+        passphrase: PassphraseSource | Callable[[], PassphraseSource] | None = None,
         keyring: KeyringStore | None = None,
         audit_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
@@ -158,7 +159,8 @@ class Store:
             elif name == "passphrase":
                 from vault.keys.passphrase import PassphraseBackend, PassphraseSource
 
-                source = self.passphrase or PassphraseSource()
+                given = self.passphrase() if callable(self.passphrase) else self.passphrase
+                source = given or PassphraseSource()
                 backend = PassphraseBackend(source, self.paths.key_file)
             else:
                 raise IntegrityError(f"unknown key backend {name!r}")

@@ -160,7 +160,7 @@ def test_the_common_forms_take_the_fast_path(argv: list[str], expected: dict[str
     assert fast is not None
     assert vars(fast) == {
         "command": "token",
-        "handler": "vault.cli.commands.store:cmd_token",
+        "handler": "vault.cli.commands.token:cmd_token",
         **expected,
     }
     assert vars(fast) == _argparse(argv)

@@ -1,4 +1,4 @@
-"""Commands on the store itself: token, import, list, status, logout/revoke, rekey."""
+"""Commands on the store itself: import, list, status, logout/revoke, refresh, rekey."""
 
 from __future__ import annotations
 
@@ -19,17 +19,6 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-
-
-def cmd_token(app: App, ns: argparse.Namespace) -> int:
-    name = check_name(ns.name)
-    if ns.min_valid < 0:
-        raise UsageError("--min-valid must be zero or more seconds")
-    record = app.use_token(
-        name, min_valid=ns.min_valid, command="token", to_terminal=sys.stdout.isatty()
-    )
-    sys.stdout.write(record.access_token.reveal() + "\n")
-    return 0
 
 
 def read_token_from_stdin() -> Secret:
