@@ -25,7 +25,6 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at ru
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from vault.policy.rules import Policy
 
     Providers = Mapping[str, _providers.Provider]
 
@@ -92,20 +91,6 @@ def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provide
         expires_at=updated.expires_at,
     )
     return updated
-
-
-def refresh_record(store: Store, policy: Policy, providers: Providers, name: str) -> TokenRecord:
-    """`vault refresh NAME`: refresh now, whatever the expiry."""
-    from vault.tokens.use import refuse_unusable
-
-    with store.edit() as editor:
-        record = editor.get(name)
-        if record is None:
-            raise NotFoundError.for_name(name)
-        # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
-        # a refresh token, and extend a grant, for nothing anyone may use.
-        refuse_unusable(policy, editor, record, command="refresh")
-        return refresh_in(editor, record, provider_of(providers, record))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Handing out a stored token: policy checked, refreshed when it must be, every use audited.
+"""Handing out a stored token: policy checked, refreshed when it must be (or now, when asked),
+every use audited.
 
 The one path by which a token leaves the vault for `vault token`, `exec`, `api` and the
 credential helpers. Nothing here prints: callers render the record or the error.
@@ -71,6 +72,20 @@ def use_token(
                 raise
         editor.audit(for_record("used", record, editor.meta.audit_key, command=command))
     return record
+
+
+def refresh_record(store: Store, policy: Policy, providers: Providers, name: str) -> TokenRecord:
+    """`vault refresh NAME`: refresh now, whatever the expiry."""
+    from vault.tokens.lifecycle import provider_of, refresh_in
+
+    with store.edit() as editor:
+        record = editor.get(name)
+        if record is None:
+            raise NotFoundError.for_name(name)
+        # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
+        # a refresh token, and extend a grant, for nothing anyone may use.
+        refuse_unusable(policy, editor, record, command="refresh")
+        return refresh_in(editor, record, provider_of(providers, record))
 
 
 def refuse_unusable(

@@ -221,7 +221,7 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
 
 
 def cmd_refresh(app: App, ns: argparse.Namespace) -> int:
-    from vault.tokens.lifecycle import refresh_record
+    from vault.tokens.use import refresh_record
 
     record = refresh_record(app.store, app.policy, app.config.providers, check_name(ns.name))
     if app.json:
