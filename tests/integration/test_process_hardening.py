@@ -81,7 +81,7 @@ def _read_as_same_user(path: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
         check=False,
-        preexec_fn=_as_plain_user,  # noqa: PLW1509
+        preexec_fn=_as_plain_user,
     )
 
 
