@@ -74,7 +74,9 @@ def _configure(vault: VaultCLI, fake: FakeOAuth) -> None:
 
 def _read_as_same_user(path: str) -> subprocess.CompletedProcess[str]:
     # Opening is where the kernel decides (mem at offset 0 would then fail to read anyway).
-    code = "import sys\nwith open(sys.argv[1], 'rb') as fh:\n    'mem' in sys.argv[1] or fh.read(1)\n"
+    code = (
+        "import sys\nwith open(sys.argv[1], 'rb') as fh:\n    'mem' in sys.argv[1] or fh.read(1)\n"
+    )
     return subprocess.run(
         [sys.executable, "-c", code, path],
         capture_output=True,
