@@ -237,6 +237,64 @@ def check_trusted(
         )
 
 
+def check_trusted_path(folder: Path, what: str, *, vault_dir: Path | None = None) -> None:
+    """Refuse a folder of policies or config that is not on a trusted path, as OpenSSH's
+    StrictModes refuses a key: every folder from ``folder`` up to ``/``, both as named and as
+    its symlinks resolve, must be owned by root or you, and not writable by group or others
+    unless it is sticky. A folder that does not exist is judged by the nearest one that does
+    (whoever could have renamed it away is just as bad).
+
+    The sticky rule: a sticky folder others may write (``/tmp``, mode 1777) is accepted, since
+    there only an entry's owner (or the folder's, or root) can rename or remove it, and the
+    entry below it on the path is itself checked to be root's or yours. A writable folder that
+    is not sticky lets anyone with write access rename what is in it.
+
+    ``what`` names what the folder holds ("system policy folder", "config folder"). The vault
+    folder, when on the path (VAULT_HOME holds config.yaml and policies/), is held to its own
+    stricter rule instead (``check_private_dir``: yours, a real folder, not writable by group
+    or others; exit 6)."""
+    named = Path(os.path.abspath(folder))
+    seen: set[str] = set()
+    for chain in (named, Path(os.path.realpath(named))):
+        path = chain
+        while True:
+            if str(path) not in seen:
+                seen.add(str(path))
+                if path == vault_dir:
+                    if os.path.isdir(path):  # not a folder: reading below it says so
+                        check_private_dir(path)
+                else:
+                    _check_path_folder(path, what)
+            if path.parent == path:
+                break
+            path = path.parent
+
+
+def _check_path_folder(path: Path, what: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return  # judged by the folder above it
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot inspect this folder on the way to the {what}: {exc.strerror}"
+        ) from exc
+    if stat.S_ISLNK(st.st_mode):
+        return  # the folder holding the link is checked; so is where it leads
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(
+            f"{path}: this folder on the way to the {what} is owned by uid {st.st_uid}, neither "
+            "root nor you; its owner could rename the folders below it away",
+        )
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise ConfigError(
+            f"{path}: this folder on the way to the {what} is writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}) and not sticky; anyone who can write it "
+            "could rename the folders below it away",
+            hint=f"chmod go-w {path}",
+        )
+
+
 def read_config_text(path: Path, what: str, *, limit: int = 256 * 1024) -> str | None:
     """Read a YAML file a person wrote (config or policy); None if it does not exist."""
     try:
