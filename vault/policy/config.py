@@ -73,7 +73,7 @@ def load(paths: Paths) -> Config:
     text = read_config_text(paths.config_file, "config file")
     if text is None:
         return Config(path)
-    data = _yaml.load(text, path)
+    data = _yaml.load(text, path, show_values=False)  # it holds client secrets
     if data is None:
         return Config(path)
     if not isinstance(data, dict):
@@ -146,7 +146,7 @@ def _provider(name: str, section: Any, where: str, path: str) -> Provider:
         if value is not None and not isinstance(value, expected):
             raise ConfigError(
                 f"{at}: provider {name!r}: {key} must be a {expected.__name__}, "
-                f"not {type(value).__name__}"
+                f"not a {_yaml.kind(value)}"
             )
         items: list[object] = list(value) if key == "scopes" and value else []
         if not all(isinstance(item, str) and item and " " not in item for item in items):
