@@ -184,8 +184,19 @@ def place(tmp_path: Path) -> Place:
     return Place(_paths.resolve({"VAULT_HOME": str(private_dir(tmp_path / "vh"))}))
 
 
-def _check_error(message: str, path: Path, case: Bad) -> None:
-    assert case.fragment is None or case.fragment in message, message
+def _fragment(case: Bad, kind: str) -> str | None:
+    """The words to expect: config.yaml holds secrets, so its YAML errors quote nothing of the
+    file (no value, key or tag: "duplicate key", not "duplicate key 'x'"); a policy's do."""
+    if case.fragment is None or kind == "policy":
+        return case.fragment
+    import re
+
+    return re.sub(r" ?'[^']*'", "", case.fragment)
+
+
+def _check_error(message: str, path: Path, case: Bad, kind: str) -> None:
+    fragment = _fragment(case, kind)
+    assert fragment is None or fragment in message, message
     assert message.startswith(str(path)), message
     if case.line is not None:
         assert message.startswith(f"{path}:{case.line}:"), message
@@ -200,7 +211,7 @@ def test_bad_yaml_in_process(place: Place, tmp_path: Path, name: str, kind: str)
     path = place.write(kind, _text(case, kind).replace(b"MARKER", str(tmp_path / "m").encode()))
     with pytest.raises(ConfigError) as info:
         place.load(kind)
-    _check_error(info.value.message, path, case)
+    _check_error(info.value.message, path, case, kind)
     assert not (tmp_path / "m").exists()
 
 
@@ -284,7 +295,7 @@ def test_bad_yaml_refuses_every_command(
     try:
         # Refused, not worked through: the subprocess timeout fails the test otherwise.
         r = vault.run("import", "b", "--provider", "github", input="tok-bbbbbbbbbb", timeout=30)
-        line = _assert_refused(r, 3, case.fragment)
+        line = _assert_refused(r, 3, _fragment(case, kind))
         assert line.startswith(f"vault: error: {path}"), r
         assert r.stdout == ""
     finally:
@@ -326,7 +337,10 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
         "is not a usable URL",
     ),
     "scope with a space": ("issuer: https://idp.example.com\n    scopes: ['a b']", "scopes must"),
-    "client_id a list": ("issuer: https://idp.example.com\n    client_id: [x]", "must be a str"),
+    "client_id a list": (
+        "issuer: https://idp.example.com\n    client_id: [x]",
+        "must be a str, not a list",
+    ),
 }
 
 

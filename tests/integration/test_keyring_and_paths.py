@@ -161,3 +161,32 @@ def test_entries_interoperate_with_the_keyring_package(vault: VaultCLI) -> None:
     assert len(entry["keys"]) == 1
     # keyring rewrote the entry (same content, other spacing); vault still opens with it.
     assert vault.run("token", "a").stdout == "tok-aaaaaaaa\n"
+
+
+def test_xdg_parents_created_private_under_umask_000(tmp_path: Path) -> None:
+    """`umask 000`, no XDG variables and a bare home: ~/.local, ~/.local/share and
+    ~/.local/state are vault's to create, and are created 0700 like the vault folders."""
+    import subprocess
+
+    from tests.conftest import _SCRUB, VAULT_BIN
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    pw = tmp_path / "passphrase"
+    pw.write_text("correct horse battery staple\n")
+    pw.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env |= {"HOME": str(home), "VAULT_KEY_BACKEND": "passphrase", "VAULT_PASSPHRASE_FILE": str(pw)}
+    r = subprocess.run(
+        [VAULT_BIN, "import", "a", "--provider", "github"],
+        input=b"tok-aaaaaaaa",
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.umask(0),
+    )
+    assert r.returncode == 0, r
+    for folder in (".local", ".local/share", ".local/share/vault", ".local/state"):
+        mode = os.stat(home / folder).st_mode & 0o777
+        assert mode == 0o700, f"~/{folder} is {mode:04o}"

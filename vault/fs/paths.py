@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -68,14 +69,57 @@ def resolve(environ: os._Environ[str] | dict[str, str] | None = None) -> Paths:
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` (and missing parents) 0700, then check it is ours and not open to others.
 
-    Only the folders vault creates itself are created 0700; an existing parent such as ``~``
-    is left as it is.
+    Every folder vault creates is 0700 whatever the umask, the missing parents included (under
+    `umask 000`, ``Path.mkdir(parents=True)`` makes ~/.local/share 0777, and anyone could then
+    move the vault folder away). Each is made inside the folder above it, held open, and
+    opened without following a symlink before the next is made in it; a folder that is not
+    ours and private right after it was made is refused. An existing parent such as ``~`` is
+    left as it is.
     """
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IntegrityError(f"cannot create folder {path}: {exc.strerror}") from exc
+    path = Path(os.path.abspath(path))
+    missing: list[str] = []
+    top = path
+    while not os.path.lexists(top) and top.parent != top:
+        missing.append(top.name)
+        top = top.parent
+    if missing:
+        _make_private_folders(top, missing[::-1])
     check_private_dir(path)
+
+
+def _make_private_folders(top: Path, names: list[str]) -> None:
+    """``top/names[0]/names[1]/...``, each 0700 (the umask is set to 077 meanwhile, so the mode
+    is exactly 0700 and the folder is usable even under a umask such as 0777)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        fd = os.open(top, flags)
+    except OSError as exc:
+        raise IntegrityError(f"cannot create folder {top / names[0]}: {exc.strerror}") from exc
+    old_umask = os.umask(0o077)
+    folder = top
+    try:
+        for name in names:
+            folder = folder / name
+            with contextlib.suppress(FileExistsError):  # made meanwhile: checked the same
+                os.mkdir(name, 0o700, dir_fd=fd)
+            try:
+                child = os.open(name, flags | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                raise IntegrityError(f"cannot create folder {folder}: {exc.strerror}") from exc
+            os.close(fd)
+            fd = child
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+                raise IntegrityError(
+                    f"refusing folder {folder}: just created, it is owned by uid {st.st_uid} "
+                    f"with mode {stat.S_IMODE(st.st_mode):04o}, not yours and private",
+                    hint=f"someone else can write to {folder.parent}",
+                )
+    except OSError as exc:
+        raise IntegrityError(f"cannot create folder {folder}: {exc.strerror}") from exc
+    finally:
+        os.umask(old_umask)
+        os.close(fd)
 
 
 def check_private_dir(path: Path) -> None:
@@ -189,6 +233,64 @@ def check_trusted(
         raise ConfigError(
             f"{path}: the {what} is writable by group or others "
             f"(mode {stat.S_IMODE(st.st_mode):04o}); it cannot be trusted",
+            hint=f"chmod go-w {path}",
+        )
+
+
+def check_trusted_path(folder: Path, what: str, *, vault_dir: Path | None = None) -> None:
+    """Refuse a folder of policies or config that is not on a trusted path, as OpenSSH's
+    StrictModes refuses a key: every folder from ``folder`` up to ``/``, both as named and as
+    its symlinks resolve, must be owned by root or you, and not writable by group or others
+    unless it is sticky. A folder that does not exist is judged by the nearest one that does
+    (whoever could have renamed it away is just as bad).
+
+    The sticky rule: a sticky folder others may write (``/tmp``, mode 1777) is accepted, since
+    there only an entry's owner (or the folder's, or root) can rename or remove it, and the
+    entry below it on the path is itself checked to be root's or yours. A writable folder that
+    is not sticky lets anyone with write access rename what is in it.
+
+    ``what`` names what the folder holds ("system policy folder", "config folder"). The vault
+    folder, when on the path (VAULT_HOME holds config.yaml and policies/), is held to its own
+    stricter rule instead (``check_private_dir``: yours, a real folder, not writable by group
+    or others; exit 6)."""
+    named = Path(os.path.abspath(folder))
+    seen: set[str] = set()
+    for chain in (named, Path(os.path.realpath(named))):
+        path = chain
+        while True:
+            if str(path) not in seen:
+                seen.add(str(path))
+                if path == vault_dir:
+                    if os.path.isdir(path):  # not a folder: reading below it says so
+                        check_private_dir(path)
+                else:
+                    _check_path_folder(path, what)
+            if path.parent == path:
+                break
+            path = path.parent
+
+
+def _check_path_folder(path: Path, what: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return  # judged by the folder above it
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot inspect this folder on the way to the {what}: {exc.strerror}"
+        ) from exc
+    if stat.S_ISLNK(st.st_mode):
+        return  # the folder holding the link is checked; so is where it leads
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(
+            f"{path}: this folder on the way to the {what} is owned by uid {st.st_uid}, neither "
+            "root nor you; its owner could rename the folders below it away",
+        )
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise ConfigError(
+            f"{path}: this folder on the way to the {what} is writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}) and not sticky; anyone who can write it "
+            "could rename the folders below it away",
             hint=f"chmod go-w {path}",
         )
 

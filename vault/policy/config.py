@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from vault.errors import ConfigError
-from vault.fs.paths import Paths, check_trusted, read_config_text
+from vault.fs.paths import Paths, check_trusted, check_trusted_path, read_config_text
 from vault.policy import safe_yaml as _yaml
 from vault.util.record import datarecord, field
 
@@ -54,9 +54,10 @@ class Config:
         return "keyring", "default"
 
 
-def _check_file(path: Path) -> None:
-    """As for a policy: a regular file, yours or root's, not writable by group or others. The
-    config names the endpoints your tokens are sent to."""
+def _check_file(path: Path, vault_dir: Path) -> None:
+    """As for a policy: a regular file, yours or root's, not writable by group or others, on a
+    trusted path. The config names the endpoints your tokens are sent to."""
+    check_trusted_path(path.parent, "config folder", vault_dir=vault_dir)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -68,11 +69,11 @@ def _check_file(path: Path) -> None:
 
 def load(paths: Paths) -> Config:
     path = str(paths.config_file)
-    _check_file(paths.config_file)
+    _check_file(paths.config_file, paths.vault_dir)
     text = read_config_text(paths.config_file, "config file")
     if text is None:
         return Config(path)
-    data = _yaml.load(text, path)
+    data = _yaml.load(text, path, show_values=False)  # it holds client secrets
     if data is None:
         return Config(path)
     if not isinstance(data, dict):
@@ -145,7 +146,7 @@ def _provider(name: str, section: Any, where: str, path: str) -> Provider:
         if value is not None and not isinstance(value, expected):
             raise ConfigError(
                 f"{at}: provider {name!r}: {key} must be a {expected.__name__}, "
-                f"not {type(value).__name__}"
+                f"not a {_yaml.kind(value)}"
             )
         items: list[object] = list(value) if key == "scopes" and value else []
         if not all(isinstance(item, str) and item and " " not in item for item in items):

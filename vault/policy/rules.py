@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vault.errors import ConfigError, PolicyError
-from vault.fs.paths import Paths, check_trusted
+from vault.fs.paths import Paths, check_trusted, check_trusted_path
 from vault.policy import safe_yaml as _yaml
 from vault.util.record import datarecord, field
 
@@ -280,7 +280,9 @@ DEFAULT_SYSTEM_DIR = Path("/etc/vault/policies")
 def load(paths: Paths) -> Policy:
     """Every policy in force. /etc/vault/policies is always read when it exists, even when
     VAULT_SYSTEM_POLICY_DIR names another folder: a variable the user controls must not be able
-    to drop the administrator's policy."""
+    to drop the administrator's policy. Each folder must be on a trusted path
+    (``check_trusted_path``): otherwise whoever could write a folder above it could rename the
+    policies away."""
     files: list[PolicyFile] = []
     system_dirs = [DEFAULT_SYSTEM_DIR]
     if paths.system_policy_dir != DEFAULT_SYSTEM_DIR:
@@ -288,8 +290,10 @@ def load(paths: Paths) -> Policy:
     for system_dir in system_dirs:
         if system_dir.exists():
             _check_owner(system_dir, system=True, folder=True)
+        check_trusted_path(system_dir, "system policy folder", vault_dir=paths.vault_dir)
         for path in _policy_paths(system_dir):
             files.append(read_policy(path, system=True))
+    check_trusted_path(paths.policy_dir, "policy folder", vault_dir=paths.vault_dir)
     for path in _policy_paths(paths.policy_dir):
         files.append(read_policy(path, system=False))
     return Policy(files)

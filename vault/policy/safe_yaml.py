@@ -30,6 +30,12 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:seq",
     "tag:yaml.org,2002:map",
 }
+# YAML 1.1's other types: named in an error even from a file of secrets (a fixed vocabulary,
+# unlike a local tag such as `!anything`, which could be the secret itself)
+_KNOWN_TAGS = {
+    f"tag:yaml.org,2002:{name}"
+    for name in ("binary", "set", "omap", "pairs", "timestamp", "merge", "value", "yaml")
+}
 MAX_DEPTH = 32
 MAX_NODES = 100_000
 
@@ -46,8 +52,14 @@ class YList(_List):
     item_lines: list[int]
 
 
-def load(text: str, path: str) -> Any:
-    """Parse ``text`` (already size-limited by the caller) into plain data with line maps."""
+def load(text: str, path: str, *, show_values: bool = True) -> Any:
+    """Parse ``text`` (already size-limited by the caller) into plain data with line maps.
+
+    ``show_values=False`` is for a file that holds secrets (config.yaml's client_secret): its
+    errors then quote nothing from the document, not a value, a key, a tag nor a character the
+    parser stumbled on; they name the file and the line. Whatever the type of a secret (a
+    string, a number, a list, a mapping whose keys are the secret), it never reaches a
+    message. (A schema check after parsing names keys it does not know, never values.)"""
     import yaml
 
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -61,13 +73,22 @@ def load(text: str, path: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {exc.problem}") from None
+        problem = str(exc.problem) if show_values else _unquoted(str(exc.problem))
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({type(exc).__name__})") from None
     if node is None:
         return None
     counter = [0]
-    return _convert(node, path, set(), 0, counter, yaml)
+    return _convert(node, path, set(), 0, counter, yaml, show=show_values)
+
+
+def _unquoted(problem: str) -> str:
+    """A parser's complaint without what it quotes of the text ("found character '@' that
+    cannot start any token", "found undefined tag handle '!x!'")."""
+    import re
+
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "(not shown)", problem)
 
 
 def _check_events(events: Iterator[Any], path: str, yaml: Any) -> None:
@@ -90,7 +111,7 @@ def _check_events(events: Iterator[Any], path: str, yaml: Any) -> None:
 
 
 def _convert(  # noqa: PLR0917 (a private recursive helper)
-    node: Any, path: str, seen: set[int], depth: int, counter: list[int], yaml: Any
+    node: Any, path: str, seen: set[int], depth: int, counter: list[int], yaml: Any, *, show: bool
 ) -> Any:
     line = node.start_mark.line + 1
     counter[0] += 1
@@ -102,7 +123,8 @@ def _convert(  # noqa: PLR0917 (a private recursive helper)
         raise ConfigError(f"{path}:{line}: YAML anchors and aliases are not allowed")
     seen.add(id(node))
     if node.tag not in _STANDARD_TAGS:
-        raise ConfigError(f"{path}:{line}: the YAML tag {node.tag!r} is not allowed")
+        tag = f" {node.tag!r}" if show or node.tag in _KNOWN_TAGS else ""
+        raise ConfigError(f"{path}:{line}: the YAML tag{tag} is not allowed")
     if isinstance(node, yaml.MappingNode):
         result = YMap()
         result.line = line
@@ -110,14 +132,15 @@ def _convert(  # noqa: PLR0917 (a private recursive helper)
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise ConfigError(f"{path}:{line}: YAML merge keys are not allowed")
-            key = _convert(key_node, path, seen, depth + 1, counter, yaml)
+            key = _convert(key_node, path, seen, depth + 1, counter, yaml, show=show)
+            key_line = key_node.start_mark.line + 1
             if not isinstance(key, str):
-                raise ConfigError(
-                    f"{path}:{key_node.start_mark.line + 1}: keys must be strings, not {key!r}"
-                )
+                shown = f", not {key!r}" if show else f", not a {kind(key)}"
+                raise ConfigError(f"{path}:{key_line}: keys must be strings{shown}")
             if key in result:
-                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
-            result[key] = _convert(value_node, path, seen, depth + 1, counter, yaml)
+                shown = f" {key!r}" if show else ""
+                raise ConfigError(f"{path}:{key_line}: duplicate key{shown}")
+            result[key] = _convert(value_node, path, seen, depth + 1, counter, yaml, show=show)
             result.key_lines[key] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
@@ -125,7 +148,7 @@ def _convert(  # noqa: PLR0917 (a private recursive helper)
         items.line = line
         items.item_lines = []
         for child in node.value:
-            items.append(_convert(child, path, seen, depth + 1, counter, yaml))
+            items.append(_convert(child, path, seen, depth + 1, counter, yaml, show=show))
             items.item_lines.append(child.start_mark.line + 1)
         return items
     constructor = yaml.constructor.SafeConstructor()
@@ -134,11 +157,24 @@ def _convert(  # noqa: PLR0917 (a private recursive helper)
     except (yaml.YAMLError, ValueError, LookupError, TypeError, ArithmeticError):
         # ValueError: `!!int abc`, or an integer of more than 4300 digits; KeyError: `!!bool x`;
         # IndexError: `!!int` on an empty value
-        raise ConfigError(f"{path}:{line}: cannot read the value {node.value[:80]!r}") from None
+        shown = f" {node.value[:80]!r}" if show else ""
+        raise ConfigError(f"{path}:{line}: cannot read the value{shown}") from None
     if isinstance(value, int) and value.bit_length() > 64:
         # 0x followed by 5000 digits parses, but could not even be printed in an error message
-        raise ConfigError(f"{path}:{line}: the number {node.value[:40]!r}... is too large")
+        shown = f" {node.value[:40]!r}..." if show else ""
+        raise ConfigError(f"{path}:{line}: the number{shown} is too large")
     return value
+
+
+def kind(value: object) -> str:
+    """What a person calls the type of a parsed value, for a message that may not show it."""
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number"}.get(type(value), "string")
 
 
 def line_of(data: Any, key: str) -> int:
