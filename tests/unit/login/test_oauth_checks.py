@@ -1164,3 +1164,27 @@ def test_poll_terminal_answers_are_exact() -> None:
     )
     _, _, result = run_poll([bad_form])
     assert str(result) == "token request: the provider's form-encoded answer is malformed"
+
+
+def test_poll_expiring_before_the_first_poll() -> None:
+    brief = _oauth.DeviceAuthorization(Secret("d"), "U", f"{ISSUER}/a", None, 3, 5)
+    clock, server, result = run_poll([OK], device_auth=brief)
+    assert server.requests == []
+    assert isinstance(result, AuthError)
+    assert str(result) == "token request: the code expired before it was approved [expired_token]"
+    assert clock.now == 1000.0
+
+
+def test_poll_retries_timeouts_and_http_500() -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow")
+
+    clock, _, result = run_poll([slow, OK])
+    assert isinstance(result, _oauth.TokenSet)
+    assert clock.now == 1000.0 + 5 + 10
+    clock, _, result = run_poll([httpx.Response(500), OK])
+    assert isinstance(result, _oauth.TokenSet)
+    assert clock.now == 1000.0 + 5 + 10
+    _, _, result = run_poll([j({}, 499), OK])
+    assert isinstance(result, NetworkError)
+    assert str(result) == "token request: HTTP 499 without an OAuth error"
