@@ -21,10 +21,28 @@ from pathlib import Path
 import pytest
 
 
+def _import_source_vault(root: Path) -> None:
+    """VAULT_TEST_SOURCE=1: import the package from the folder beside the tests (mutation
+    testing runs the tests against a mutated copy of the source in ./mutants/); no staleness
+    check, since there is no installed copy under test."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import vault
+
+    imported = Path(vault.__file__).resolve().parent
+    if imported != root / "vault":
+        pytest.exit(f"VAULT_TEST_SOURCE=1 but vault was imported from {imported}", 2)
+    print(f"VAULT_TEST_SOURCE=1: testing the source folder {imported}, not the installed wheel")
+
+
 def _import_installed_vault() -> None:
     """Import the package as a user installs it (the wheel in site-packages), not the source
-    folder beside the tests, and refuse to test an installed copy older than the source."""
+    folder beside the tests, and refuse to test an installed copy older than the source.
+    VAULT_TEST_SOURCE=1 opts out (see _import_source_vault)."""
     root = Path(__file__).resolve().parent.parent
+    if os.environ.get("VAULT_TEST_SOURCE") == "1":
+        _import_source_vault(root)
+        return
     saved = list(sys.path)
     sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != root]
     try:

@@ -213,7 +213,7 @@ def allowed_verification_hosts(provider: Provider, endpoints: Endpoints) -> set[
 
 def _host_allowed(url: str, allowed: set[str]) -> bool:
     host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    netloc = host_of(url).lower()
+    netloc = host_of(url).lower()  # pragma: no mutate (equivalent once check_url ran: host == bare)
     for entry in allowed:
         bare = urllib.parse.urlsplit("//" + entry).hostname or entry
         if netloc == entry or host == bare or host.endswith("." + bare):
@@ -360,7 +360,7 @@ def poll(
                 f"{what}: {TERMINAL_ERRORS['expired_token']} [expired_token]", code="expired_token"
             )
         _wait(wait, clock, sleep, on_wait, state.deadline)
-        state.polls += 1
+        state.polls += 1  # pragma: no mutate (equivalent: nothing reads the count)
         try:
             resp = request(http, "POST", endpoints.token_endpoint, what=what, data=form)
         except NetworkError as exc:
