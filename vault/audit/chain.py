@@ -86,27 +86,45 @@ MAX_SCOPES_CHARS = 8192  # as vault.login.oauth bounds a server's answer; well i
 
 
 def _bounded_scopes(scopes: tuple[str, ...] | list[str] | None) -> list[str] | None:
-    """The scopes for a record, bounded: a record longer than the tail window would make the
-    log unreadable to the next append (every command refused until `vault audit reset`)."""
+    """The scopes for a record, bounded and sanitised: a record longer than the tail window
+    would make the log unreadable to the next append (every command refused until `vault
+    audit reset`). The bound counts the characters as written (``\\uXXXX`` escapes and all)."""
     if scopes is None:
         return None
     kept: list[str] = []
     used = 0
     for i, scope in enumerate(scopes):
-        used += len(scope) + 4
+        value = _field(scope)
+        assert value is not None
+        used += (len(value) if value.isascii() else len(json.dumps(value))) + 4
         if used > MAX_SCOPES_CHARS:
             kept.append(f"...({len(scopes) - i} more not recorded)")
             break
-        kept.append(scope)
+        kept.append(value)
     return kept
+
+
+def _field(value: object) -> str | None:
+    """Any text field of a record, whatever its source (a server, the command line, an
+    environment variable such as USER, the host name): at most MAX_FIELD characters, none of
+    vault.util.text's unsafe ones. Plain short ASCII (nearly every value) is kept as it is
+    without compiling the table's pattern (`vault token` never does)."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_FIELD and text.isascii() and text.isprintable():
+        return text
+    from vault.util.text import clean
+
+    return clean(text, MAX_FIELD)
 
 
 def _short(value: object) -> object:
     """Free text bound for the log: bounded, controls stripped, secret-shaped words masked
     (a reason can quote a server's error_description)."""
-    if not isinstance(value, str) or not value or value in _OWN_WORDS:
+    if value is None or value == "" or value in _OWN_WORDS:
         return value
-    return _scrubbed(value)
+    return _scrubbed(value if isinstance(value, str) else str(value))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -115,7 +133,9 @@ def _scrubbed(value: str) -> str:
     from vault.util.redact import scrub_text
     from vault.util.text import clean
 
-    return scrub_text(clean(value, MAX_FIELD))
+    # Cleaned again after masking: a mask is never longer than what it hides, but the bound
+    # is this function's promise, not redact's.
+    return clean(scrub_text(clean(value, MAX_FIELD)), MAX_FIELD)
 
 
 @functools.cache
@@ -130,6 +150,10 @@ def _os_user() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, ImportError):
         return str(os.getuid())
+
+
+def _host() -> str:
+    return os.uname().nodename
 
 
 def make_event(
@@ -147,21 +171,23 @@ def make_event(
     fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The fields of one audit event, in the order they are written (seq, time, mac added)."""
+    # Every field bounded and sanitised here, whatever its source: one value too long for
+    # the tail window would wedge the log (every later append refused until `audit reset`).
     return {
-        "event": kind,
-        "name": name,
-        "provider": provider,
-        "issuer": issuer if issuer is None else issuer[:MAX_FIELD],
+        "event": _field(kind),
+        "name": _field(name),
+        "provider": _field(provider),
+        "issuer": _field(issuer),
         "scopes": _bounded_scopes(scopes),
-        "outcome": outcome,
+        "outcome": _field(outcome),
         "reason": _short(reason),
-        "rule": rule,
+        "rule": _field(rule),
         "source": _short(source),
         "command": _short(command),
-        "user": _os_user(),
-        "host": os.uname().nodename,
+        "user": _field(_os_user()),
+        "host": _field(_host()),
         "pid": os.getpid(),
-        "fingerprint": fingerprint,
+        "fingerprint": _field(fingerprint),
     }
 
 
