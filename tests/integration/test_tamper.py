@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VaultCLI
+from tests.conftest import SecretService, VaultCLI
 from vault.store import format as fmt
 
 
@@ -161,3 +161,33 @@ def test_passphrase_key_file_put_back_alone_does_not_hide_records(
     assert r.returncode == 6, r  # fail closed, as for any cut log
     assert r.stdout == "", r
     assert v.vault_file.read_bytes() == vault_file
+
+
+def test_keyring_entry_put_back_alone_does_not_hide_records(
+    vault: VaultCLI, secret_service: SecretService
+) -> None:
+    """The same for the keyring backend: the vault's keyring entry (key, generation, audit mark)
+    written back to an older value on its own, the log cut to its mark."""
+    import secretstorage
+    from jeepney.io.blocking import open_dbus_connection
+
+    assert vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaaaa").returncode == 0
+    vault_id = json.loads(vault.run("status", "--json").stdout)["vault"]["vault_id"]
+    conn = open_dbus_connection(bus=secret_service.bus_address)
+    try:
+        attributes = {"service": "vault", "username": vault_id}
+        (item,) = secretstorage.search_items(conn, attributes)
+        old_entry = item.get_secret()
+        _deny_once(vault)
+        r = vault.run("import", "b", "--provider", "github", input="tok-bbbbbbbbbb")
+        assert r.returncode == 0, r
+        assert vault.run("logout", "b").returncode == 0
+        (item,) = secretstorage.search_items(conn, attributes)
+        item.set_secret(old_entry)
+    finally:
+        conn.close()
+    _cut_log_to(vault, 1)
+    r = vault.run("audit", "verify", "--json")
+    assert r.returncode == 6, r
+    assert json.loads(r.stdout)["ok"] is False, r
+    assert "truncated" in r.stderr, r

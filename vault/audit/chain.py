@@ -9,7 +9,9 @@ command reports success. Field order is fixed and the MAC is the last field::
 verifier hashes the bytes as they are on disk and never re-serialises JSON. The chain starts at 64
 zeros and continues across rotated files (the first record of a new file says where the previous
 one ended). The last (seq, mac) written is kept with the vault key (the keyring entry, or the
-passphrase backend's key file), so a log truncated after its last record is detected too.
+passphrase backend's key file), so a log truncated after its last record is detected too; and
+inside the encrypted vault whenever it is written (every event but a successful use writes it),
+so that mark cannot be rolled back by putting back an older key file or keyring entry alone.
 
 The keys: ``chain_key`` and ``fingerprint_key`` are derived from the vault's audit key, which lives
 only inside the encrypted vault. A token's fingerprint is a keyed HMAC of the token: an auditor
