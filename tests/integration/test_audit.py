@@ -8,6 +8,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -332,3 +333,50 @@ def test_show_and_report_print_no_unsafe_character(vault: VaultCLI) -> None:
             first = r.stdout.splitlines()[0]
             assert first.startswith("# audit log ")
             assert "verified=false: TAMPERED" in first
+
+
+def _archive_then_replace(vault: VaultCLI, kind: str, tmp_path: Path) -> Path:
+    """A vault whose log was rotated once, with the archive (or the log) swapped for ``kind``."""
+    vault.home.mkdir(mode=0o700)
+    (vault.home / "config.yaml").write_text("audit:\n  max_bytes: 4096\n")
+    _setup(vault)
+    for _ in range(40):
+        if list(vault.home.glob("audit.jsonl.0*")):
+            break
+        assert vault.run("token", "a").returncode == 0
+    archives = sorted(vault.home.glob("audit.jsonl.0*"))
+    assert archives
+    target = archives[0] if kind != "symlinked log" else vault.home / "audit.jsonl"
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(target, elsewhere)
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)
+    else:
+        target.symlink_to(elsewhere)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlinked archive", "symlinked log"])
+def test_audit_commands_refuse_a_fifo_or_symlink_promptly(
+    vault: VaultCLI, kind: str, tmp_path: Path
+) -> None:
+    """Every file the audit commands read (the log, its rotated archives) is checked as the log
+    is: a FIFO (which would block a read forever) or a symlink is refused at once, with one line
+    naming it and exit 6."""
+    target = _archive_then_replace(vault, kind, tmp_path)
+    for args in (
+        ("audit", "verify"),
+        ("audit", "show"),
+        ("audit", "show", "--json", "--token", "a"),
+        ("audit", "report"),
+        ("audit", "report", "--csv"),
+        ("audit", "report", "--html", str(tmp_path / "r.html")),
+    ):
+        r = vault.run(*args, timeout=20)
+        assert r.returncode == 6, (args, r)
+        first, *rest = r.stderr.splitlines()
+        assert first.startswith("vault: error: refusing audit log"), (args, r)
+        assert str(target) in first, (args, r)
+        assert ("symlink" if "symlink" in kind else "not a regular file") in first, (args, r)
+        assert all(line.startswith("vault: hint: ") for line in rest), (args, r)
+        assert "Traceback" not in r.stderr

@@ -32,14 +32,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vault.errors import IntegrityError
-from vault.fs.paths import check_private_file, ensure_private_dir
+from vault.fs.paths import check_private_file, ensure_private_dir, open_private_file
 from vault.secret import Secret
 from vault.util import mac as _hmac
 from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 GENESIS = b"0" * 64
 MAC_MARK = b',"mac":"'
@@ -435,7 +435,7 @@ class AuditLog:
 
     def _archive_tail(self) -> tuple[int, bytes]:
         archives = self.archives()
-        fd = os.open(archives[-1], os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_private_file(archives[-1], file_kind(archives[-1]))
         try:
             tail = read_tail(fd, os.fstat(fd).st_size)
         finally:
@@ -444,8 +444,26 @@ class AuditLog:
             return 0, GENESIS
         return tail.seq, tail.mac
 
-    def files(self) -> list[Path]:
-        return [*self.archives(), *([self.path] if self.path.exists() else [])]
+    def files(self, *, checked: bool = True) -> list[Path]:
+        """The archives, oldest first, then the log. ``checked`` (to read them): each one is
+        refused, as the log is, unless it is a private regular file of yours (a FIFO would
+        block a read forever, a symlink could point anywhere). Unchecked, for renaming."""
+        found = [*self.archives(), *([self.path] if os.path.lexists(self.path) else [])]
+        if checked:
+            for path in found:
+                check_private_file(path, file_kind(path))
+        return found
+
+
+def file_kind(path: Path) -> str:
+    """What a file of the log is called in messages: "audit log" or "audit log archive"."""
+    return "audit log archive" if path.name.rpartition(".")[2].isdigit() else "audit log"
+
+
+def open_log_file(path: Path) -> BinaryIO:
+    """A file of the log (the log, an archive) opened for reading after the checks of
+    vault.fs.paths.open_private_file: never a FIFO, never through a symlink."""
+    return os.fdopen(open_private_file(path, file_kind(path)), "rb", buffering=0)
 
 
 # --- verification ------------------------------------------------------------------------
@@ -557,7 +575,7 @@ def _check_range(path: str, start: int, end: int, prev: bytes, key: bytes) -> in
     one's MAC holds given the one before it (``prev`` for the first), else None."""
     mac_of = chain_mac_function(key)
     records = 0
-    with open(path, "rb") as fh:
+    with open_log_file(Path(path)) as fh:
         fh.seek(start)
         remaining = end - start
         rest = b""
@@ -590,7 +608,7 @@ def _walk_parallel(files: list[Path], key: bytes, workers: int) -> _Walked | Non
     torn_at: list[tuple[Path, bytes]] = []
     prev = GENESIS
     for path in files:
-        with open(path, "rb") as fh:
+        with open_log_file(path) as fh:
             size = os.fstat(fh.fileno()).st_size
             tail = os.pread(fh.fileno(), min(size, TAIL_WINDOW), size - min(size, TAIL_WINDOW))
             last_nl = tail.rfind(b"\n")
@@ -638,7 +656,7 @@ def read_lines(path: Path, ending: list[bytes], block: int = 1 << 22) -> Iterato
     """The complete lines of a file, read a block at a time (a log of years is not read into
     memory whole); what follows the last newline is left in ``ending[0]``."""
     rest = b""
-    with open(path, "rb", buffering=0) as fh:
+    with open_log_file(path) as fh:
         while data := fh.read(block):
             lines = (rest + data).split(b"\n")
             rest = lines.pop()

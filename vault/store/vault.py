@@ -340,7 +340,7 @@ class Store:
                 raise IntegrityError("there is no vault, so there is no audit log to reset")
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             moved = []
-            for path in AuditLog(self.paths.audit_file, b"").files():
+            for path in AuditLog(self.paths.audit_file, b"").files(checked=False):
                 target = path.with_name(f"{path.name}.reset-{stamp}")
                 os.rename(path, target)
                 moved.append(str(target))
@@ -367,7 +367,7 @@ class Store:
         """A new vault has a new audit key: a log left from an earlier vault cannot continue
         its chain, so it is kept beside, renamed, rather than appended to or deleted."""
         log = AuditLog(self.paths.audit_file, b"")
-        files = log.files()
+        files = log.files(checked=False)  # renamed, never read
         if not files:
             return
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
