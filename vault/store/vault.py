@@ -292,7 +292,9 @@ class Store:
             self._write_vault(header.next_write(generation), opened.key, payload)
         else:
             generation = max(generation, opened.stored_generation)
-            if _mark_can_wait(written, opened.hwm, now):
+            # Marks older than the vault are saved now: they are what catches a rollback of it.
+            current = opened.stored_generation >= header.generation
+            if current and _mark_can_wait(written, opened.hwm, now):
                 return
         self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
 

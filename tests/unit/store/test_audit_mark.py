@@ -197,3 +197,17 @@ def test_reset_then_old_marks_put_back() -> None:
         assert verify(log, rolled.hwm).ok
         store.paths.audit_file.write_bytes(b"")
         assert not verify(log, rolled.hwm).ok
+
+
+def test_marks_older_than_the_vault_are_saved_again_at_the_next_use() -> None:
+    """Marks older than the vault (a crash between the vault write and the marks, or older ones
+    put back): the next use saves current ones at once, not a minute later, so the generation
+    kept with the key catches up and a rollback of the vault file is caught again."""
+    with _store() as (store, backend):
+        _do(store, "issue", 0)
+        _do(store, "issue", 1)
+        generation = _generation(store)
+        backend.current = next(m for m in backend.history if m.generation < generation)
+        _do(store, "use", 2)
+        assert backend.current.generation == generation
+        assert (backend.current.audit or {}).get("seq") == 3
