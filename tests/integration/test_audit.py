@@ -8,6 +8,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from tests.conftest import VAULT_BIN, VaultCLI, approved_login, configure_provider
 from tests.harness.clock import at
 from tests.harness.provider import start_idp
+from vault.util.text import UNSAFE_TABLE, pattern
 
 TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "zyxwvu"
 
@@ -239,7 +241,11 @@ def test_show_filters_and_reports(vault: VaultCLI, tmp_path: Path) -> None:
     assert by_name["a"]["status"] == "active"
     assert by_name["b"]["status"] == "deleted"
     assert report["log"]["verified"] is True
-    rows = list(csv.DictReader(io.StringIO(vault.run("audit", "report", "--csv").stdout)))
+    out = vault.run("audit", "report", "--csv").stdout
+    verdict, rest = out.split("\n", 1)
+    assert verdict.startswith("# audit log ")
+    assert "verified=true: intact: 6 records" in verdict
+    rows = list(csv.DictReader(io.StringIO(rest)))
     assert {r["name"] for r in rows} == {"a", "b"}
     html = tmp_path / "report.html"
     r = vault.run("audit", "report", "--html", str(html))
@@ -278,3 +284,99 @@ def test_huge_scope_lists_are_bounded_in_the_record() -> None:
     assert scopes[-1].endswith("more not recorded)")
     assert len(json.dumps(scopes)) < 2 * MAX_SCOPES_CHARS < TAIL_WINDOW
     assert make_event("issued", scopes=["repo", "gist"])["scopes"] == ["repo", "gist"]
+
+
+# Every unsafe character of vault.util.text's table: each range's first and last code point.
+HOSTILE = "".join(chr(c) for rng in UNSAFE_TABLE for c in rng if not 0xD800 <= c <= 0xDFFF)
+
+
+def _hostile_records() -> bytes:
+    """Lines someone put in the log (it is read unverified by show and report): every field
+    holds every unsafe character; one line also holds raw C1 controls, DEL and a CR."""
+    fields = ("event", "name", "provider", "outcome", "reason", "rule", "command", "time")
+    lines = []
+    for seq, kind in ((7, "issued"), (8, "used"), (9, "revoked")):
+        doc: dict[str, object] = {k: f"{k}={HOSTILE}=" for k in fields}
+        doc.update(v=1, seq=f"{seq}{HOSTILE}", event=kind, name=f"n{HOSTILE}", outcome="success")
+        lines.append(json.dumps(doc).encode())
+    doc = {"v": 1, "seq": 10, "time": 5, "event": "issued", "name": "raw", "outcome": "success"}
+    raw = json.dumps(doc, ensure_ascii=False).replace('"raw"', '"r\u009b2J\x7f\u202eaw"')
+    lines.append(raw.encode() + b"\r")
+    return b"".join(line + b"\n" for line in lines)
+
+
+def test_show_and_report_print_no_unsafe_character(vault: VaultCLI) -> None:
+    """`audit show` and `audit report`, in every form, print nothing of the unsafe table raw,
+    whatever the log holds; the CSV report still states the (failed) verdict first."""
+    _setup(vault)
+    with (vault.home / "audit.jsonl").open("ab") as fh:
+        fh.write(_hostile_records())
+    unsafe = pattern(*UNSAFE_TABLE, keep="\n")
+    runs = {
+        "show": ("audit", "show"),
+        "show json": ("audit", "show", "--json"),
+        "report": ("audit", "report"),
+        "report json": ("audit", "report", "--json"),
+        "report csv": ("audit", "report", "--csv"),
+    }
+    for what, args in runs.items():
+        r = vault.run(*args)
+        assert r.returncode == 0, (what, r)
+        assert "Traceback" not in r.stderr, (what, r)
+        for stream in (r.stdout, r.stderr):
+            found = unsafe.search(stream)
+            assert found is None, (what, found, stream[max(0, found.start() - 40) :][:80])
+        if what == "show json":
+            assert len(r.stdout.splitlines()) == 10  # every record, the hostile ones too
+            assert json.loads(r.stdout.splitlines()[-1])["name"] == "r\u009b2J\x7f\u202eaw"
+        if what == "report csv":
+            first = r.stdout.splitlines()[0]
+            assert first.startswith("# audit log ")
+            assert "verified=false: TAMPERED" in first
+
+
+def _archive_then_replace(vault: VaultCLI, kind: str, tmp_path: Path) -> Path:
+    """A vault whose log was rotated once, with the archive (or the log) swapped for ``kind``."""
+    vault.home.mkdir(mode=0o700)
+    (vault.home / "config.yaml").write_text("audit:\n  max_bytes: 4096\n")
+    _setup(vault)
+    for _ in range(40):
+        if list(vault.home.glob("audit.jsonl.0*")):
+            break
+        assert vault.run("token", "a").returncode == 0
+    archives = sorted(vault.home.glob("audit.jsonl.0*"))
+    assert archives
+    target = archives[0] if kind != "symlinked log" else vault.home / "audit.jsonl"
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(target, elsewhere)
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)
+    else:
+        target.symlink_to(elsewhere)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlinked archive", "symlinked log"])
+def test_audit_commands_refuse_a_fifo_or_symlink_promptly(
+    vault: VaultCLI, kind: str, tmp_path: Path
+) -> None:
+    """Every file the audit commands read (the log, its rotated archives) is checked as the log
+    is: a FIFO (which would block a read forever) or a symlink is refused at once, with one line
+    naming it and exit 6."""
+    target = _archive_then_replace(vault, kind, tmp_path)
+    for args in (
+        ("audit", "verify"),
+        ("audit", "show"),
+        ("audit", "show", "--json", "--token", "a"),
+        ("audit", "report"),
+        ("audit", "report", "--csv"),
+        ("audit", "report", "--html", str(tmp_path / "r.html")),
+    ):
+        r = vault.run(*args, timeout=20)
+        assert r.returncode == 6, (args, r)
+        first, *rest = r.stderr.splitlines()
+        assert first.startswith("vault: error: refusing audit log"), (args, r)
+        assert str(target) in first, (args, r)
+        assert ("symlink" if "symlink" in kind else "not a regular file") in first, (args, r)
+        assert all(line.startswith("vault: hint: ") for line in rest), (args, r)
+        assert "Traceback" not in r.stderr

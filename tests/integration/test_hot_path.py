@@ -259,6 +259,7 @@ def test_block_readers_see_the_lines_a_split_sees(
 ) -> None:
     path = tmp_path / "log"
     path.write_bytes(b"".join(line + b"\n" for line in lines) + torn)
+    path.chmod(0o600)  # the readers check a log file as the log itself is checked
     ending = [b"?"]
     assert list(read_lines(path, ending, block)) == lines
     assert ending == [torn]

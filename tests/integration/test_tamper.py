@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VaultCLI
+from tests.conftest import SecretService, VaultCLI
 from vault.store import format as fmt
 
 
@@ -111,3 +112,82 @@ def test_passphrase_key_file_tampered_or_missing(passphrase_vault: VaultCLI) -> 
     key_file.write_bytes(good)
     key_file.chmod(0o600)
     assert v.run("token", "a").returncode == 0
+
+
+# --- the key file (or keyring entry) rolled back alone, the audit log cut to match -----------
+
+
+def _cut_log_to(vault: VaultCLI, records: int) -> None:
+    log = vault.home / "audit.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:records]))
+
+
+def _deny_once(vault: VaultCLI) -> None:
+    policies = vault.home / "policies"
+    policies.mkdir(mode=0o700, exist_ok=True)
+    (policies / "deny.yaml").write_text("version: 1\nmax_token_age: 1s\n")
+    from tests.harness.clock import at
+
+    assert vault.run("token", "a", env=at(5)).returncode == 5
+    (policies / "deny.yaml").unlink()
+
+
+@pytest.mark.parametrize("hidden", ["issue and deletion", "denial"])
+def test_passphrase_key_file_put_back_alone_does_not_hide_records(
+    passphrase_vault: VaultCLI, hidden: str
+) -> None:
+    """An older vault.key put back on its own (the vault file untouched) and the audit log cut
+    to the mark it holds: the vault itself keeps the audit mark too, so verify still sees the
+    records that were cut, whatever they were (an issue, a deletion, a denial)."""
+    v = passphrase_vault
+    assert v.run("import", "a", "--provider", "github", input="tok-aaaaaaaaaa").returncode == 0
+    key_file = v.home / "vault.key"
+    old_key = key_file.read_bytes()
+    if hidden == "denial":
+        _deny_once(v)
+    else:
+        assert v.run("import", "b", "--provider", "github", input="tok-bbbbbbbbbb").returncode == 0
+        assert v.run("logout", "b").returncode == 0
+    vault_file = v.vault_file.read_bytes()
+    key_file.write_bytes(old_key)
+    _cut_log_to(v, 1)
+    r = v.run("audit", "verify", "--json")
+    assert r.returncode == 6, r
+    assert json.loads(r.stdout)["ok"] is False, r
+    assert "tampered" in r.stderr, r
+    assert "truncated" in r.stderr, r
+    r = v.run("token", "a")
+    assert r.returncode == 6, r  # fail closed, as for any cut log
+    assert r.stdout == "", r
+    assert v.vault_file.read_bytes() == vault_file
+
+
+def test_keyring_entry_put_back_alone_does_not_hide_records(
+    vault: VaultCLI, secret_service: SecretService
+) -> None:
+    """The same for the keyring backend: the vault's keyring entry (key, generation, audit mark)
+    written back to an older value on its own, the log cut to its mark."""
+    import secretstorage
+    from jeepney.io.blocking import open_dbus_connection
+
+    assert vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaaaa").returncode == 0
+    vault_id = json.loads(vault.run("status", "--json").stdout)["vault"]["vault_id"]
+    conn = open_dbus_connection(bus=secret_service.bus_address)
+    try:
+        attributes = {"service": "vault", "username": vault_id}
+        (item,) = secretstorage.search_items(conn, attributes)
+        old_entry = item.get_secret()
+        _deny_once(vault)
+        r = vault.run("import", "b", "--provider", "github", input="tok-bbbbbbbbbb")
+        assert r.returncode == 0, r
+        assert vault.run("logout", "b").returncode == 0
+        (item,) = secretstorage.search_items(conn, attributes)
+        item.set_secret(old_entry)
+    finally:
+        conn.close()
+    _cut_log_to(vault, 1)
+    r = vault.run("audit", "verify", "--json")
+    assert r.returncode == 6, r
+    assert json.loads(r.stdout)["ok"] is False, r
+    assert "truncated" in r.stderr, r

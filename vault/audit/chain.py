@@ -9,7 +9,9 @@ command reports success. Field order is fixed and the MAC is the last field::
 verifier hashes the bytes as they are on disk and never re-serialises JSON. The chain starts at 64
 zeros and continues across rotated files (the first record of a new file says where the previous
 one ended). The last (seq, mac) written is kept with the vault key (the keyring entry, or the
-passphrase backend's key file), so a log truncated after its last record is detected too.
+passphrase backend's key file), so a log truncated after its last record is detected too; and
+inside the encrypted vault whenever it is written (every event but a successful use writes it),
+so that mark cannot be rolled back by putting back an older key file or keyring entry alone.
 
 The keys: ``chain_key`` and ``fingerprint_key`` are derived from the vault's audit key, which lives
 only inside the encrypted vault. A token's fingerprint is a keyed HMAC of the token: an auditor
@@ -30,14 +32,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vault.errors import IntegrityError
-from vault.fs.paths import check_private_file, ensure_private_dir
+from vault.fs.paths import check_private_file, ensure_private_dir, open_private_file
 from vault.secret import Secret
 from vault.util import mac as _hmac
 from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 GENESIS = b"0" * 64
 MAC_MARK = b',"mac":"'
@@ -86,27 +88,45 @@ MAX_SCOPES_CHARS = 8192  # as vault.login.oauth bounds a server's answer; well i
 
 
 def _bounded_scopes(scopes: tuple[str, ...] | list[str] | None) -> list[str] | None:
-    """The scopes for a record, bounded: a record longer than the tail window would make the
-    log unreadable to the next append (every command refused until `vault audit reset`)."""
+    """The scopes for a record, bounded and sanitised: a record longer than the tail window
+    would make the log unreadable to the next append (every command refused until `vault
+    audit reset`). The bound counts the characters as written (``\\uXXXX`` escapes and all)."""
     if scopes is None:
         return None
     kept: list[str] = []
     used = 0
     for i, scope in enumerate(scopes):
-        used += len(scope) + 4
+        value = _field(scope)
+        assert value is not None
+        used += (len(value) if value.isascii() else len(json.dumps(value))) + 4
         if used > MAX_SCOPES_CHARS:
             kept.append(f"...({len(scopes) - i} more not recorded)")
             break
-        kept.append(scope)
+        kept.append(value)
     return kept
+
+
+def _field(value: object) -> str | None:
+    """Any text field of a record, whatever its source (a server, the command line, an
+    environment variable such as USER, the host name): at most MAX_FIELD characters, none of
+    vault.util.text's unsafe ones. Plain short ASCII (nearly every value) is kept as it is
+    without compiling the table's pattern (`vault token` never does)."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_FIELD and text.isascii() and text.isprintable():
+        return text
+    from vault.util.text import clean
+
+    return clean(text, MAX_FIELD)
 
 
 def _short(value: object) -> object:
     """Free text bound for the log: bounded, controls stripped, secret-shaped words masked
     (a reason can quote a server's error_description)."""
-    if not isinstance(value, str) or not value or value in _OWN_WORDS:
+    if value is None or value == "" or value in _OWN_WORDS:
         return value
-    return _scrubbed(value)
+    return _scrubbed(value if isinstance(value, str) else str(value))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -115,7 +135,9 @@ def _scrubbed(value: str) -> str:
     from vault.util.redact import scrub_text
     from vault.util.text import clean
 
-    return scrub_text(clean(value, MAX_FIELD))
+    # Cleaned again after masking: a mask is never longer than what it hides, but the bound
+    # is this function's promise, not redact's.
+    return clean(scrub_text(clean(value, MAX_FIELD)), MAX_FIELD)
 
 
 @functools.cache
@@ -130,6 +152,10 @@ def _os_user() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, ImportError):
         return str(os.getuid())
+
+
+def _host() -> str:
+    return os.uname().nodename
 
 
 def make_event(
@@ -147,21 +173,23 @@ def make_event(
     fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The fields of one audit event, in the order they are written (seq, time, mac added)."""
+    # Every field bounded and sanitised here, whatever its source: one value too long for
+    # the tail window would wedge the log (every later append refused until `audit reset`).
     return {
-        "event": kind,
-        "name": name,
-        "provider": provider,
-        "issuer": issuer if issuer is None else issuer[:MAX_FIELD],
+        "event": _field(kind),
+        "name": _field(name),
+        "provider": _field(provider),
+        "issuer": _field(issuer),
         "scopes": _bounded_scopes(scopes),
-        "outcome": outcome,
+        "outcome": _field(outcome),
         "reason": _short(reason),
-        "rule": rule,
+        "rule": _field(rule),
         "source": _short(source),
         "command": _short(command),
-        "user": _os_user(),
-        "host": os.uname().nodename,
+        "user": _field(_os_user()),
+        "host": _field(_host()),
         "pid": os.getpid(),
-        "fingerprint": fingerprint,
+        "fingerprint": _field(fingerprint),
     }
 
 
@@ -407,7 +435,7 @@ class AuditLog:
 
     def _archive_tail(self) -> tuple[int, bytes]:
         archives = self.archives()
-        fd = os.open(archives[-1], os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_private_file(archives[-1], file_kind(archives[-1]))
         try:
             tail = read_tail(fd, os.fstat(fd).st_size)
         finally:
@@ -416,8 +444,26 @@ class AuditLog:
             return 0, GENESIS
         return tail.seq, tail.mac
 
-    def files(self) -> list[Path]:
-        return [*self.archives(), *([self.path] if self.path.exists() else [])]
+    def files(self, *, checked: bool = True) -> list[Path]:
+        """The archives, oldest first, then the log. ``checked`` (to read them): each one is
+        refused, as the log is, unless it is a private regular file of yours (a FIFO would
+        block a read forever, a symlink could point anywhere). Unchecked, for renaming."""
+        found = [*self.archives(), *([self.path] if os.path.lexists(self.path) else [])]
+        if checked:
+            for path in found:
+                check_private_file(path, file_kind(path))
+        return found
+
+
+def file_kind(path: Path) -> str:
+    """What a file of the log is called in messages: "audit log" or "audit log archive"."""
+    return "audit log archive" if path.name.rpartition(".")[2].isdigit() else "audit log"
+
+
+def open_log_file(path: Path) -> BinaryIO:
+    """A file of the log (the log, an archive) opened for reading after the checks of
+    vault.fs.paths.open_private_file: never a FIFO, never through a symlink."""
+    return os.fdopen(open_private_file(path, file_kind(path)), "rb", buffering=0)
 
 
 # --- verification ------------------------------------------------------------------------
@@ -529,7 +575,7 @@ def _check_range(path: str, start: int, end: int, prev: bytes, key: bytes) -> in
     one's MAC holds given the one before it (``prev`` for the first), else None."""
     mac_of = chain_mac_function(key)
     records = 0
-    with open(path, "rb") as fh:
+    with open_log_file(Path(path)) as fh:
         fh.seek(start)
         remaining = end - start
         rest = b""
@@ -562,7 +608,7 @@ def _walk_parallel(files: list[Path], key: bytes, workers: int) -> _Walked | Non
     torn_at: list[tuple[Path, bytes]] = []
     prev = GENESIS
     for path in files:
-        with open(path, "rb") as fh:
+        with open_log_file(path) as fh:
             size = os.fstat(fh.fileno()).st_size
             tail = os.pread(fh.fileno(), min(size, TAIL_WINDOW), size - min(size, TAIL_WINDOW))
             last_nl = tail.rfind(b"\n")
@@ -610,7 +656,7 @@ def read_lines(path: Path, ending: list[bytes], block: int = 1 << 22) -> Iterato
     """The complete lines of a file, read a block at a time (a log of years is not read into
     memory whole); what follows the last newline is left in ``ending[0]``."""
     rest = b""
-    with open(path, "rb", buffering=0) as fh:
+    with open_log_file(path) as fh:
         while data := fh.read(block):
             lines = (rest + data).split(b"\n")
             rest = lines.pop()

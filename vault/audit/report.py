@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.audit.chain import AuditLog, Hwm, read_lines, verify
+from vault.audit.chain import AuditLog, Hwm, open_log_file, read_lines, verify
 
 __all__ = ["EVENTS", "SUMMARY", "Filters", "build_report", "matching"]
 
@@ -108,7 +108,7 @@ def lines_with(path: Path, needle: bytes, block: int = 1 << 22) -> Iterator[byte
     """The complete lines of a file that contain ``needle`` (without their newline), in order;
     a torn last line is left out. Whole blocks are searched, not line after line."""
     rest = b""
-    with open(path, "rb", buffering=0) as fh:
+    with open_log_file(path) as fh:
         while data := fh.read(block):
             data = rest + data
             end_of_lines = data.rfind(b"\n") + 1  # the torn or unread part stays for later

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -156,6 +157,11 @@ def check_private_file(path: Path, what: str) -> os.stat_result | None:
         return None
     except OSError as exc:
         raise IntegrityError(f"cannot inspect {what} {path}: {exc.strerror}") from exc
+    _refuse_unless_private(path, what, st)
+    return st
+
+
+def _refuse_unless_private(path: Path, what: str, st: os.stat_result) -> None:
     if stat.S_ISLNK(st.st_mode):
         raise IntegrityError(f"refusing {what} {path}: it is a symlink")
     if not stat.S_ISREG(st.st_mode):
@@ -173,7 +179,27 @@ def check_private_file(path: Path, what: str) -> os.stat_result | None:
             f"refusing {what} {path}: it has {st.st_nlink} hard links",
             hint="another name for the same file could be used to read or replace it",
         )
-    return st
+
+
+def open_private_file(path: Path, what: str) -> int:
+    """A private file opened for reading (a file descriptor), checked as
+    :func:`check_private_file` checks it, before and after the open: never through a symlink
+    (O_NOFOLLOW), and never waiting on a FIFO (O_NONBLOCK; the open file must be a regular
+    one), even one swapped in between the check and the open."""
+    if check_private_file(path, what) is None:
+        raise IntegrityError(f"cannot open {what} {path}: it disappeared")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"refusing {what} {path}: it is a symlink") from None
+        raise IntegrityError(f"cannot open {what} {path}: {exc.strerror}") from exc
+    try:
+        _refuse_unless_private(path, what, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_private_file(

@@ -144,6 +144,12 @@ def _int_or_none(v: object) -> int | None:
     return None if v is None else _int(v)
 
 
+def _dict_or_none(v: object) -> dict[str, Any] | None:
+    if v is not None and not isinstance(v, dict):
+        raise TypeError("expected an object")
+    return v
+
+
 def _secret_or_none(v: object) -> Secret | None:
     return None if v is None else Secret(_str(v))
 
@@ -155,17 +161,21 @@ class Meta:
     audit_key: bytes
     state_key: bytes
     created: int
+    # The audit high-water mark (seq, mac, at) as of this write of the vault: a copy of the one
+    # kept with the key, so that putting back an older key file or keyring entry alone cannot
+    # roll it back (vault.store.vault.Store._open takes the newer of the two).
+    audit: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "v": 1,
-                "audit_key": base64.b64encode(self.audit_key).decode(),
-                "state_key": base64.b64encode(self.state_key).decode(),
-                "created": self.created,
-            },
-            separators=(",", ":"),
-        ).encode()
+        doc: dict[str, Any] = {
+            "v": 1,
+            "audit_key": base64.b64encode(self.audit_key).decode(),
+            "state_key": base64.b64encode(self.state_key).decode(),
+            "created": self.created,
+        }
+        if self.audit is not None:
+            doc["audit"] = self.audit
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Meta:
@@ -175,6 +185,7 @@ class Meta:
                 audit_key=base64.b64decode(doc["audit_key"], validate=True),
                 state_key=base64.b64decode(doc["state_key"], validate=True),
                 created=_int(doc["created"]),
+                audit=_dict_or_none(doc.get("audit")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise IntegrityError("vault metadata is malformed") from exc
@@ -231,6 +242,13 @@ def meta_of(payload: bytes) -> Meta:
         raise IntegrityError("vault payload is malformed (no metadata)")
     end = payload.find(b"\n", start)
     return Meta.from_json(payload[start + len(prefix) : end])
+
+
+def with_meta(payload: bytes, meta: Meta) -> bytes:
+    """``payload`` with its metadata line replaced by ``meta`` (the records left as they are)."""
+    meta_of(payload)  # checks the shape
+    end = payload.find(b"\n", len(PAYLOAD_MAGIC))
+    return PAYLOAD_MAGIC + META_NAME + b"\t" + meta.to_json() + payload[end:]
 
 
 def join_payload(meta: Meta, records: Iterable[tuple[str, bytes]]) -> bytes:

@@ -20,8 +20,16 @@ from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_pr
 from vault.keys.base import BACKENDS, KeyBackend, KeyParams, Marks
 from vault.keys.keyring import KeyringBackend, KeyringStore
 from vault.store import format as fmt
-from vault.store.model import Meta, TokenRecord, find_record, join_payload, meta_of, split_payload
-from vault.util.record import datarecord, field
+from vault.store.model import (
+    Meta,
+    TokenRecord,
+    find_record,
+    join_payload,
+    meta_of,
+    split_payload,
+    with_meta,
+)
+from vault.util.record import datarecord, field, replace
 from vault.util.trace import log
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
@@ -211,7 +219,7 @@ class Store:
         meta = meta_of(payload)
         marks = backend.marks(header.vault_id, meta.state_key)
         stored = marks.generation
-        hwm = Hwm.load(marks.audit)
+        hwm = _audit_mark(Hwm.load(marks.audit), stored, meta, header.generation)
         if header.generation < stored:
             raise IntegrityError(
                 f"the vault at {path} was rolled back: its generation {header.generation} is "
@@ -265,20 +273,30 @@ class Store:
         if not write_vault and (not editor.events or opened is None):
             return  # nothing to write; no vault is created just to hold an audit record
         if opened is None:
-            self._create(join_payload(editor.meta, editor.raw.items()), editor)
+            self._create(editor)
             return
         header = opened.header
         before = len(self.appended)
         hwm = self._append_audit(editor, opened.hwm)
         written = self.appended[before:]  # with any record the log added (rotation, torn line)
+        now = time.time()
         generation = header.generation
-        if write_vault:
+        if write_vault or _vault_mark_due(written, opened.meta.audit, now):
+            # The vault holds the audit mark too: anything but a run of successful uses writes
+            # it (with the records unchanged if only the mark moved), so an older key file or
+            # keyring entry put back alone cannot hide an issue, a deletion or a denial.
             generation = max(header.generation, opened.stored_generation) + 1
-            payload = join_payload(editor.meta, editor.raw.items())
+            meta = replace(editor.meta, audit=hwm.dump(int(now)))
+            if write_vault:
+                payload = join_payload(meta, editor.raw.items())
+            else:
+                payload = with_meta(opened.payload, meta)
             self._write_vault(header.next_write(generation), opened.key, payload)
         else:
             generation = max(generation, opened.stored_generation)
-            if _mark_can_wait(written, opened.hwm, time.time()):
+            # Marks older than the vault are saved now: they are what catches a rollback of it.
+            current = opened.stored_generation >= header.generation
+            if current and _mark_can_wait(written, opened.hwm, now):
                 return
         self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
 
@@ -301,7 +319,7 @@ class Store:
         if warning:
             self.warnings.append(warning)
 
-    def _create(self, payload: bytes, editor: Editor) -> None:
+    def _create(self, editor: Editor) -> None:
         meta = editor.meta
         self._set_aside_foreign_log()
         vault_id = os.urandom(16)
@@ -312,6 +330,7 @@ class Store:
         )
         header = header_for(self.backend, params, vault_id, 1)
         hwm = self._append_audit(editor, Hwm())
+        payload = join_payload(replace(meta, audit=hwm.dump(int(time.time()))), editor.raw.items())
         self._write_vault(header, key, payload)
         self._save_state(header, key, generation=1, hwm=hwm, meta=meta)
 
@@ -325,7 +344,7 @@ class Store:
                 raise IntegrityError("there is no vault, so there is no audit log to reset")
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             moved = []
-            for path in AuditLog(self.paths.audit_file, b"").files():
+            for path in AuditLog(self.paths.audit_file, b"").files(checked=False):
                 target = path.with_name(f"{path.name}.reset-{stamp}")
                 os.rename(path, target)
                 moved.append(str(target))
@@ -339,20 +358,20 @@ class Store:
                 )
             )
             hwm = self._append_audit(editor, Hwm())
-            self._save_state(
-                opened.header,
-                opened.key,
-                generation=max(opened.header.generation, opened.stored_generation),
-                hwm=hwm,
-                meta=opened.meta,
-            )
+            # The new chain's mark goes into the vault too: the mark it held (of the old chain)
+            # must not make the new log look truncated.
+            generation = max(opened.header.generation, opened.stored_generation) + 1
+            meta = replace(opened.meta, audit=hwm.dump(int(time.time())))
+            header = opened.header.next_write(generation)
+            self._write_vault(header, opened.key, with_meta(opened.payload, meta))
+            self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=meta)
             return moved, opened.hwm.seq
 
     def _set_aside_foreign_log(self) -> None:
         """A new vault has a new audit key: a log left from an earlier vault cannot continue
         its chain, so it is kept beside, renamed, rather than appended to or deleted."""
         log = AuditLog(self.paths.audit_file, b"")
-        files = log.files()
+        files = log.files(checked=False)  # renamed, never read
         if not files:
             return
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -408,7 +427,8 @@ class Store:
             )
             hwm = self._append_audit(rotated, opened.hwm)
             header = header_for(target, params, vault_id, generation)
-            self._write_vault(header, key, opened.payload)
+            payload = with_meta(opened.payload, replace(meta, audit=hwm.dump(int(time.time()))))
+            self._write_vault(header, key, payload)
             self._save_state(header, key, generation=generation, hwm=hwm, meta=meta)
             if old.backend != target:
                 warning = self.key_backend(old.backend).retire(vault_id)
@@ -425,6 +445,44 @@ class Store:
 
 # How long the audit mark kept with the key may lag behind successful uses (see _mark_can_wait).
 MARK_INTERVAL = 60
+# ... and the copy of it inside the vault (see _vault_mark_due).
+VAULT_MARK_INTERVAL = 3600
+
+
+def _audit_mark(kept: Hwm, kept_generation: int, meta: Meta, generation: int) -> Hwm:
+    """The audit mark in force: the newer of the one kept with the key (the key file, the
+    keyring entry) and the one the vault holds (as of its last write).
+
+    The key's marks name the generation they were saved at. Marks older than the vault
+    (``kept_generation < generation``) were saved before this write of the vault: a crash
+    between the two writes, or an older key file or keyring entry put back on its own. The mark
+    inside the vault is then the newer one, whatever the seq says (`audit reset` starts a new
+    chain at 1 and writes the vault). At the same generation the key's mark was saved after the
+    vault's, so it can only be as new or newer: a lower seq is taken as the vault's."""
+    if meta.audit is None:
+        return kept  # a vault last written before it held the mark
+    inside = Hwm.load(meta.audit)
+    if kept_generation < generation or inside.seq > kept.seq:
+        return inside
+    return kept
+
+
+def _vault_mark_due(
+    events: list[dict[str, Any]], inside: dict[str, Any] | None, now: float
+) -> bool:
+    """Whether the vault must be written, for the audit mark it holds, after these events.
+
+    Anything but successful uses (an issue, a deletion, a denial, a failure, a rotation of the
+    log) writes it: the mark kept with the key alone could be rolled back (an older key file
+    or keyring entry put back) and the log cut to match. Successful uses write it at most once
+    a VAULT_MARK_INTERVAL, so `vault token` does not rewrite the vault on every use, and a key
+    rolled back alone can hide at most that long a run of successful uses."""
+    if not all(e.get("event") == "used" and e.get("outcome") == "success" for e in events):
+        return True
+    if not events:
+        return False
+    at = inside.get("at") if inside is not None else None
+    return not isinstance(at, int) or not 0 <= now - at < VAULT_MARK_INTERVAL
 
 
 def _mark_can_wait(events: list[dict[str, Any]], saved: Hwm, now: float) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -89,23 +91,44 @@ def filtered(app: App, ns: argparse.Namespace) -> Iterator[tuple[bytes, dict[str
     return matching(AuditLog(app.paths.audit_file, b"").files(), filters)
 
 
+def _terminal_safe_json(doc: object) -> bytes:
+    """JSON with every character outside printable ASCII escaped (``ensure_ascii`` leaves DEL)."""
+    text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("\x7f", "\\u007f").encode()
+
+
+def _safe_line(raw: bytes, doc: dict[str, Any]) -> bytes:
+    """A record's line for `audit show --json`: as it is on disk when it is printable ASCII
+    (every line vault writes), else re-serialised with the rest escaped. The log is read
+    unverified here, and a line put in it must not reach the terminal raw."""
+    body = raw[:-1] if raw.endswith(b"\n") else raw
+    if all(0x20 <= b < 0x7F for b in body):
+        return body + b"\n"
+    return _terminal_safe_json(doc) + b"\n"
+
+
+def _cell(value: object, limit: int) -> str:
+    """One column of `audit show` or `audit report`, from a record that was not verified."""
+    return clean("-" if value is None or value == "" else value, limit)
+
+
 def cmd_show(app: App, ns: argparse.Namespace) -> int:
     if app.json:
         out = sys.stdout.buffer
-        for raw, _ in filtered(app, ns):
-            out.write(raw)
+        for raw, doc in filtered(app, ns):
+            out.write(_safe_line(raw, doc))
         return 0
     rows = []
     for _, doc in filtered(app, ns):
         rows.append(
             [
-                str(doc.get("seq", "")),
-                str(doc.get("time", ""))[:19] + "Z",
-                clean(doc.get("event") or "-", 24),
-                clean(doc.get("name") or "-", 40),
-                clean(doc.get("provider") or "-", 24),
-                clean(doc.get("outcome") or "-", 12),
-                clean(doc.get("reason") or doc.get("rule") or "-", 80),
+                _cell(doc.get("seq"), 20),
+                _cell(str(doc.get("time", ""))[:19] + "Z", 20),
+                _cell(doc.get("event"), 24),
+                _cell(doc.get("name"), 40),
+                _cell(doc.get("provider"), 24),
+                _cell(doc.get("outcome"), 12),
+                _cell(doc.get("reason") or doc.get("rule"), 80),
             ]
         )
     if not rows:
@@ -147,16 +170,24 @@ def cmd_report(app: App, ns: argparse.Namespace) -> int:
             app.say(f"Wrote the report ({len(report['tokens'])} tokens) to {target}.")
         return 0
     rows = [{k: t[k] for k in SUMMARY} for t in report["tokens"]]
+    log = report["log"]
     if app.json:
-        dump_json({"version": 1, "log": report["log"], "tokens": rows})
+        out = sys.stdout.buffer
+        out.write(_terminal_safe_json({"version": 1, "log": log, "tokens": rows}) + b"\n")
+        out.flush()
     elif ns.csv:
+        # The verdict first, as the table, JSON and HTML reports give it: one comment row.
+        verdict = {True: "true", False: "false", None: "null"}.get(log["verified"], "null")
+        sys.stdout.write(
+            _csv_line([f"# audit log {clean(log['path'])}: verified={verdict}: "
+                       f"{clean(log['verify_message'], 2000)}"])
+        )  # fmt: skip
         writer = csv.DictWriter(sys.stdout, fieldnames=list(SUMMARY), lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            # A leading =, +, - or @ would be a formula in a spreadsheet: neutralise it.
             writer.writerow({k: _csv_safe(v) for k, v in row.items()})
     else:
-        app.say(f"Audit log {report['log']['path']}: {report['log']['verify_message']}")
+        app.say(f"Audit log {clean(log['path'])}: {clean(log['verify_message'], 2000)}")
         table(
             [
                 "NAME",
@@ -171,15 +202,15 @@ def cmd_report(app: App, ns: argparse.Namespace) -> int:
             ],
             [
                 [
-                    clean(r["name"], 40),
-                    clean(r["provider"] or "-", 24),
-                    (r["issued"] or "-")[:19],
-                    str(r["uses"]),
-                    (r["last_use"] or "-")[:19],
-                    str(r["refreshes"]),
-                    (r["revoked"] or r["pruned"] or "-")[:19],
-                    str(r["denials"]),
-                    r["status"],
+                    _cell(r["name"], 40),
+                    _cell(r["provider"], 24),
+                    _cell(str(r["issued"] or "-")[:19], 20),
+                    _cell(r["uses"], 20),
+                    _cell(str(r["last_use"] or "-")[:19], 20),
+                    _cell(r["refreshes"], 20),
+                    _cell(str(r["revoked"] or r["pruned"] or "-")[:19], 20),
+                    _cell(r["denials"], 20),
+                    _cell(r["status"], 12),
                 ]
                 for r in rows
             ],
@@ -188,9 +219,20 @@ def cmd_report(app: App, ns: argparse.Namespace) -> int:
 
 
 def _csv_safe(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """A CSV cell: text cleaned (vault.util.text), and a leading =, +, - or @ (a formula in a
+    spreadsheet) neutralised; numbers as they are."""
+    if isinstance(value, bool) or value is None or isinstance(value, int | float):
+        return value
+    text = clean(value, 2000)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _csv_line(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
 
 
 def cmd_hash(app: App, ns: argparse.Namespace) -> int:
