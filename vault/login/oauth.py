@@ -335,7 +335,7 @@ def poll(
 
     Waits ``interval`` before every poll; on ``slow_down`` adds 5 s to this and every later
     interval; backs off exponentially when the provider cannot be reached or answers 5xx;
-    stops locally when ``expires_in`` has passed."""
+    stops locally when ``expires_in`` has passed, also in the middle of a slow answer."""
     what = "token request"
     assert provider.client_id is not None
     state = PollState(float(device.interval), clock() + device.expires_in)
@@ -362,7 +362,16 @@ def poll(
         _wait(wait, clock, sleep, on_wait, state.deadline)
         state.polls += 1
         try:
-            resp = request(http, "POST", endpoints.token_endpoint, what=what, data=form)
+            # The code's expiry is a hard deadline: no poll outlives it, however slowly the
+            # token endpoint answers.
+            resp = request(
+                http,
+                "POST",
+                endpoints.token_endpoint,
+                what=what,
+                data=form,
+                within=state.deadline - clock(),
+            )
         except NetworkError as exc:
             if exc.code in ("unreachable", "network"):
                 state.failures += 1
