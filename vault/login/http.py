@@ -59,6 +59,19 @@ def check_url(url: str, *, what: str, error: type[Exception] = NetworkError) -> 
     )
 
 
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None if unusable."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in ("https", "http") or not host or parts.username or parts.password:
+        return None
+    return scheme, host.lower(), port if port is not None else (443 if scheme == "https" else 80)
+
+
 def host_of(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return parts.netloc.rpartition("@")[2]
@@ -335,8 +348,51 @@ def request(
     return Response(status, content_type, body, url, response_headers)
 
 
+# Headers `vault api -H` refuses: the ones that decide where a request goes (Host and the
+# forwarding family an origin or a gateway routes on), who it speaks for (Authorization, which
+# vault sets itself, Cookie), what a proxy does with it (Proxy-*), and how it is framed (a
+# smuggled length or encoding). Compared case-insensitively, after stripping whitespace.
+REFUSED_HEADERS = frozenset(
+    {
+        "host",
+        "forwarded",
+        "x-real-ip",
+        "x-host",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-client-ip",
+        "true-client-ip",
+        "authorization",
+        "cookie",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "keep-alive",
+    }
+)
+REFUSED_HEADER_PREFIXES = ("x-forwarded-", "proxy-")
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def parse_header_arg(text: str) -> tuple[str, str]:
+    """``NAME: VALUE`` from the command line, for a request that carries a token: a header
+    that could re-route the request or speak for someone else is a usage error."""
     name, sep, value = text.partition(":")
-    if not sep or not name.strip():
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
         raise UsageError(f"a header is NAME: VALUE, not {clean(text, 100)!r}")
-    return name.strip(), value.strip()
+    if any(ch not in _TCHAR for ch in name):
+        raise UsageError(f"{clean(name, 100)!r} is not a header name (RFC 9110 token)")
+    if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value):
+        raise UsageError(f"the value of the {name} header holds control characters")
+    lower = name.lower()
+    if lower in REFUSED_HEADERS or lower.startswith(REFUSED_HEADER_PREFIXES):
+        raise UsageError(
+            f"vault api does not send a {name} header: it could send the request, or the "
+            "token, somewhere other than the provider's hosts",
+            hint="vault sets Host and Authorization itself; use --allow-host for another host",
+        )
+    return name, value
