@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import AuthError, ConfigError, NetworkError
-from vault.login.http import Response, check_url, host_of, request
+from vault.login.http import Response, check_url, host_of, origin, request
 from vault.login.providers import Provider
 from vault.secret import Secret
 from vault.util.text import clean
@@ -204,21 +204,19 @@ def _int_field(doc: dict[str, Any], key: str, *, what: str, low: int, high: int)
 
 
 def allowed_verification_hosts(provider: Provider, endpoints: Endpoints) -> set[str]:
-    hosts = {host_of(endpoints.issuer).lower()}
-    if endpoints.device_authorization_endpoint:
-        hosts.add(host_of(endpoints.device_authorization_endpoint).lower())
-    hosts.update(h.lower() for h in provider.extra_hosts)
-    return hosts
+    """Where the person may be sent to enter the code, as (scheme://host:port) origins: the
+    issuer's, the device authorization endpoint's, and the preset's verification hosts."""
+    urls = [endpoints.issuer, endpoints.device_authorization_endpoint]
+    urls += [f"https://{host}/" for host in provider.verification_hosts]
+    found = {origin(url) for url in urls if url}
+    return {f"{o[0]}://{o[1]}:{o[2]}" for o in found if o is not None}
 
 
 def _host_allowed(url: str, allowed: set[str]) -> bool:
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    netloc = host_of(url).lower()
-    for entry in allowed:
-        bare = urllib.parse.urlsplit("//" + entry).hostname or entry
-        if netloc == entry or host == bare or host.endswith("." + bare):
-            return True
-    return False
+    """The exact origin (scheme, host, port; the host case-insensitively) is one allowed: no
+    subdomains, suffixes, trailing dots, other ports or userinfo."""
+    found = origin(url)
+    return found is not None and f"{found[0]}://{found[1]}:{found[2]}" in allowed
 
 
 def request_device_code(
