@@ -100,6 +100,18 @@ CASES: dict[str, tuple[str, Callable[[FakeOAuth], Handler], int, str]] = {
         7,
         "not to the provider",
     ),
+    "verification other port": (
+        "/device_authorization",
+        lambda f: (
+            lambda _: json_reply(
+                f.device_response(
+                    verification_uri="http://127.0.0.1:1/device", verification_uri_complete=None
+                )
+            )
+        ),
+        7,
+        "not to the provider",
+    ),
     "verification javascript": (
         "/device_authorization",
         _device(verification_uri="javascript:alert(1)"),
