@@ -348,16 +348,10 @@ def poll(
         if state.failures:  # exponential backoff, never below the interval
             wait = min(wait * 2 ** min(state.failures, 6), max(MAX_BACKOFF, wait))
         if clock() + wait > state.deadline:
-            if last_failure is not None:
-                raise NetworkError(
-                    f"{what}: the provider kept failing until the code expired "
-                    f"({last_failure.message})",
-                    code=last_failure.code,
-                )
-            raise AuthError(
-                f"{what}: {TERMINAL_ERRORS['expired_token']} [expired_token]", code="expired_token"
-            )
+            raise _expired(what, last_failure)
         _wait(wait, clock, sleep, on_wait, state.deadline)
+        if clock() >= state.deadline:
+            raise _expired(what, last_failure)
         state.polls += 1
         try:
             # The code's expiry is a hard deadline: no poll outlives it, however slowly the
@@ -397,6 +391,17 @@ def poll(
                 f"{what}: HTTP {resp.status} without an OAuth error", code="invalid_response"
             )
         return parse_token_response(doc, requested, provider=provider, what=what)
+
+
+def _expired(what: str, last_failure: NetworkError | None) -> Exception:
+    if last_failure is not None:
+        return NetworkError(
+            f"{what}: the provider kept failing until the code expired ({last_failure.message})",
+            code=last_failure.code,
+        )
+    return AuthError(
+        f"{what}: {TERMINAL_ERRORS['expired_token']} [expired_token]", code="expired_token"
+    )
 
 
 def _wait(
