@@ -238,24 +238,27 @@ def client(timeout: float = 30.0) -> httpx.Client:
     deadline = _Deadline(timeout)
     direct = _transport(deadline, None)
     proxy_url = https_proxy()
-    proxied = None if proxy_url is None else _transport(deadline, proxy_url)
+    proxied: list[httpx.HTTPTransport] = []  # made when first needed: a proxy setting vault
+    # cannot use fails the https request that would use it, never a loopback one
 
     class Route(httpx.BaseTransport):
         def handle_request(self, request: httpx.Request) -> httpx.Response:
             deadline.start(request.extensions.get("vault_within"))
             via = direct
             if (
-                proxied is not None
+                proxy_url is not None
                 and request.url.scheme == "https"
                 and not _bypasses_proxy(request.url.host)
             ):
-                via = proxied
+                if not proxied:
+                    proxied.append(_transport(deadline, proxy_url))
+                via = proxied[0]
             return via.handle_request(request)
 
         def close(self) -> None:
             direct.close()
-            if proxied is not None:
-                proxied.close()
+            for transport in proxied:
+                transport.close()
 
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),

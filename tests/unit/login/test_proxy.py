@@ -88,6 +88,11 @@ def test_http_proxy_alone_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_a_socks_proxy_is_refused_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vault speaks only to http(s) proxies: an https request that would use a SOCKS proxy is
+    refused, naming it; loopback, which never uses a proxy, still works."""
     _set(monkeypatch, ["ALL_PROXY"], "socks5://127.0.0.1:1080")
-    with pytest.raises(NetworkError, match="not an http"):
-        _http.client()
+    with _http.client(timeout=5) as http:
+        with pytest.raises(NetworkError, match="not an http"):
+            _http.request(http, "GET", "https://idp.example.com/x", what="t")
+        with fake_oauth() as fake:
+            assert _http.request(http, "GET", f"{fake.issuer}/revoke", what="t").status == 200
