@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,7 +13,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 Reply = tuple[int, dict[str, str], bytes]
-Handler = Callable[[dict[str, str]], Reply]
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """An answer sent one byte every ``every`` seconds, for at most ``limit`` seconds."""
+
+    reply: Reply
+    every: float = 0.5
+    limit: float = 60.0
+
+
+Handler = Callable[[dict[str, str]], "Reply | Trickle"]
 
 
 def json_reply(doc: object, status: int = 200) -> Reply:
@@ -74,6 +86,7 @@ class FakeOAuth:
 @contextmanager
 def fake_oauth(routes: dict[str, Handler] | None = None) -> Iterator[FakeOAuth]:
     fake = FakeOAuth(routes=dict(routes or {}))
+    stopping = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -86,14 +99,28 @@ def fake_oauth(routes: dict[str, Handler] | None = None) -> Iterator[FakeOAuth]:
             form = dict(urllib.parse.parse_qsl(body))
             fake.requests.append((path, form))
             route = fake.routes.get(path)
-            reply: Reply = (404, {}, b"not found") if route is None else route(form)
-            status, headers, payload = reply
+            reply = (404, {}, b"not found") if route is None else route(form)
+            trickle = reply if isinstance(reply, Trickle) else None
+            status, headers, payload = reply.reply if isinstance(reply, Trickle) else reply
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if trickle is None:
+                self.wfile.write(payload)
+                return
+            self.wfile.flush()
+            end = time.monotonic() + trickle.limit
+            for byte in payload:
+                if stopping.is_set() or time.monotonic() >= end:
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                stopping.wait(trickle.every)
 
         do_GET = _serve
         do_POST = _serve
@@ -106,5 +133,6 @@ def fake_oauth(routes: dict[str, Handler] | None = None) -> Iterator[FakeOAuth]:
     try:
         yield fake
     finally:
+        stopping.set()
         server.shutdown()
         server.server_close()

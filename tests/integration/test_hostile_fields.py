@@ -280,7 +280,8 @@ def verification_uri(exe: tuple[str, ...] = ()) -> list[Variant]:
             }.items()
         ),
         Variant("upper case", Tmpl("HTTP://{host}/device"), Accept(lambda r: True, "accepted")),
-        Variant("other port", Tmpl("http://{host_only}:1/d"), Accept(lambda r: True, "accepted")),
+        # The exact origin: the same host on another port is another server.
+        Variant("other port", Tmpl("http://{host_only}:1/d"), foreign),
     ]
 
 

@@ -4,13 +4,15 @@ every case ends in a clear one-line error, a documented exit code, and nothing s
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import VaultCLI
-from tests.harness.fake_oauth import FakeOAuth, Handler, Reply, fake_oauth, json_reply
+from tests.harness.fake_oauth import FakeOAuth, Handler, Reply, Trickle, fake_oauth, json_reply
+from tests.harness.hostile_net import recording_proxy
 
 HUGE = b"{" + b'"a": "' + b"x" * (2 * 1024 * 1024) + b'"}'
 
@@ -95,6 +97,18 @@ CASES: dict[str, tuple[str, Callable[[FakeOAuth], Handler], int, str]] = {
     "verification foreign host": (
         "/device_authorization",
         _device(verification_uri="https://evil.example/device"),
+        7,
+        "not to the provider",
+    ),
+    "verification other port": (
+        "/device_authorization",
+        lambda f: (
+            lambda _: json_reply(
+                f.device_response(
+                    verification_uri="http://127.0.0.1:1/device", verification_uri_complete=None
+                )
+            )
+        ),
         7,
         "not to the provider",
     ),
@@ -232,3 +246,53 @@ def test_server_omitting_scope_means_requested_were_granted(vault: VaultCLI) -> 
         r = _login(vault, fake)
     assert r.returncode == 0, r
     assert '"scopes": ["openid"]' in vault.run("status", "fake", "--json").stdout
+
+
+def _trickle_token(fake: FakeOAuth) -> Trickle:
+    return Trickle(json_reply(fake.token_response()), every=0.5, limit=60)
+
+
+def test_a_trickling_token_endpoint_cannot_hold_login_past_the_codes_expiry(
+    vault: VaultCLI,
+) -> None:
+    """Each byte in time for a per-read timeout, the whole answer never: `vault login` stops
+    when the device code expires (4 s), not when the server lets go (60 s)."""
+    with fake_oauth() as fake:
+        fake.routes["/device_authorization"] = lambda _: json_reply(
+            fake.device_response(expires_in=4)
+        )
+        fake.routes["/token"] = lambda _: _trickle_token(fake)
+        start = time.monotonic()
+        r = _login(vault, fake)
+        elapsed = time.monotonic() - start
+    _assert_clean_failure(vault, r, 7, "until the code expired")
+    assert elapsed < 15, elapsed
+
+
+def test_a_trickling_refresh_releases_the_lock_at_its_deadline(vault: VaultCLI) -> None:
+    """A refresh inside `vault token` holds the vault's exclusive lock: a token endpoint that
+    trickles its answer gets 15 s in all, and another command runs right after."""
+    with fake_oauth() as fake:
+        fake.routes["/token"] = lambda _: json_reply(fake.token_response(expires_in=30))
+        assert _login(vault, fake).returncode == 0
+        fake.routes["/token"] = lambda _: _trickle_token(fake)  # expires in 30 s: refresh
+        start = time.monotonic()
+        r = vault.run("token", "fake", "--min-valid", "60", timeout=90)
+        elapsed = time.monotonic() - start
+        assert r.returncode == 7, r
+        assert "did not answer in time" in r.stderr, r
+        assert elapsed < 25, elapsed
+        assert vault.run("status", "fake").returncode == 0  # the lock is free again
+
+
+def test_proxy_variables_never_see_a_loopback_login(vault: VaultCLI) -> None:
+    """Every proxy variable, in both cases, points at a recording proxy: the whole login (the
+    device code, the tokens) and a refresh go straight to the loopback provider."""
+    with recording_proxy() as proxy, fake_oauth() as fake:
+        names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+        vault.env.update({n: proxy.url for n in (*names, *(n.lower() for n in names))})
+        r = _login(vault, fake)
+        assert r.returncode == 0, r
+        assert vault.run("refresh", "fake").returncode == 0
+        assert [p for p, _ in fake.requests].count("/token") == 2
+    assert proxy.received == []

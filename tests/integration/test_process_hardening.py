@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import VAULT_BIN, VaultCLI
-from tests.harness.fake_oauth import FakeOAuth, fake_oauth, json_reply
+from tests.harness.fake_oauth import FakeOAuth, Handler, fake_oauth, json_reply
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="/proc and prctl are Linux's")
 
@@ -42,7 +42,9 @@ def _as_plain_user() -> None:
 
 @pytest.fixture
 def waiting_login(passphrase_vault: VaultCLI) -> Iterator[subprocess.Popen[bytes]]:
-    routes = {"/token": lambda _: json_reply({"error": "authorization_pending"}, 400)}
+    routes: dict[str, Handler] = {
+        "/token": lambda _: json_reply({"error": "authorization_pending"}, 400)
+    }
     with fake_oauth(routes) as fake:
         _configure(passphrase_vault, fake)
         proc = subprocess.Popen(

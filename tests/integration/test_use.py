@@ -178,3 +178,65 @@ def test_api_against_the_providers_userinfo(vault: VaultCLI) -> None:
         for u in vault.run("audit", "show", "--event", "used", "--json").stdout.splitlines()
     ]
     assert used[0]["command"] == f"api GET {idp.issuer.split('//')[1]}/me"
+
+
+CREDENTIAL_CASES = {
+    # (protocol, host field): does the helper answer for the github.com token?
+    ("https", "github.com"): True,
+    ("https", "GitHub.com"): True,
+    ("https", "github.com:443"): True,
+    ("https", "github.com:8443"): False,
+    ("https", "github.com:80"): False,
+    ("http", "github.com"): False,
+    ("http", "github.com:443"): False,
+    ("https", "github.com."): False,
+    ("https", "evilgithub.com"): False,
+    ("https", "github.com.evil.example"): False,
+    ("https", "gist.github.com"): False,
+    ("https", "evil.example@github.com"): False,
+}
+
+
+def test_the_helper_answers_only_for_the_providers_scheme_host_and_port(vault: VaultCLI) -> None:
+    _import(vault)
+    answered = {}
+    for (protocol, host), _ in CREDENTIAL_CASES.items():
+        r = vault.run(
+            "credential-helper",
+            "get",
+            "--name",
+            "gh",
+            input=f"protocol={protocol}\nhost={host}\n\n",
+        )
+        assert r.returncode == 0, r
+        answered[protocol, host] = f"password={TOKEN}" in r.stdout.splitlines()
+    assert answered == CREDENTIAL_CASES
+
+
+REROUTING_HEADERS = [
+    "Host: evil.example",
+    "host:127.0.0.2",
+    "  HOST  : evil.example",
+    "Host\t: evil.example",
+    "Forwarded: for=1.2.3.4;host=evil.example",
+    "X-Forwarded-Host: evil.example",
+    "x-forwarded-for: 10.0.0.1",
+    "X-Real-IP: 10.0.0.1",
+    "authorization: Bearer other",
+    "Proxy-Authorization: Basic eDp5",
+    "Cookie: session=other",
+]
+
+
+def test_api_refuses_headers_that_reroute_the_request(vault: VaultCLI) -> None:
+    from tests.harness.fake_oauth import fake_oauth
+
+    _import(vault)
+    with fake_oauth() as fake:
+        url, allow = f"{fake.issuer}/revoke", f"127.0.0.1:{fake.port}"
+        assert vault.run("api", "gh", url, "--allow-host", allow).returncode == 0
+        for header in REROUTING_HEADERS:
+            r = vault.run("api", "gh", url, "--allow-host", allow, "-H", header)
+            assert r.returncode == 2, (header, r)
+            assert "Traceback" not in r.stderr
+        assert len(fake.requests) == 1  # only the call without a header reached the server

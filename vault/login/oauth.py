@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import AuthError, ConfigError, NetworkError
-from vault.login.http import Response, check_url, host_of, request
+from vault.login.http import Response, check_url, host_of, origin, request
 from vault.login.providers import Provider
 from vault.secret import Secret
 from vault.util.text import clean
@@ -204,21 +204,19 @@ def _int_field(doc: dict[str, Any], key: str, *, what: str, low: int, high: int)
 
 
 def allowed_verification_hosts(provider: Provider, endpoints: Endpoints) -> set[str]:
-    hosts = {host_of(endpoints.issuer).lower()}
-    if endpoints.device_authorization_endpoint:
-        hosts.add(host_of(endpoints.device_authorization_endpoint).lower())
-    hosts.update(h.lower() for h in provider.extra_hosts)
-    return hosts
+    """Where the person may be sent to enter the code, as (scheme://host:port) origins: the
+    issuer's, the device authorization endpoint's, and the preset's verification hosts."""
+    urls = [endpoints.issuer, endpoints.device_authorization_endpoint]
+    urls += [f"https://{host}/" for host in provider.verification_hosts]
+    found = {origin(url) for url in urls if url}
+    return {f"{o[0]}://{o[1]}:{o[2]}" for o in found if o is not None}
 
 
 def _host_allowed(url: str, allowed: set[str]) -> bool:
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    netloc = host_of(url).lower()  # pragma: no mutate (equivalent once check_url ran: host == bare)
-    for entry in allowed:
-        bare = urllib.parse.urlsplit("//" + entry).hostname or entry
-        if netloc == entry or host == bare or host.endswith("." + bare):
-            return True
-    return False
+    """The exact origin (scheme, host, port; the host case-insensitively) is one allowed: no
+    subdomains, suffixes, trailing dots, other ports or userinfo."""
+    found = origin(url)
+    return found is not None and f"{found[0]}://{found[1]}:{found[2]}" in allowed
 
 
 def request_device_code(
@@ -335,7 +333,7 @@ def poll(
 
     Waits ``interval`` before every poll; on ``slow_down`` adds 5 s to this and every later
     interval; backs off exponentially when the provider cannot be reached or answers 5xx;
-    stops locally when ``expires_in`` has passed."""
+    stops locally when ``expires_in`` has passed, also in the middle of a slow answer."""
     what = "token request"
     assert provider.client_id is not None
     state = PollState(float(device.interval), clock() + device.expires_in)
@@ -350,19 +348,22 @@ def poll(
         if state.failures:  # exponential backoff, never below the interval
             wait = min(wait * 2 ** min(state.failures, 6), max(MAX_BACKOFF, wait))
         if clock() + wait > state.deadline:
-            if last_failure is not None:
-                raise NetworkError(
-                    f"{what}: the provider kept failing until the code expired "
-                    f"({last_failure.message})",
-                    code=last_failure.code,
-                )
-            raise AuthError(
-                f"{what}: {TERMINAL_ERRORS['expired_token']} [expired_token]", code="expired_token"
-            )
+            raise _expired(what, last_failure)
         _wait(wait, clock, sleep, on_wait, state.deadline)
+        if clock() >= state.deadline:
+            raise _expired(what, last_failure)
         state.polls += 1  # pragma: no mutate (equivalent: nothing reads the count)
         try:
-            resp = request(http, "POST", endpoints.token_endpoint, what=what, data=form)
+            # The code's expiry is a hard deadline: no poll outlives it, however slowly the
+            # token endpoint answers.
+            resp = request(
+                http,
+                "POST",
+                endpoints.token_endpoint,
+                what=what,
+                data=form,
+                within=state.deadline - clock(),
+            )
         except NetworkError as exc:
             if exc.code in ("unreachable", "network"):
                 state.failures += 1
@@ -390,6 +391,17 @@ def poll(
                 f"{what}: HTTP {resp.status} without an OAuth error", code="invalid_response"
             )
         return parse_token_response(doc, requested, provider=provider, what=what)
+
+
+def _expired(what: str, last_failure: NetworkError | None) -> Exception:
+    if last_failure is not None:
+        return NetworkError(
+            f"{what}: the provider kept failing until the code expired ({last_failure.message})",
+            code=last_failure.code,
+        )
+    return AuthError(
+        f"{what}: {TERMINAL_ERRORS['expired_token']} [expired_token]", code="expired_token"
+    )
 
 
 def _wait(

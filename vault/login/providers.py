@@ -34,7 +34,9 @@ class Provider:
     revoke_by_hand: str | None = None  # where a person revokes when there is no endpoint
     register_app: str = "register an OAuth application with your identity provider"
     source: str = "built-in preset"
-    extra_hosts: tuple[str, ...] = field(default=())
+    # Hosts (host or host:port, https) besides the issuer's and the device authorization
+    # endpoint's where the provider's verification page lives: exact matches, no subdomains.
+    verification_hosts: tuple[str, ...] = field(default=())
 
 
 PRESETS: dict[str, Provider] = {
@@ -68,6 +70,8 @@ PRESETS: dict[str, Provider] = {
         tenant="organizations",
         api_base="https://graph.microsoft.com",
         discovery=False,
+        # https://microsoft.com/devicelogin (documented), https://login.microsoft.com/device
+        verification_hosts=("microsoft.com", "login.microsoft.com"),
         revoke_by_hand="https://myaccount.microsoft.com (Sign out everywhere), or an admin "
         "revokes sessions in Entra ID",
         register_app="register an application in Entra ID (App registrations), enable "
@@ -84,6 +88,7 @@ PRESETS: dict[str, Provider] = {
         userinfo_endpoint="https://openidconnect.googleapis.com/v1/userinfo",
         api_base="https://www.googleapis.com",
         discovery=False,
+        verification_hosts=("www.google.com",),  # verification_url https://www.google.com/device
         register_app="create an OAuth client of type 'TVs and Limited Input devices' in the "
         "Google Cloud console; put its client ID and client secret in config.yaml",
     ),

@@ -40,6 +40,11 @@ def provider_of(providers: Providers, record: TokenRecord) -> _providers.Provide
     return provider
 
 
+# A refresh runs under the vault's exclusive lock: the provider gets this long, in total,
+# before every other vault command may go on.
+REFRESH_DEADLINE = 15.0
+
+
 def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provider) -> TokenRecord:
     """Refresh ``record`` now; the caller holds the exclusive lock (``editor``). The updated
     record (with the rotated refresh token) is put on the editor, so it is written and fsynced
@@ -59,7 +64,7 @@ def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provide
             code="expired",
         )
     try:
-        with _http.client() as http:
+        with _http.client(REFRESH_DEADLINE) as http:
             tokens = _oauth.refresh(
                 http, provider, token_endpoint, record.refresh_token, record.scopes
             )

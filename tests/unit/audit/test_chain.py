@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ KEY = chain.chain_key(AUDIT_KEY)
 
 def ref_mac(key: bytes, prev: bytes, body: bytes) -> bytes:
     return hmac.new(key, prev + b"\n" + body, hashlib.sha256).hexdigest().encode()
+
+
+@pytest.fixture(autouse=True)
+def _private_files() -> Iterator[None]:
+    """Files the tests write are 0600, as the log's readers require."""
+    old = os.umask(0o077)
+    yield
+    os.umask(old)
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +120,7 @@ def test_make_event_fields_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
         ("event", "used"),
         ("name", "gh"),
         ("provider", "github"),
-        ("issuer", ("https://" + "i" * 600)[:512]),
+        ("issuer", ("https://" + "i" * 600)[:511] + "…"),
         ("scopes", ["repo", "gist"]),
         ("outcome", "denied"),
         ("reason", "tooold"),
@@ -145,7 +154,7 @@ def test_make_event_fields_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_free_text_is_bounded_and_scrubbed() -> None:
     assert chain._short(None) is None
     assert chain._short("") == ""
-    assert chain._short(5) == 5
+    assert chain._short(5) == "5"
     assert chain._short("token") == "token"
     assert chain._short("a\x07b") == "ab"
     long = chain._short("x" * 600)
@@ -162,7 +171,7 @@ def test_scopes_are_bounded_exactly() -> None:
     assert chain._bounded_scopes(fits) == fits
     over = ["abcd"] * 1026
     assert chain._bounded_scopes(over) == ["abcd"] * 1024 + ["...(2 more not recorded)"]
-    assert chain._bounded_scopes(("a" * 9000, "b")) == ["...(2 more not recorded)"]
+    assert chain._bounded_scopes(("a" * 9000, "b")) == ["a" * 511 + "…", "b"]  # each cut first
 
 
 def test_os_user(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,11 +13,12 @@ import urllib.parse
 
 from vault.cli.app import App
 from vault.errors import EXIT_NETWORK, NotFoundError, UsageError
-from vault.login.http import check_url, host_of, is_loopback_host, parse_header_arg
+from vault.login.http import check_url, host_of, is_loopback_host, origin, parse_header_arg
 from vault.store.model import TokenRecord
 from vault.util.text import check_name, clean
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+API_DEADLINE = 120.0  # `vault api`: one request, connect to last byte, at most this long
 
 
 def cmd_exec(app: App, ns: argparse.Namespace) -> int:
@@ -81,9 +82,7 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
     name = check_name(ns.name)
     headers: dict[str, str] = {}
     for raw in ns.header:
-        key, value = parse_header_arg(raw)
-        if key.lower() in ("authorization", "proxy-authorization"):
-            raise UsageError("vault sets the Authorization header itself")
+        key, value = parse_header_arg(raw)  # refuses Host, Forwarded, Authorization, Proxy-*...
         headers[key] = value
     body: bytes | None = None
     if ns.data is not None:
@@ -116,7 +115,7 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
     host = host_of(url).lower()
     path = urllib.parse.urlsplit(url).path
     headers["Authorization"] = f"Bearer {record.access_token.reveal()}"
-    with client() as http:
+    with client(API_DEADLINE) as http:
         try:
             with http.stream(method, url, headers=headers, content=body) as resp:
                 data = b""
@@ -163,6 +162,26 @@ def _write_body(data: bytes, ctype: str) -> None:
     sys.stdout.flush()
 
 
+def credential_origin(protocol: str, host: str) -> tuple[str, str, int] | None:
+    """The origin git asks about (``protocol`` and ``host[:port]``), or None when vault never
+    answers for it: anything but https, plain http off loopback, a host with a path, userinfo
+    or anything else a URL could hide in it."""
+    if protocol not in ("https", "http") or not host or any(c in host for c in "/@?#\\ %"):
+        return None
+    asked = origin(f"{protocol}://{host}/")
+    if asked is None or (protocol == "http" and not is_loopback_host(asked[1])):
+        return None
+    return asked
+
+
+def provider_origins(record: TokenRecord) -> set[tuple[str, str, int]]:
+    """Where the helper answers: exactly the scheme, host and port of the provider's issuer
+    and API base (git hosts serve git on the issuer's origin)."""
+    urls = [record.issuer, record.extra.get("api_base")]
+    found = {origin(url) for url in urls if isinstance(url, str)}
+    return {o for o in found if o is not None}
+
+
 class _NotForThisHost(Exception):
     """The helper was asked for a host that is not the token's provider."""
 
@@ -181,23 +200,21 @@ def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
     if ns.operation != "get":
         return 0
     name = check_name(ns.name)
-    protocol, host = fields.get("protocol", ""), fields.get("host", "").lower()
-    if not host:
-        return 0
-    if protocol != "https" and not (protocol == "http" and is_loopback_host(host.split(":")[0])):
-        return 0  # never hand a token to plain http
+    protocol, host = fields.get("protocol", ""), fields.get("host", "")
+    asked = credential_origin(protocol, host)
+    if asked is None:
+        return 0  # not https (or http on loopback), or not a plain host[:port]: say nothing
 
     def provider_host(stored: TokenRecord) -> str:
-        allowed = _allowed_hosts(stored, [])
-        allowed |= {h.split(":")[0] for h in allowed}
-        if host not in allowed and host.split(":")[0] not in allowed:
+        if asked not in provider_origins(stored):
             raise _NotForThisHost
-        return f"git-credential {host}"
+        return f"git-credential {host.lower()}"
 
     try:
         record = app.use_token(name, min_valid=60, command=provider_host)
     except (_NotForThisHost, NotFoundError):
         return 0  # say nothing: git asks its other helpers
-    username = "x-access-token" if record.provider == "github" or "github" in host else "oauth2"
+    github = record.provider == "github" or asked[1] == "github.com"
+    username = "x-access-token" if github else "oauth2"
     sys.stdout.write(f"username={username}\npassword={record.access_token.reveal()}\n")
     return 0
