@@ -451,12 +451,17 @@ def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path)
         ("denied", "denied"),
     }, events
 
-    # --- one vault generation per successful write ----------------------------------------
+    # --- one vault generation per write: every change, and every command whose audit record
+    # is more than a successful use (a denial, a failed lookup), which moves the audit mark
+    # inside the vault so that it cannot be cut off with an older key file ---------------------
     writes = (
         kinds[("login", 0)]
         + refresh_ok
         + kinds[("logout", 0)]
         + sum(1 for op in ops if op.kind == "prune" and op.rc == 0 and op.audit)
+        + token_not_found
+        + kinds[("token", 5)]
+        + kinds[("refresh", 5)]
     )
     status = json.loads(vault.run("status", "--json").stdout)
     assert status["vault"]["generation"] == writes  # the seed login wrote generation 1
