@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -97,12 +98,15 @@ def _terminal_safe_json(doc: object) -> bytes:
     return text.replace("\x7f", "\\u007f").encode()
 
 
+_NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
+
+
 def _safe_line(raw: bytes, doc: dict[str, Any]) -> bytes:
     """A record's line for `audit show --json`: as it is on disk when it is printable ASCII
     (every line vault writes), else re-serialised with the rest escaped. The log is read
     unverified here, and a line put in it must not reach the terminal raw."""
     body = raw[:-1] if raw.endswith(b"\n") else raw
-    if all(0x20 <= b < 0x7F for b in body):
+    if _NOT_PRINTABLE_ASCII.search(body) is None:  # one scan in C, not a loop over bytes
         return body + b"\n"
     return _terminal_safe_json(doc) + b"\n"
 
