@@ -138,10 +138,16 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "    pass")
-    exec(source, namespace)  # noqa: S102 -- built from the class's own field names only
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
     fields = tuple(names)
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        """Compiles the class's ``__init__`` at its first instance (most classes a command
+        imports are never instantiated), puts it in place, and calls it."""
+        exec(source, namespace)  # noqa: S102 -- built from the class's own field names only
+        compiled = namespace["__init__"]
+        compiled.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = compiled  # type: ignore[method-assign]
+        compiled(self, *args, **kwargs)
 
     def __repr__(self: Any) -> str:
         inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in fields)
