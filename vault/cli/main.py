@@ -110,8 +110,8 @@ def _no_core_no_tracing() -> bool:
     kernel resets the flag), and inherits the core limit of 0.
 
     Both calls go through ``_ctypes`` (the C half of ``ctypes``) on the C library already
-    mapped into the process: ``import ctypes`` costs ~5 ms, ``resource`` ~0.3 ms, this ~0.7 ms
-    in all (bench/NOTES.md). True when both took effect."""
+    mapped into the process (bench/NOTES.md says why not ``ctypes``). True when both took
+    effect."""
     if sys.platform != "linux":
         import resource
 
