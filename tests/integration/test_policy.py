@@ -59,7 +59,7 @@ BAD = {
     "duration negative": ("version: 1\nmax_token_age: -1h\n", ":2: max_token_age: '-1h' is not"),
     "duration bool": ("version: 1\nmax_token_age: true\n", ":2: max_token_age: a duration"),
     "duration in provider": (
-        "version: 1\nproviders:\n  gh:\n    max_token_age: soon\n",
+        "version: 1\nproviders:\n  github:\n    max_token_age: soon\n",
         ":4: max_token_age: 'soon'",
     ),
     "scopes not list": ("version: 1\nallowed_scopes: repo\n", ":2: allowed_scopes must be a list"),

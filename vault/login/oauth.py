@@ -17,7 +17,7 @@ from vault.errors import AuthError, ConfigError, NetworkError
 from vault.login.http import Response, check_url, host_of, origin, request
 from vault.login.providers import Provider
 from vault.secret import Secret
-from vault.util.text import clean
+from vault.util.text import check_scopes, clean
 
 if TYPE_CHECKING:
     import httpx
@@ -425,8 +425,10 @@ def _wait(
 
 
 def split_scopes(text: str, *, provider: Provider) -> tuple[str, ...]:
-    parts = text.replace(",", " ").split() if provider.preset == "github" else text.split()
-    return tuple(dict.fromkeys(parts))
+    """RFC 6749 §3.3: scope-tokens separated by spaces (%x20 only: a tab or any other
+    character is part of a token, and refused with it). GitHub separates with commas."""
+    text = text.replace(",", " ") if provider.preset == "github" else text
+    return tuple(dict.fromkeys(part for part in text.split(" ") if part))
 
 
 def parse_token_response(
@@ -450,9 +452,8 @@ def parse_token_response(
         raise NetworkError(
             f"{what}: scope is over {MAX_SCOPE_CHARS} characters", code="invalid_response"
         )
-    if scope is not None and any(not ("!" <= ch <= "~") for ch in scope.replace(" ", "")):
-        raise NetworkError(f"{what}: scope holds invalid characters", code="invalid_response")
     granted = split_scopes(scope, provider=provider) if scope is not None else requested
+    check_scopes(granted, f"{what}: scope", lambda m: NetworkError(m, code="invalid_response"))
     return TokenSet(
         access_token=Secret(access),
         token_type="Bearer",

@@ -12,6 +12,31 @@ if TYPE_CHECKING:
 
 
 @datarecord(frozen=True)
+class Identity:
+    """What a provider is, for policy: the preset it is built on and the issuer its tokens
+    come from (for a stored token: the ones it was stored under). A user chooses a provider's
+    name, never its identity: renaming a provider changes nothing here, and pointing its
+    endpoints somewhere else changes its issuer (:meth:`Provider.identity`)."""
+
+    preset: str
+    issuer: str
+
+    @classmethod
+    def of_record(cls, preset: object, issuer: str) -> Identity:
+        """A stored token's identity. Tokens stored before the preset was recorded get the
+        preset whose fixed issuer they came from, else ``oidc``."""
+        if isinstance(preset, str) and preset in PRESETS:
+            return cls(preset, issuer)
+        from vault.login.http import origin
+
+        where = origin(issuer)
+        for name, fixed in PRESET_ISSUERS.items():
+            if where is not None and where == origin(fixed.rstrip("*")):
+                return cls(name, issuer)
+        return cls("oidc", issuer)
+
+
+@datarecord(frozen=True)
 class Provider:
     """Everything needed to log in to, refresh at, revoke at and call one identity provider.
 
@@ -37,6 +62,41 @@ class Provider:
     # Hosts (host or host:port, https) besides the issuer's and the device authorization
     # endpoint's where the provider's verification page lives: exact matches, no subdomains.
     verification_hosts: tuple[str, ...] = field(default=())
+    # The hosts (https) a preset's fixed endpoints live on besides its issuer's: an endpoint
+    # there still belongs to the preset's issuer. Empty for discovery presets (the issuer's own
+    # metadata names its endpoints).
+    endpoint_hosts: tuple[str, ...] = field(default=())
+
+    def identity(self) -> Identity:
+        """What this provider is for policy: its preset and the issuer its tokens come from.
+
+        The issuer is the configured one when every endpoint a secret is sent to (device
+        authorization, token, revocation, userinfo) is on the issuer's origin, or, for a preset
+        with fixed endpoints, on that preset's own hosts; discovered endpoints always are (the
+        issuer's metadata names them, RFC 8414 §3.3). An endpoint configured anywhere else
+        makes that origin the issuer (the token endpoint's first): re-pointing a provider
+        changes what it is, so no rule or allowed issuer of the original follows it there."""
+        from vault.login.http import origin
+
+        own = origin(self.issuer)
+        trusted = {own} | {origin(f"https://{host}") for host in self.endpoint_hosts}
+        urls = (
+            self.token_endpoint,
+            self.device_authorization_endpoint,
+            self.revocation_endpoint,
+            self.userinfo_endpoint,
+        )
+        for url in urls:
+            if url and origin(url) not in trusted:
+                where = origin(url)
+                if where is None:
+                    break  # an unusable URL: refused where it is used
+                scheme, host, port = where
+                default = 443 if scheme == "https" else 80
+                shown = f"[{host}]" if ":" in host else host
+                netloc = shown if port == default else f"{shown}:{port}"
+                return Identity(self.preset, f"{scheme}://{netloc}")
+        return Identity(self.preset, self.issuer)
 
 
 PRESETS: dict[str, Provider] = {
@@ -49,6 +109,7 @@ PRESETS: dict[str, Provider] = {
         token_endpoint="https://github.com/login/oauth/access_token",
         api_base="https://api.github.com",
         discovery=False,
+        endpoint_hosts=("github.com",),
         revoke_by_hand="https://github.com/settings/applications",
         register_app="create an OAuth app at https://github.com/settings/developers with "
         "'Enable Device Flow' ticked, then put its client ID in config.yaml",
@@ -70,6 +131,7 @@ PRESETS: dict[str, Provider] = {
         tenant="organizations",
         api_base="https://graph.microsoft.com",
         discovery=False,
+        endpoint_hosts=("login.microsoftonline.com",),
         # https://microsoft.com/devicelogin (documented), https://login.microsoft.com/device
         verification_hosts=("microsoft.com", "login.microsoft.com"),
         revoke_by_hand="https://myaccount.microsoft.com (Sign out everywhere), or an admin "
@@ -88,11 +150,21 @@ PRESETS: dict[str, Provider] = {
         userinfo_endpoint="https://openidconnect.googleapis.com/v1/userinfo",
         api_base="https://www.googleapis.com",
         discovery=False,
+        endpoint_hosts=("oauth2.googleapis.com", "openidconnect.googleapis.com"),
         verification_hosts=("www.google.com",),  # verification_url https://www.google.com/device
         register_app="create an OAuth client of type 'TVs and Limited Input devices' in the "
         "Google Cloud console; put its client ID and client secret in config.yaml",
     ),
     "oidc": Provider(name="oidc", preset="oidc", issuer=""),
+}
+
+# The issuer (pattern) of each preset that has one fixed: a policy's rules for the preset also
+# cover every token from that issuer, whichever preset it was configured on.
+PRESET_ISSUERS: dict[str, str] = {
+    "github": "https://github.com",
+    "gitlab": "https://gitlab.com",
+    "google": "https://accounts.google.com",
+    "microsoft": "https://login.microsoftonline.com/*",
 }
 
 

@@ -148,9 +148,17 @@ def _provider(name: str, section: Any, where: str, path: str) -> Provider:
                 f"{at}: provider {name!r}: {key} must be a {expected.__name__}, "
                 f"not a {_yaml.kind(value)}"
             )
-        items: list[object] = list(value) if key == "scopes" and value else []
-        if not all(isinstance(item, str) and item and " " not in item for item in items):
-            raise ConfigError(f"{at}: provider {name!r}: scopes must be a list of scope names")
+        if key == "scopes" and value:
+            from vault.util.text import MAX_SCOPES, scope_problem
+
+            problems = [scope_problem(item) for item in value][: MAX_SCOPES + 1]
+            problem = next((p for p in problems if p), None)
+            if len(value) > MAX_SCOPES:
+                problem = f"at most {MAX_SCOPES} scopes"
+            if problem:  # the value is not quoted: config.yaml's errors never show its text
+                raise ConfigError(
+                    f"{at}: provider {name!r}: scopes must be a list of scope names ({problem})"
+                )
     from vault.login.providers import from_config
 
     return from_config(name, dict(section), where)

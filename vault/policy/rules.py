@@ -12,8 +12,19 @@ Schema (version 1; every key optional except ``version``)::
       vault_dirs: ["~/.local/share/vault"]
     tokens:
       print_to_terminal: false     # may `vault token` print to an interactive terminal?
-    providers:                     # per provider name: may only tighten
+    providers:                     # per provider identity: may only tighten
       github: {max_token_age: 12h, allowed_scopes: [repo], denied_scopes: [...]}
+      "https://idp.example.com/realms/*": {max_token_age: 1h}
+
+A ``providers:`` key is what a provider *is*, never what a config.yaml calls it: a preset name
+(its rules follow every provider built on that preset, and every token from that preset's
+issuer, whatever the provider is named) or an issuer URL pattern. See :class:`Identity`.
+
+Patterns match in linear time (:func:`glob_match`, no regular expression is built from them).
+A ``*`` in a scope pattern matches any run of characters, never a space; an issuer pattern is
+matched by scheme, host and path separately (:func:`url_match`): ``*`` may stand for the leading
+labels of a host (``https://*.example.com``, any subdomain) or for any part of the path, never
+across the host's boundary.
 
 Several files combine into one effective policy and the strictest rule wins: the shortest age,
 the intersection of allow-lists, the union of deny-lists, ``false`` over ``true``. A user policy
@@ -29,8 +40,10 @@ from pathlib import Path
 
 from vault.errors import ConfigError, PolicyError
 from vault.fs.paths import Paths, check_trusted, check_trusted_path
+from vault.login.providers import PRESET_ISSUERS, Identity
 from vault.policy import safe_yaml as _yaml
 from vault.util.record import datarecord, field
+from vault.util.text import MAX_SCOPE_LENGTH
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -42,6 +55,7 @@ _DURATION = r"(\d{1,12})([smhdw])"  # bounded: int() refuses over 4300 digits
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # RFC 6749 §3.3 scope-token characters, plus "*" as the one wildcard.
 _SCOPE_PATTERN = r"[\x21\x23-\x5b\x5d-\x7e]+"
+PRESET_KEYS = ("github", "gitlab", "google", "microsoft", "oidc")
 TOP_KEYS = {
     "version",
     "max_token_age",
@@ -88,8 +102,124 @@ def format_duration(seconds: int) -> str:
     return "".join(parts) or "0s"
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile("".join(".*" if ch == "*" else re.escape(ch) for ch in pattern) + r"\Z")
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches ``pattern``, where ``*`` stands for any run of characters
+    except a space (scope-tokens have none, so a pattern never matches across two scopes).
+
+    Linear: the pieces between the stars are found left to right, each at its first place
+    (for ``*``-only patterns the leftmost match of each piece is always a right choice), so no
+    input makes it backtrack, whatever the number of stars."""
+    if " " in text:
+        return False
+    pieces = pattern.split("*")
+    if len(pieces) == 1:
+        return pattern == text
+    first, last = pieces[0], pieces[-1]
+    end = len(text) - len(last)
+    if end < len(first) or not text.startswith(first) or not text.endswith(last):
+        return False
+    pos = len(first)
+    for piece in pieces[1:-1]:
+        found = text.find(piece, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(piece)
+    return True
+
+
+def _url_parts(url: str, *, pattern: bool) -> tuple[str, str, str] | None:
+    """(scheme, host[:port], path) of an https or http URL, lower-cased where case does not
+    matter, the scheme's default port dropped and a trailing ``/`` dropped; None for anything
+    that could make a textual match mean something else (credentials, a query or fragment,
+    dot segments or encoded separators in the path, a ``*`` in the host other than as leading
+    labels, a ``*`` in an issuer)."""
+    import urllib.parse
+
+    if len(url) > 2048 or "?" in url or "#" in url or "\\" in url:
+        return None
+    star = False
+    if pattern:
+        for head in ("https://*.", "http://*."):
+            if url[: len(head)].lower() == head:
+                url, star = url[: len(head) - 2] + "x." + url[len(head) :], True
+                break
+    netloc = url.partition("://")[2].split("/", 1)[0]
+    any_port = pattern and netloc.endswith(":*")
+    if any_port:
+        url = url.replace(netloc, netloc[:-2], 1)
+        netloc = netloc[:-2]
+    if "*" in netloc or "@" in netloc or (not pattern and "*" in url):
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not host or any(c in host for c in "%/"):
+        return None
+    if star:
+        host = "*" + host[1:]
+    if ":" in host:
+        host = f"[{host}]"
+    if any_port:
+        host = f"{host}:*"
+    elif port is not None and port != (443 if scheme == "https" else 80):
+        host = f"{host}:{port}"
+    path = parts.path
+    lowered = path.lower()
+    if "%2f" in lowered or "%2e" in lowered or "%5c" in lowered:
+        return None
+    if any(seg in (".", "..") for seg in path.split("/")):
+        return None
+    return scheme, host, path.rstrip("/")
+
+
+def url_match(pattern: str, url: str) -> bool:
+    """Whether the issuer ``url`` matches the URL ``pattern``: the same scheme, the same host
+    and port (``*.example.com``: any subdomain of example.com, not example.com itself;
+    ``host:*``: any port), and a
+    path matching by :func:`glob_match` (``/realms/*``: /realms and anything below it; no path:
+    only the issuer without one). A trailing ``/`` on either side is not significant."""
+    want = _url_parts(pattern, pattern=True)
+    have = _url_parts(url, pattern=False)
+    if want is None or have is None or want[0] != have[0]:
+        return False
+    host, other = want[1], have[1]
+    if host.endswith(":*"):  # any port, the default one included
+        host = host[:-2]
+        other = other.rpartition(":")[0] if not other.endswith("]") and ":" in other else other
+    if host.startswith("*."):
+        if not other.endswith(host[1:]) or len(other) <= len(host) - 1:
+            return False
+    elif host != other:
+        return False
+    path = want[2]
+    if path.endswith("/*") and have[2] == path[:-2]:
+        return True  # "/realms/*": below /realms, and /realms itself
+    return glob_match(path, have[2])
+
+
+def url_pattern_problem(pattern: str) -> str | None:
+    if _url_parts(pattern, pattern=True) is None:
+        return (
+            "is not an issuer URL pattern (https://host[:port][/path]; '*' only as the host's "
+            "leading labels '*.', as the port ':*' or in the path; no query, fragment or "
+            "credentials)"
+        )
+    return None
+
+
+def covers(key: str, provider: Identity) -> bool:
+    """Whether the ``providers:`` section ``key`` of a policy applies to ``provider``: the
+    preset's name (for a preset with a fixed issuer, also every token from that issuer, on
+    whichever preset it was configured), or an issuer URL pattern. Never a provider's name."""
+    if key in PRESET_KEYS:
+        if key == provider.preset:
+            return True
+        fixed = PRESET_ISSUERS.get(key)
+        return fixed is not None and url_match(fixed, provider.issuer)
+    return url_match(key, provider.issuer)
 
 
 @datarecord(frozen=True)
@@ -101,7 +231,10 @@ class Rule:
     source: str  # file:line
 
     def matches(self, item: str) -> bool:
-        return any(_glob(p).match(item) for p in self.value)
+        return any(glob_match(p, item) for p in self.value)
+
+    def matches_url(self, url: str) -> bool:
+        return any(url_match(p, url) for p in self.value)
 
 
 PROVIDER_RULES = ("max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers")
@@ -156,9 +289,10 @@ def _string_list(data: Any, key: str, path: str, *, scopes: bool = False) -> Rul
     for item in value:
         if not isinstance(item, str) or not item:
             raise ConfigError(f"{where}: {key}: every entry must be a non-empty string")
-        if scopes and not re.fullmatch(_SCOPE_PATTERN, item):
+        if scopes and (not re.fullmatch(_SCOPE_PATTERN, item) or len(item) > MAX_SCOPE_LENGTH):
             raise ConfigError(
-                f"{where}: {key}: {item!r} is not a scope (RFC 6749 characters; '*' as wildcard)"
+                f"{where}: {key}: {item!r} is not a scope (RFC 6749 characters; '*' as wildcard; "
+                f"at most {MAX_SCOPE_LENGTH} characters)"
             )
     return Rule(key, tuple(value), where)
 
@@ -176,8 +310,9 @@ def _rules(data: Any, path: str, context: str) -> dict[str, Rule]:
     if "allowed_issuers" in data:
         rule = _string_list(data, "allowed_issuers", path)
         for item in rule.value:
-            if not item.startswith(("https://", "http://")):
-                raise ConfigError(f"{rule.source}: allowed_issuers: {item!r} is not a URL")
+            problem = url_pattern_problem(item)
+            if problem:
+                raise ConfigError(f"{rule.source}: allowed_issuers: {item!r} {problem}")
         rules["allowed_issuers"] = rule
     return rules
 
@@ -232,6 +367,14 @@ def parse_policy(text: str, path: str, *, system: bool) -> PolicyFile:
             )
         for name, section in raw.items():
             where = _yaml.where(path, raw, name)
+            if not isinstance(name, str) or (
+                name not in PRESET_KEYS and url_pattern_problem(name) is not None
+            ):
+                raise ConfigError(
+                    f"{where}: providers: {name!r} is neither a preset "
+                    f"({', '.join(PRESET_KEYS)}) nor an issuer URL pattern: per-provider rules "
+                    "follow what a provider is, not the name a config.yaml gives it"
+                )
             if not isinstance(section, dict):
                 raise ConfigError(f"{where}: providers: {name!r} must be a mapping")
             _check_keys(section, PROVIDER_KEYS, path, f" in provider {name!r}")
@@ -320,17 +463,19 @@ class Denial:
 class Policy:
     files: list[PolicyFile]
 
-    def _layers(self, provider: str | None) -> Iterable[PolicyFile | ProviderRules]:
+    def _layers(self, provider: Identity | None) -> Iterable[PolicyFile | ProviderRules]:
         for f in self.files:
             yield f
-            if provider is not None and provider in f.providers:
-                yield f.providers[provider]
+            if provider is not None:
+                for key, rules in f.providers.items():
+                    if covers(key, provider):
+                        yield rules
 
-    def max_token_age(self, provider: str | None) -> Rule | None:
+    def max_token_age(self, provider: Identity | None) -> Rule | None:
         rules = [layer.max_token_age for layer in self._layers(provider) if layer.max_token_age]
         return min(rules, key=lambda r: r.value) if rules else None
 
-    def scope_denial(self, provider: str | None, scopes: Iterable[str]) -> Denial | None:
+    def scope_denial(self, provider: Identity | None, scopes: Iterable[str]) -> Denial | None:
         for scope in scopes:
             for layer in self._layers(provider):
                 denied = layer.denied_scopes
@@ -345,18 +490,15 @@ class Policy:
                     )
         return None
 
-    def issuer_denial(self, provider: str | None, issuer: str) -> Denial | None:
+    def issuer_denial(self, provider: Identity) -> Denial | None:
+        issuer = provider.issuer
         for layer in self._layers(provider):
             rule = layer.allowed_issuers
-            if (
-                rule is not None
-                and not rule.matches(issuer.rstrip("/"))
-                and not rule.matches(issuer)
-            ):
+            if rule is not None and not rule.matches_url(issuer):
                 return Denial("allowed_issuers", rule.source, f"issuer {issuer!r} is not allowed")
         return None
 
-    def age_denial(self, provider: str, issued_at: int, now: float) -> Denial | None:
+    def age_denial(self, provider: Identity, issued_at: int, now: float) -> Denial | None:
         rule = self.max_token_age(provider)
         if rule is None:
             return None
@@ -408,18 +550,18 @@ class Policy:
                 )
         return None
 
-    def grant_denial(self, provider: str, issuer: str, scopes: Iterable[str]) -> Denial | None:
-        """Whether a token for these scopes from this issuer may be obtained or stored."""
-        return self.issuer_denial(provider, issuer) or self.scope_denial(provider, scopes)
+    def grant_denial(self, provider: Identity, scopes: Iterable[str]) -> Denial | None:
+        """Whether a token for these scopes from this provider may be obtained or stored."""
+        return self.issuer_denial(provider) or self.scope_denial(provider, scopes)
 
     def token_denial(
-        self, provider: str, issuer: str, scopes: Iterable[str], issued_at: int, now: float
+        self, provider: Identity, scopes: Iterable[str], issued_at: int, now: float
     ) -> Denial | None:
         """Everything that decides whether a stored token may still be used."""
         return (
             self.age_denial(provider, issued_at, now)
             or self.scope_denial(provider, scopes)
-            or self.issuer_denial(provider, issuer)
+            or self.issuer_denial(provider)
         )
 
 

@@ -24,9 +24,12 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at ru
 if TYPE_CHECKING:
     from typing import Any
 
+    from vault.login.providers import Identity
+
 PAYLOAD_MAGIC = b"VREC1\n"
 META_NAME = b"#meta"
 EXPIRING_SOON = 300  # seconds: `vault list` calls a token with less left "expiring"
+MAX_HELD = 4096  # fingerprints of held tokens kept in the metadata (Meta.held)
 
 
 @datarecord(frozen=True)
@@ -60,6 +63,13 @@ class TokenRecord:
         if left > 0:
             return "expiring"
         return "refreshable" if self.refresh_token else "expired"
+
+    def identity(self) -> Identity:
+        """What policy sees of this token: the preset and the issuer it was stored under
+        (never the name of the provider in today's config.yaml)."""
+        from vault.login.providers import Identity
+
+        return Identity.of_record(self.extra.get("preset"), self.issuer)
 
     def with_tokens(
         self,
@@ -150,6 +160,19 @@ def _dict_or_none(v: object) -> dict[str, Any] | None:
     return v
 
 
+def _held(v: object) -> dict[str, list[int | None]]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise TypeError("expected an object")
+    out: dict[str, list[int | None]] = {}
+    for key, value in v.items():
+        if not isinstance(value, list) or len(value) != 2:
+            raise TypeError("expected [issued_at, expires_at]")
+        out[_str(key)] = [_int(value[0]), _int_or_none(value[1])]
+    return out
+
+
 def _secret_or_none(v: object) -> Secret | None:
     return None if v is None else Secret(_str(v))
 
@@ -165,6 +188,36 @@ class Meta:
     # kept with the key, so that putting back an older key file or keyring entry alone cannot
     # roll it back (vault.store.vault.Store._open takes the newer of the two).
     audit: dict[str, Any] | None = None
+    # Every access token this vault has held that may still be valid: a keyed fingerprint
+    # (state_key) -> [issued_at, expires_at or None]. Putting a token back (import, --force)
+    # keeps the issue time it had, so max_token_age cannot be reset by re-importing it.
+    held: dict[str, list[int | None]] = field(default_factory=dict)
+
+    def held_key(self, token: Secret) -> str:
+        from vault.util import mac
+
+        return mac.hexdigest(self.state_key, b"vault held token v1\0" + token.reveal().encode())[
+            :32
+        ]
+
+    def hold(self, token: Secret, issued_at: int, expires_at: int | None, now: float) -> None:
+        """Remember ``token`` (the earliest issue time wins); forget tokens that have expired,
+        and past MAX_HELD the ones that expire first."""
+        key = self.held_key(token)
+        seen = self.held.get(key)
+        if seen is not None and seen[0] is not None and seen[0] <= issued_at:
+            issued_at = seen[0]
+        self.held[key] = [issued_at, expires_at]
+        live = {k: v for k, v in self.held.items() if v[1] is None or v[1] > now}
+        if len(live) > MAX_HELD:
+            order = sorted(live, key=lambda k: (live[k][1] is None, live[k][1] or 0))
+            for k in order[: len(live) - MAX_HELD]:
+                del live[k]
+        self.held = live
+
+    def first_held(self, token: Secret) -> int | None:
+        seen = self.held.get(self.held_key(token))
+        return None if seen is None else seen[0]
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
@@ -175,6 +228,8 @@ class Meta:
         }
         if self.audit is not None:
             doc["audit"] = self.audit
+        if self.held:
+            doc["held"] = self.held
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -186,6 +241,7 @@ class Meta:
                 state_key=base64.b64decode(doc["state_key"], validate=True),
                 created=_int(doc["created"]),
                 audit=_dict_or_none(doc.get("audit")),
+                held=_held(doc.get("held")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise IntegrityError("vault metadata is malformed") from exc

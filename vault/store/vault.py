@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from vault.keys.passphrase import PassphraseSource
+    from vault.secret import Secret
 
 
 @datarecord
@@ -107,7 +108,12 @@ class Editor:
 
     def put(self, record: TokenRecord) -> None:
         self.raw[record.name] = record.to_json()
+        self.meta.hold(record.access_token, record.issued_at, record.expires_at, time.time())
         self.changed = True
+
+    def first_held(self, token: Secret) -> int | None:
+        """When ``token`` was first issued, if this vault has held it (Meta.held)."""
+        return self.meta.first_held(token)
 
     def delete(self, name: str) -> bool:
         if self.raw.pop(name, None) is None:

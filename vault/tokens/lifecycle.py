@@ -25,7 +25,6 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at ru
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-
     Providers = Mapping[str, _providers.Provider]
 
 

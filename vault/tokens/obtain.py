@@ -20,6 +20,8 @@ from vault.secret import Secret
 from vault.store.model import TokenRecord
 from vault.store.vault import Store
 from vault.tokens.events import for_denial, for_record
+from vault.util.record import replace
+from vault.util.text import check_scopes
 from vault.util.trace import log
 
 
@@ -56,7 +58,9 @@ def device_login(
             f"provider {provider.name!r} has no client_id ({provider.source})",
             hint=provider.register_app,
         )
-    denial = policy.grant_denial(provider.name, provider.issuer, scopes)
+    scopes = check_scopes(scopes, "--scope", UsageError)
+    who = provider.identity()
+    denial = policy.grant_denial(who, scopes)
     if denial is not None:
         raise denial.error()
     store.preflight()
@@ -79,7 +83,7 @@ def device_login(
         screen.show(provider, endpoints, device)
         tokens = oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
     screen.end_ticks()
-    denial = policy.grant_denial(provider.name, endpoints.issuer, tokens.scopes)
+    denial = policy.grant_denial(who, tokens.scopes)
     if denial is not None:
         # The provider granted more than policy allows: the token must not live on.
         _revoke_unwanted(provider, endpoints, tokens)
@@ -93,7 +97,7 @@ def device_login(
     record = TokenRecord(
         name=name,
         provider=provider.name,
-        issuer=endpoints.issuer,
+        issuer=who.issuer,
         client_id=provider.client_id,
         token_type=tokens.token_type,
         access_token=tokens.access_token,
@@ -135,7 +139,7 @@ def _revoke_unwanted(
 
 def endpoint_extra(provider: Provider, endpoints: oauth.Endpoints) -> dict[str, Any]:
     """What refresh, revoke and `vault api` need later, fixed at login time inside the vault."""
-    extra: dict[str, Any] = {"token_endpoint": endpoints.token_endpoint}
+    extra: dict[str, Any] = {"token_endpoint": endpoints.token_endpoint, "preset": provider.preset}
     for key in ("revocation_endpoint", "userinfo_endpoint", "introspection_endpoint"):
         value = getattr(endpoints, key)
         if value:
@@ -159,15 +163,21 @@ def import_token(
 ) -> TokenRecord:
     """Store a token obtained elsewhere (a personal access token) as ``name``, under the same
     grant policy as a login. Policy and the key are checked before ``read_token`` asks for the
-    token; a refusal is audited. A stored ``name`` is replaced only with ``force``."""
-    denial = policy.grant_denial(provider.name, provider.issuer, scopes)
+    token; a refusal is audited. A stored ``name`` is replaced only with ``force``.
+
+    A token the vault has held before (under any name, since deleted or not) keeps the issue
+    time it had then: putting the same token back never makes it younger for
+    ``max_token_age`` (vault.store.vault.Editor.first_held)."""
+    scopes = check_scopes(scopes, "--scope", UsageError)
+    who = provider.identity()
+    denial = policy.grant_denial(who, scopes)
     if denial is not None:
         store.record_event(
             for_denial(
                 denial,
                 name=name,
                 provider=provider.name,
-                issuer=provider.issuer,
+                issuer=who.issuer,
                 scopes=scopes,
                 command="import",
             )
@@ -175,26 +185,31 @@ def import_token(
         raise denial.error()
     store.preflight()  # storage rules and the key, before the token is read
     token = read_token()
+    now = int(clock())
     record = TokenRecord(
         name=name,
         provider=provider.name,
-        issuer=provider.issuer,
+        issuer=who.issuer,
         client_id=provider.client_id or "",
         token_type="Bearer",
         access_token=token,
         refresh_token=None,
         id_token=None,
         scopes=scopes,
-        issued_at=int(clock()),
+        issued_at=now,
         expires_at=expires_at,
         last_refresh=None,
         source="import",
+        extra={"preset": provider.preset},
     )
     with store.edit() as editor:
         if editor.get(name) is not None and not force:
             raise UsageError(
                 f"a token named {name!r} is already stored", hint="pass --force to replace it"
             )
+        first = editor.first_held(token)
+        if first is not None and first < now:
+            record = replace(record, issued_at=first)
         editor.put(record)
         editor.audit(
             for_record("issued", record, editor.meta.audit_key, reason="imported", command="import")

@@ -45,11 +45,12 @@ def plan(
     storage = policy.storage_denial(backend, vault_dir)
     for record in sorted(records, key=lambda r: r.name):
         revoke = _revocable(record)
-        denial = storage or policy.age_denial(record.provider, record.issued_at, now)
+        who = record.identity()
+        denial = storage or policy.age_denial(who, record.issued_at, now)
         if denial is None:
-            denial = policy.scope_denial(record.provider, record.scopes)
+            denial = policy.scope_denial(who, record.scopes)
         if denial is None:
-            denial = policy.issuer_denial(record.provider, record.issuer)
+            denial = policy.issuer_denial(who)
         if denial is not None:
             reason = {
                 "storage.key_backends": "storage",

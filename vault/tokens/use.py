@@ -108,8 +108,7 @@ def refuse_unusable(
             code="revoke_pending",
         )
     denial = policy.token_denial(
-        record.provider,
-        record.issuer,
+        record.identity(),
         record.scopes,
         record.issued_at,
         time.time() if now is None else now,

@@ -8,6 +8,10 @@ import time
 
 from vault.errors import UsageError
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
 # --- the one table of unsafe characters -------------------------------------------------------
 #
 # Text from outside (a server, a file, an audit record) must not reach a terminal, a log line, a
@@ -124,3 +128,42 @@ def check_name(name: str) -> str:
             "starting with a letter or digit",
         )
     return name
+
+
+# --- scopes ------------------------------------------------------------------------------
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Bounded, whatever the source
+# (argv, config, a policy, a provider's answer): checked before any pattern sees a scope.
+_SCOPE_CHARS = frozenset(chr(c) for c in (0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)))
+MAX_SCOPE_LENGTH = 256
+MAX_SCOPES = 100
+
+
+def scope_problem(scope: object) -> str | None:
+    """Why ``scope`` is not one RFC 6749 scope-token within vault's bounds; None if it is."""
+    if not isinstance(scope, str) or not scope:
+        return "a scope must be a non-empty string"
+    if len(scope) > MAX_SCOPE_LENGTH:
+        return f"a scope is at most {MAX_SCOPE_LENGTH} characters"
+    if not _SCOPE_CHARS.issuperset(scope):
+        return "one scope-token (RFC 6749 §3.3) has no spaces, quotes, backslashes or controls"
+    return None
+
+
+def check_scopes(
+    scopes: Iterable[object], what: str, error: Callable[[str], Exception]
+) -> tuple[str, ...]:
+    """``scopes`` as a tuple if every one is a single, bounded scope-token; else ``error``.
+
+    Nothing of a refused scope is echoed beyond a bounded, cleaned prefix."""
+    out: list[str] = []
+    for scope in scopes:
+        problem = scope_problem(scope)
+        if problem:
+            shown = clean(scope, 60) if isinstance(scope, str) else type(scope).__name__
+            raise error(f"{what}: {shown!r} is refused: {problem}")
+        assert isinstance(scope, str)
+        out.append(scope)
+        if len(out) > MAX_SCOPES:
+            raise error(f"{what}: more than {MAX_SCOPES} scopes")
+    return tuple(out)

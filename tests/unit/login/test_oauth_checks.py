@@ -579,6 +579,8 @@ def test_device_host_is_allowed_besides_the_issuer() -> None:
 # --- token answers ---------------------------------------------------------------------
 
 T = "token request"
+NOT_ONE = "one scope-token (RFC 6749 §3.3) has no spaces, quotes, backslashes or controls"
+FULL = {"access_token": "at", "token_type": "Bearer"}
 
 
 def tokens(
@@ -694,8 +696,20 @@ def test_github_scopes_are_comma_separated() -> None:
         ),
         ({"scope": ["a"]}, f"{T}: scope is not a string", "invalid_response"),
         ({"scope": "a" * 8193}, f"{T}: scope is over 8192 characters", "invalid_response"),
-        ({"scope": "a\tb"}, f"{T}: scope holds invalid characters", "invalid_response"),
-        ({"scope": "a\x7f"}, f"{T}: scope holds invalid characters", "invalid_response"),
+        ({"scope": "a\tb"}, f"{T}: scope: 'ab' is refused: {NOT_ONE}", "invalid_response"),
+        ({"scope": "a\x7f"}, f"{T}: scope: 'a' is refused: {NOT_ONE}", "invalid_response"),
+        ({"scope": 'x a"b'}, f"{T}: scope: 'a\"b' is refused: {NOT_ONE}", "invalid_response"),
+        ({"scope": "a\\b"}, f"{T}: scope: 'a\\\\b' is refused: {NOT_ONE}", "invalid_response"),
+        (
+            {"scope": "a" * 257},
+            f"{T}: scope: '{'a' * 59}…' is refused: a scope is at most 256 characters",
+            "invalid_response",
+        ),
+        (
+            {"scope": " ".join(f"s{i}" for i in range(101))},
+            f"{T}: scope: more than 100 scopes",
+            "invalid_response",
+        ),
     ],
 )
 def test_token_answer_refusals(change: dict[str, Any], message: str, code: str) -> None:
@@ -717,11 +731,12 @@ def test_token_answer_bounds_that_pass() -> None:
             "refresh_token": "r" * 32 * 1024,
             "id_token": "i" * 64 * 1024,
             "expires_in": 315360000,
-            "scope": "a" * 8192,
+            "scope": " ".join(f"{i:03d}" + "a" * 252 for i in range(31)),
         }
     )
     assert got.expires_in == 315360000
-    assert got.scopes == ("a" * 8192,)
+    assert got.scopes == tuple(f"{i:03d}" + "a" * 252 for i in range(31))
+    assert len(tokens({**FULL, "scope": " ".join(f"s{i}" for i in range(100))}).scopes) == 100
     assert tokens(
         {"access_token": "!~", "token_type": "bearer", "expires_in": 1, "scope": "! ~"}
     ).scopes == ("!", "~")

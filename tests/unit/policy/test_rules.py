@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from vault.errors import ConfigError, PolicyError
 from vault.fs.paths import Paths
+from vault.login.providers import Identity
 from vault.policy import rules, safe_yaml
 from vault.policy.rules import (
     CLOCK_STEP_TOLERANCE,
@@ -24,6 +25,12 @@ from vault.policy.rules import (
     parse_duration,
     parse_policy,
 )
+
+NOT_A_PATTERN = rules.url_pattern_problem("x")
+GH = Identity("github", "https://github.com")
+GL = Identity("gitlab", "https://gitlab.com")
+OTHER = Identity("oidc", "https://idp.example.com")
+SCOPE_RULE = "(RFC 6749 characters; '*' as wildcard; at most 256 characters)"
 
 
 def refusal(text: str) -> str:
@@ -83,10 +90,13 @@ KNOWN_TOP = (
             "p.yaml:3: print_to_terminal must be true or false",
         ),
         ("version: 1\nproviders: []\n", "p.yaml:2: providers must be a mapping"),
-        ("version: 1\nproviders:\n  gh: []\n", "p.yaml:3: providers: 'gh' must be a mapping"),
         (
-            "version: 1\nproviders:\n  gh:\n    storage: 1\n",
-            "p.yaml:4: unknown key 'storage' in provider 'gh' (known: allowed_issuers, "
+            "version: 1\nproviders:\n  github: []\n",
+            "p.yaml:3: providers: 'github' must be a mapping",
+        ),
+        (
+            "version: 1\nproviders:\n  github:\n    storage: 1\n",
+            "p.yaml:4: unknown key 'storage' in provider 'github' (known: allowed_issuers, "
             "allowed_scopes, denied_scopes, max_token_age)",
         ),
         ("version: 1\nallowed_scopes: x\n", "p.yaml:2: allowed_scopes must be a list, not str"),
@@ -100,16 +110,16 @@ KNOWN_TOP = (
         ),
         (
             "version: 1\ndenied_scopes: [ok, 'a b']\n",
-            "p.yaml:2: denied_scopes: 'a b' is not a scope (RFC 6749 characters; '*' as wildcard)",
+            f"p.yaml:2: denied_scopes: 'a b' is not a scope {SCOPE_RULE}",
         ),
         (
             "version: 1\nallowed_scopes: ['a\"b']\n",
             "p.yaml:2: allowed_scopes: 'a\"b' is not a scope "
-            "(RFC 6749 characters; '*' as wildcard)",
+            "(RFC 6749 characters; '*' as wildcard; at most 256 characters)",
         ),
         (
             "version: 1\nallowed_issuers: ['https://a', ftp://x]\n",
-            "p.yaml:2: allowed_issuers: 'ftp://x' is not a URL",
+            f"p.yaml:2: allowed_issuers: 'ftp://x' {NOT_A_PATTERN}",
         ),
         (
             "version: 1\nmax_token_age: 0s\n",
@@ -128,16 +138,16 @@ KNOWN_TOP = (
             "p.yaml:2: max_token_age: a duration such as 90m, 8h or 30d, not True",
         ),
         (
-            "version: 1\nproviders:\n  gh:\n    max_token_age: 1y\n",
+            "version: 1\nproviders:\n  github:\n    max_token_age: 1y\n",
             "p.yaml:4: max_token_age: '1y' is not a duration (use e.g. 90m, 8h, 1d12h)",
         ),
         (
-            "version: 1\nproviders:\n  gh:\n    allowed_issuers: [x]\n",
-            "p.yaml:4: allowed_issuers: 'x' is not a URL",
+            "version: 1\nproviders:\n  github:\n    allowed_issuers: [x]\n",
+            f"p.yaml:4: allowed_issuers: 'x' {NOT_A_PATTERN}",
         ),
         (
-            "version: 1\nproviders:\n  gh:\n    denied_scopes: ['a b']\n",
-            "p.yaml:4: denied_scopes: 'a b' is not a scope (RFC 6749 characters; '*' as wildcard)",
+            "version: 1\nproviders:\n  github:\n    denied_scopes: ['a b']\n",
+            f"p.yaml:4: denied_scopes: 'a b' is not a scope {SCOPE_RULE}",
         ),
     ],
 )
@@ -163,7 +173,7 @@ def test_a_full_policy_parses_into_rules_with_sources() -> None:
         "    allowed_scopes: [repo]\n"
         "    denied_scopes: [delete_repo]\n"
         "    allowed_issuers: ['https://github.com']\n"
-        "  empty: {}\n"
+        "  'https://idp.example.com/*': {}\n"
     )
     f = parse_policy(text, "/etc/p.yaml", system=True)
     assert f.path == "/etc/p.yaml"
@@ -184,7 +194,7 @@ def test_a_full_policy_parses_into_rules_with_sources() -> None:
             denied_scopes=Rule("denied_scopes", ("delete_repo",), "/etc/p.yaml:15"),
             allowed_issuers=Rule("allowed_issuers", ("https://github.com",), "/etc/p.yaml:16"),
         ),
-        "empty": ProviderRules(),
+        "https://idp.example.com/*": ProviderRules(),
     }
     assert f.rule_count() == 7 + 4
     user = parse_policy("version: 1\n", "u.yaml", system=False)
@@ -192,7 +202,7 @@ def test_a_full_policy_parses_into_rules_with_sources() -> None:
     assert user.rule_count() == 0
     assert (
         parse_policy(
-            "version: 1\nproviders:\n  a: {max_token_age: 1h}\n", "x", system=False
+            "version: 1\nproviders:\n  gitlab: {max_token_age: 1h}\n", "x", system=False
         ).rule_count()
         == 1
     )
@@ -312,46 +322,46 @@ NOW = 1_700_000_000
 
 def test_max_token_age_is_the_shortest_over_files_and_provider_sections() -> None:
     p = policy(
-        "version: 1\nmax_token_age: 8h\nproviders:\n  gh: {max_token_age: 2h}\n",
-        "version: 1\nmax_token_age: 4h\nproviders:\n  gl: {max_token_age: 1h}\n",
+        "version: 1\nmax_token_age: 8h\nproviders:\n  github: {max_token_age: 2h}\n",
+        "version: 1\nmax_token_age: 4h\nproviders:\n  gitlab: {max_token_age: 1h}\n",
     )
     assert p.max_token_age(None) == Rule("max_token_age", 4 * 3600, "f1.yaml:2")
-    assert p.max_token_age("gh") == Rule("max_token_age", 2 * 3600, "f0.yaml:4")
-    assert p.max_token_age("gl") == Rule("max_token_age", 3600, "f1.yaml:4")
-    assert p.max_token_age("other") == Rule("max_token_age", 4 * 3600, "f1.yaml:2")
-    assert policy("version: 1\n").max_token_age("gh") is None
+    assert p.max_token_age(GH) == Rule("max_token_age", 2 * 3600, "f0.yaml:4")
+    assert p.max_token_age(GL) == Rule("max_token_age", 3600, "f1.yaml:4")
+    assert p.max_token_age(OTHER) == Rule("max_token_age", 4 * 3600, "f1.yaml:2")
+    assert policy("version: 1\n").max_token_age(GH) is None
     assert Policy([]).max_token_age(None) is None
 
 
 def test_age_exactly_at_the_limit_is_allowed_and_a_fraction_over_is_not() -> None:
     p = policy("version: 1\nmax_token_age: 1h\n")
-    assert p.age_denial("gh", NOW, NOW + 3600) is None
-    assert p.age_denial("gh", NOW, NOW + 3600.0) is None
-    over = p.age_denial("gh", NOW, NOW + 3600.5)
+    assert p.age_denial(GH, NOW, NOW + 3600) is None
+    assert p.age_denial(GH, NOW, NOW + 3600.0) is None
+    over = p.age_denial(GH, NOW, NOW + 3600.5)
     assert over == Denial(
         "max_token_age",
         "f0.yaml:2",
         "the token is 1h old, over the maximum 1h since login",
     )
-    assert p.age_denial("gh", NOW, NOW + 5432) == Denial(
+    assert p.age_denial(GH, NOW, NOW + 5432) == Denial(
         "max_token_age", "f0.yaml:2", "the token is 1h30m32s old, over the maximum 1h since login"
     )
-    assert p.age_denial("gh", NOW, NOW) is None
-    assert policy("version: 1\n").age_denial("gh", NOW, NOW + 10**9) is None
+    assert p.age_denial(GH, NOW, NOW) is None
+    assert policy("version: 1\n").age_denial(GH, NOW, NOW + 10**9) is None
 
 
 def test_clock_step_tolerance_boundary() -> None:
     p = policy("version: 1\nmax_token_age: 1h\n")
     assert CLOCK_STEP_TOLERANCE == 300
-    assert p.age_denial("gh", NOW, NOW - 300) is None
-    assert p.age_denial("gh", NOW, NOW - 300.0) is None
-    assert p.age_denial("gh", NOW, NOW - 300.5) == Denial(
+    assert p.age_denial(GH, NOW, NOW - 300) is None
+    assert p.age_denial(GH, NOW, NOW - 300.0) is None
+    assert p.age_denial(GH, NOW, NOW - 300.5) == Denial(
         "max_token_age",
         "f0.yaml:2",
         "the token was issued 5m after the present time: the clock moved backward, so its age "
         "is unknown",
     )
-    assert p.age_denial("gh", NOW, NOW - 3723) == Denial(
+    assert p.age_denial(GH, NOW, NOW - 3723) == Denial(
         "max_token_age",
         "f0.yaml:2",
         "the token was issued 1h2m3s after the present time: the clock moved backward, so its "
@@ -360,10 +370,10 @@ def test_clock_step_tolerance_boundary() -> None:
 
 
 def test_provider_age_section_applies_only_to_that_provider() -> None:
-    p = policy("version: 1\nproviders:\n  gh: {max_token_age: 10m}\n")
-    assert p.age_denial("gl", NOW, NOW + 10**6) is None
-    assert p.age_denial("gh", NOW, NOW + 600) is None
-    assert p.age_denial("gh", NOW, NOW + 601) == Denial(
+    p = policy("version: 1\nproviders:\n  github: {max_token_age: 10m}\n")
+    assert p.age_denial(GL, NOW, NOW + 10**6) is None
+    assert p.age_denial(GH, NOW, NOW + 600) is None
+    assert p.age_denial(GH, NOW, NOW + 601) == Denial(
         "max_token_age", "f0.yaml:3", "the token is 10m1s old, over the maximum 10m since login"
     )
 
@@ -393,53 +403,51 @@ def test_scopes_deny_wins_and_allow_lists_intersect() -> None:
 
 def test_scope_deny_list_of_a_later_file_is_checked_too() -> None:
     p = policy("version: 1\n", "version: 1\ndenied_scopes: ['admin:*']\n")
-    assert p.scope_denial("gh", ["admin:org"]) == Denial(
+    assert p.scope_denial(GH, ["admin:org"]) == Denial(
         "denied_scopes", "f1.yaml:2", "scope 'admin:org' is denied"
     )
-    assert p.scope_denial("gh", ["read:org"]) is None
+    assert p.scope_denial(GH, ["read:org"]) is None
 
 
 def test_per_provider_scope_sections_apply_to_their_provider_only() -> None:
     p = policy(
-        "version: 1\nproviders:\n  gh:\n    allowed_scopes: [repo]\n    denied_scopes: [x]\n"
-        "  gl:\n    denied_scopes: [repo]\n"
+        "version: 1\nproviders:\n  github:\n    allowed_scopes: [repo]\n    denied_scopes: [x]\n"
+        "  gitlab:\n    denied_scopes: [repo]\n"
     )
-    assert p.scope_denial("gh", ["repo"]) is None
-    assert p.scope_denial("gh", ["x"]) == Denial(
-        "denied_scopes", "f0.yaml:5", "scope 'x' is denied"
-    )
-    assert p.scope_denial("gh", ["y"]) == Denial(
+    assert p.scope_denial(GH, ["repo"]) is None
+    assert p.scope_denial(GH, ["x"]) == Denial("denied_scopes", "f0.yaml:5", "scope 'x' is denied")
+    assert p.scope_denial(GH, ["y"]) == Denial(
         "allowed_scopes", "f0.yaml:4", "scope 'y' is not in the allowed scopes"
     )
-    assert p.scope_denial("gl", ["repo"]) == Denial(
+    assert p.scope_denial(GL, ["repo"]) == Denial(
         "denied_scopes", "f0.yaml:7", "scope 'repo' is denied"
     )
-    assert p.scope_denial("other", ["repo", "x", "y"]) is None
+    assert p.scope_denial(OTHER, ["repo", "x", "y"]) is None
     assert p.scope_denial(None, ["x"]) is None
 
 
 def test_issuers() -> None:
     p = policy(
         "version: 1\nallowed_issuers: ['https://github.com', 'https://idp.example.com/*']\n",
-        "version: 1\nproviders:\n  gh: {allowed_issuers: ['https://github.com']}\n",
+        "version: 1\nproviders:\n  github: {allowed_issuers: ['https://github.com']}\n",
     )
-    assert p.issuer_denial("gh", "https://github.com") is None
-    assert p.issuer_denial("gh", "https://github.com/") is None  # a trailing slash is the same
-    assert p.issuer_denial("x", "https://idp.example.com/tenant") is None
-    assert p.issuer_denial("gh", "https://idp.example.com/tenant") == Denial(
+    assert p.issuer_denial(GH) is None
+    assert p.issuer_denial(Identity("github", "https://github.com/")) is None  # trailing /
+    assert p.issuer_denial(Identity("oidc", "https://idp.example.com/tenant")) is None
+    assert p.issuer_denial(Identity("github", "https://idp.example.com/tenant")) == Denial(
         "allowed_issuers", "f1.yaml:3", "issuer 'https://idp.example.com/tenant' is not allowed"
     )
-    assert p.issuer_denial("x", "https://github.com.evil.example") == Denial(
+    assert p.issuer_denial(Identity("oidc", "https://github.com.evil.example")) == Denial(
         "allowed_issuers", "f0.yaml:2", "issuer 'https://github.com.evil.example' is not allowed"
     )
-    assert p.issuer_denial(None, "https://evil") == Denial(
+    assert p.issuer_denial(Identity("oidc", "https://evil")) == Denial(
         "allowed_issuers", "f0.yaml:2", "issuer 'https://evil' is not allowed"
     )
     # a pattern written with the slash matches the issuer as given
     q = policy("version: 1\nallowed_issuers: ['https://a.example/']\n")
-    assert q.issuer_denial(None, "https://a.example/") is None
-    assert q.issuer_denial(None, "https://a.example") is not None
-    assert policy("version: 1\n").issuer_denial(None, "https://any") is None
+    assert q.issuer_denial(Identity("oidc", "https://a.example/")) is None
+    assert q.issuer_denial(Identity("oidc", "https://a.example")) is None  # trailing / or not
+    assert policy("version: 1\n").issuer_denial(Identity("oidc", "https://any")) is None
 
 
 def test_grant_and_token_denials_combine_in_order() -> None:
@@ -447,25 +455,25 @@ def test_grant_and_token_denials_combine_in_order() -> None:
         "version: 1\nmax_token_age: 1h\nallowed_scopes: [repo]\n"
         "allowed_issuers: ['https://github.com']\n"
     )
-    good = ("gh", "https://github.com", ["repo"])
-    assert p.grant_denial(*good) is None
-    assert p.token_denial(*good, NOW, NOW + 10) is None
-    bad_issuer = p.grant_denial("gh", "https://evil", ["repo"])
+    good = GH
+    assert p.grant_denial(good, ["repo"]) is None
+    assert p.token_denial(good, ["repo"], NOW, NOW + 10) is None
+    bad_issuer = p.grant_denial(Identity("github", "https://evil"), ["repo"])
     assert bad_issuer is not None
     assert bad_issuer.rule == "allowed_issuers"
-    bad_scope = p.grant_denial("gh", "https://github.com", ["admin"])
+    bad_scope = p.grant_denial(GH, ["admin"])
     assert bad_scope is not None
     assert bad_scope.rule == "allowed_scopes"
-    both = p.grant_denial("gh", "https://evil", ["admin"])
+    both = p.grant_denial(Identity("github", "https://evil"), ["admin"])
     assert both is not None
     assert both.rule == "allowed_issuers"  # the issuer is checked first
-    old = p.token_denial("gh", "https://evil", ["admin"], NOW, NOW + 7200)
+    old = p.token_denial(Identity("github", "https://evil"), ["admin"], NOW, NOW + 7200)
     assert old is not None
     assert old.rule == "max_token_age"  # age first, then scopes, then issuer
-    scope_then_issuer = p.token_denial("gh", "https://evil", ["admin"], NOW, NOW)
+    scope_then_issuer = p.token_denial(Identity("github", "https://evil"), ["admin"], NOW, NOW)
     assert scope_then_issuer is not None
     assert scope_then_issuer.rule == "allowed_scopes"
-    issuer_only = p.token_denial("gh", "https://evil", ["repo"], NOW, NOW)
+    issuer_only = p.token_denial(Identity("github", "https://evil"), ["repo"], NOW, NOW)
     assert issuer_only is not None
     assert issuer_only.rule == "allowed_issuers"
 
@@ -674,8 +682,8 @@ def test_lines_name_the_key_not_the_mapping(monkeypatch: pytest.MonkeyPatch) -> 
     assert refusal("version: 1\ntokens: {\n  print_to_terminal: 1}\n") == (
         "p.yaml:3: print_to_terminal must be true or false"
     )
-    assert refusal("version: 1\nproviders: {\n  gh: 1}\n") == (
-        "p.yaml:3: providers: 'gh' must be a mapping"
+    assert refusal("version: 1\nproviders: {\n  github: 1}\n") == (
+        "p.yaml:3: providers: 'github' must be a mapping"
     )
     assert refusal("version: 1\nallowed_scopes: [\n").startswith("p.yaml:3: not valid YAML: ")
     # a mapping that does not know its lines (the loader always gives one that does)
@@ -690,8 +698,8 @@ def test_only_scope_lists_are_checked_as_scopes() -> None:
 
 def test_issuer_trailing_slash_only_is_ignored() -> None:
     p = policy("version: 1\nallowed_issuers: ['https://a.example']\n")
-    assert p.issuer_denial(None, "https://a.example//") is None
-    assert p.issuer_denial(None, "https://a.exampleX") == Denial(
+    assert p.issuer_denial(Identity("oidc", "https://a.example//")) is None
+    assert p.issuer_denial(Identity("oidc", "https://a.exampleX")) == Denial(
         "allowed_issuers", "f0.yaml:2", "issuer 'https://a.exampleX' is not allowed"
     )
 
@@ -707,21 +715,21 @@ def test_storage_denial_lists_every_allowed_backend() -> None:
 
 def test_grant_and_token_denials_apply_the_provider_section() -> None:
     p = policy(
-        "version: 1\nproviders:\n  gh:\n    max_token_age: 1h\n    allowed_scopes: [repo]\n"
+        "version: 1\nproviders:\n  github:\n    max_token_age: 1h\n    allowed_scopes: [repo]\n"
         "    allowed_issuers: ['https://github.com']\n"
     )
-    issuer = p.grant_denial("gh", "https://evil", ["repo"])
+    issuer = p.grant_denial(Identity("github", "https://evil"), ["repo"])
     assert issuer == Denial("allowed_issuers", "f0.yaml:6", "issuer 'https://evil' is not allowed")
-    scope = p.grant_denial("gh", "https://github.com", ["admin"])
+    scope = p.grant_denial(GH, ["admin"])
     assert scope == Denial(
         "allowed_scopes", "f0.yaml:5", "scope 'admin' is not in the allowed scopes"
     )
-    assert p.token_denial("gh", "https://github.com", ["repo"], NOW, NOW + 3601) == Denial(
+    assert p.token_denial(GH, ["repo"], NOW, NOW + 3601) == Denial(
         "max_token_age", "f0.yaml:4", "the token is 1h1s old, over the maximum 1h since login"
     )
-    assert p.token_denial("gh", "https://github.com", ["admin"], NOW, NOW) == scope
-    assert p.token_denial("gh", "https://evil", ["repo"], NOW, NOW) == issuer
-    assert p.token_denial("gl", "https://evil", ["admin"], NOW, NOW + 10**6) is None
+    assert p.token_denial(GH, ["admin"], NOW, NOW) == scope
+    assert p.token_denial(Identity("github", "https://evil"), ["repo"], NOW, NOW) == issuer
+    assert p.token_denial(Identity("gitlab", "https://evil"), ["admin"], NOW, NOW + 10**6) is None
 
 
 def test_system_folder_owned_by_someone_else(

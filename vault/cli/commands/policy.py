@@ -10,11 +10,13 @@ from typing import Any
 from vault.cli.app import App
 from vault.cli.render import dump_json, table
 from vault.errors import ConfigError, VaultError
+from vault.login.providers import Identity
 from vault.policy.rules import (
     FILE_RULES,
     PolicyFile,
     ProviderRules,
     Rule,
+    covers,
     format_duration,
     read_policy,
 )
@@ -80,19 +82,32 @@ def _entries(layer: PolicyFile | ProviderRules, provider: str | None) -> list[di
     return out
 
 
+def _identity(app: App, name: str | None) -> Identity | None:
+    """What ``vault policy show NAME`` is about: a configured or built-in provider (by what it
+    is, as login would see it), or an issuer URL."""
+    if name is None:
+        return None
+    if name.startswith(("https://", "http://")):
+        return Identity("oidc", name)
+    from vault.login.providers import resolve
+
+    return resolve(name, app.config.providers).identity()
+
+
 def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
     policy = app.policy
+    who = _identity(app, ns.name)
     entries: list[dict[str, Any]] = []
     for f in policy.files:
         for entry in _entries(f, None):
             entry["system"] = f.system
             entries.append(entry)
-        for name, rules in f.providers.items():
-            if ns.name is None or ns.name == name:
-                for entry in _entries(rules, name):
+        for key, rules in f.providers.items():
+            if who is None or covers(key, who):
+                for entry in _entries(rules, key):
                     entry["system"] = f.system
                     entries.append(entry)
-    age = policy.max_token_age(ns.name)
+    age = policy.max_token_age(who)
     effective = {
         "max_token_age": None
         if age is None
@@ -103,6 +118,7 @@ def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
             {
                 "version": 1,
                 "provider": ns.name,
+                "identity": None if who is None else {"preset": who.preset, "issuer": who.issuer},
                 "files": [{"path": f.path, "system": f.system} for f in policy.files],
                 "effective": effective,
                 "rules": entries,
@@ -125,7 +141,7 @@ def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
         ],
     )
     if age is not None:
-        target = f" for {ns.name}" if ns.name else ""
+        target = f" for {ns.name} ({who.issuer})" if who else ""
         sys.stdout.write(
             f"\nEffective max_token_age{target}: {format_duration(age.value)} (from {age.source})\n"
         )

@@ -10,7 +10,7 @@ from vault.cli.render import dump_json, human_duration, table
 from vault.errors import NotFoundError, UsageError
 from vault.secret import Secret
 from vault.store.model import TokenRecord
-from vault.util.text import check_name, clean, parse_time, rfc3339
+from vault.util.text import check_name, check_scopes, parse_time, rfc3339
 
 TOKEN_LIMIT = 16 * 1024
 
@@ -18,7 +18,6 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at ru
 if TYPE_CHECKING:
     import argparse
     from typing import Any
-
 
 
 def read_token_from_stdin() -> Secret:
@@ -53,10 +52,7 @@ def cmd_import(app: App, ns: argparse.Namespace) -> int:
 
     name = check_name(ns.name)
     provider = _providers.resolve(ns.provider, app.config.providers)
-    scopes = tuple(dict.fromkeys(s for s in ns.scope if s))
-    for scope in scopes:
-        if any(not "!" <= ch <= "~" or ch in {'"', "\\"} for ch in scope):
-            raise UsageError(f"invalid scope {clean(scope)!r}")
+    scopes = check_scopes(dict.fromkeys(ns.scope), "--scope", UsageError)
     now = int(time.time())
     expires_at: int | None = None
     if ns.expires_in is not None:
@@ -90,9 +86,7 @@ def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[
     """The stable JSON shape of one token (README: "JSON output"). Never a secret."""
     verdict = None
     if app is not None:
-        denial = app.policy.token_denial(
-            record.provider, record.issuer, record.scopes, record.issued_at, now
-        )
+        denial = app.policy.token_denial(record.identity(), record.scopes, record.issued_at, now)
         if denial is not None:
             verdict = {"rule": denial.rule, "source": denial.source, "message": denial.message}
     return {
@@ -117,9 +111,7 @@ def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[
 
 def _row(record: TokenRecord, now: float, app: App) -> list[str]:
     expires = "never" if record.expires_at is None else rfc3339(record.expires_at) or ""
-    denied = app.policy.token_denial(
-        record.provider, record.issuer, record.scopes, record.issued_at, now
-    )
+    denied = app.policy.token_denial(record.identity(), record.scopes, record.issued_at, now)
     return [
         record.name,
         record.provider,
