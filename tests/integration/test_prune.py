@@ -4,11 +4,17 @@ down (kept and marked, revoked next run), concurrency with login, no prompts, sc
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import (
+    VAULT_BIN,
     VaultCLI,
     approved_login,
     configure_provider,
@@ -235,3 +241,50 @@ def test_schedule_prints_a_crontab_line_without_systemd(vault: VaultCLI) -> None
     assert line.startswith("17 * * * * /")
     assert line.split()[6] == "prune"
     assert "crontab -e" in r.stderr
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o002, 0o022])
+def test_schedule_units_folders_are_private_under_any_umask(
+    vault: VaultCLI, tmp_path: Path, umask: int
+) -> None:
+    """The systemd user folder vault creates for its units (and its missing parents) is 0700
+    under any umask, and an existing one open to others is refused: whoever could replace the
+    unit runs a command as you every hour. `systemctl` is a recording stand-in: no systemd
+    user manager runs in the test machine."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 0\n')
+    fake.chmod(0o755)
+    config_home = tmp_path / "cfg"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "XDG_CONFIG_HOME": str(config_home)}
+    proc = subprocess.run(
+        [VAULT_BIN, "prune", "--install-schedule"],
+        env={**vault.full_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.umask(umask),
+    )
+    assert proc.returncode == 0, proc.stderr
+    for folder in (config_home, config_home / "systemd", config_home / "systemd" / "user"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for unit in ("vault-prune.service", "vault-prune.timer"):
+        assert stat.S_IMODE((config_home / "systemd" / "user" / unit).stat().st_mode) == 0o600
+    assert "enable --now vault-prune.timer" in calls.read_text()
+    # An existing folder others can write is refused, the units untouched.
+    (config_home / "systemd" / "user").chmod(0o777)
+    before = (config_home / "systemd" / "user" / "vault-prune.timer").read_bytes()
+    again = subprocess.run(
+        [VAULT_BIN, "prune", "--install-schedule"],
+        env={**vault.full_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 6, again.stderr
+    assert "Traceback" not in again.stderr
+    assert (config_home / "systemd" / "user" / "vault-prune.timer").read_bytes() == before

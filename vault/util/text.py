@@ -94,6 +94,25 @@ def clean(text: object, limit: int = 512) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+def escape_unsafe(text: str) -> str:
+    """``text`` with every character of :data:`UNSAFE_TABLE` written as a JSON ``\\uXXXX``
+    escape (a surrogate pair beyond the BMP) instead of removed: for JSON shown on a terminal,
+    where dropping a character would change the data and printing it would let it act."""
+
+    def escaped(match: re.Match[str]) -> str:
+        out = []
+        for ch in match.group():
+            code = ord(ch)
+            if code > 0xFFFF:
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
+        return "".join(out)
+
+    return pattern(*UNSAFE_TABLE, keep="\n").sub(escaped, text)
+
+
 def rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None

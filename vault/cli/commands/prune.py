@@ -14,6 +14,8 @@ from pathlib import Path
 from vault.cli.app import App
 from vault.cli.render import dump_json, table
 from vault.errors import EXIT_NETWORK, VaultError
+from vault.fs.durable import atomic_write
+from vault.fs.paths import ensure_private_dir
 from vault.tokens.prune import run_plan
 from vault.util.text import rfc3339
 
@@ -124,9 +126,12 @@ def install_schedule(app: App, ns: argparse.Namespace) -> int:
         sys.stdout.write(cron + "\n")
         app.say("No systemd user manager here: add the line above with `crontab -e`.")
         return 0
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    (unit_dir / "vault-prune.service").write_text(service)
-    (unit_dir / "vault-prune.timer").write_text(timer)
+    # As every folder vault makes: missing levels 0700 whatever the umask, an existing one
+    # only if it is yours and not open to others (a unit file someone else can replace runs
+    # their command as you, hourly). The units are written atomically, 0600.
+    ensure_private_dir(unit_dir)
+    atomic_write(unit_dir / "vault-prune.service", service.encode(), what="systemd unit")
+    atomic_write(unit_dir / "vault-prune.timer", timer.encode(), what="systemd unit")
     assert systemctl is not None
     for args in (["daemon-reload"], ["enable", "--now", "vault-prune.timer"]):
         proc = subprocess.run(  # noqa: S603 (systemctl found on PATH, fixed arguments)

@@ -15,7 +15,7 @@ from vault.cli.app import App
 from vault.errors import EXIT_NETWORK, NotFoundError, UsageError
 from vault.login.http import check_url, host_of, is_loopback_host, origin, parse_header_arg
 from vault.store.model import TokenRecord
-from vault.util.text import check_name, clean
+from vault.util.text import check_name, clean, escape_unsafe
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 API_DEADLINE = 120.0  # `vault api`: one request, connect to last byte, at most this long
@@ -151,7 +151,10 @@ def _read_data(spec: str) -> bytes:
 def _write_body(data: bytes, ctype: str) -> None:
     if sys.stdout.isatty() and "json" in ctype:
         try:
-            sys.stdout.write(json.dumps(json.loads(data), indent=2, ensure_ascii=False) + "\n")
+            # Readable (not ASCII-escaped), but every character of the one unsafe table
+            # (controls, C1, bidi, invisible, tag characters) stays an escape, never raw.
+            pretty = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
+            sys.stdout.write(escape_unsafe(pretty) + "\n")
             return
         except ValueError:
             pass
