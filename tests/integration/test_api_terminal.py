@@ -12,7 +12,7 @@ import select
 import subprocess
 
 from tests.conftest import VAULT_BIN, VaultCLI
-from tests.harness.fake_oauth import fake_oauth, json_reply
+from tests.harness.fake_oauth import fake_oauth
 from vault.util.text import UNSAFE_TABLE
 
 HOSTILE = {
