@@ -13,7 +13,12 @@ fallback to "plain": a service that refuses the algorithm, or answers with an un
 value or ciphertext, is an error (KeyringUnavailable, exit 6). Encryption does not change who
 may ask: any process of the user can still request the secret from the service itself.
 
-A locked collection is reported, never unlocked by prompting.
+Prompts are never answered: a locked collection is reported, never unlocked by prompting, and
+a CreateItem or an Item.Delete that answers with a prompt (KeePassXC can ask for a
+confirmation) is a failure, never taken as done: the prompt is dismissed and KeyringUnavailable
+raised, so nothing was stored or deleted. vault runs from cron jobs and scripts, where nobody
+could answer a dialog within the timeout. A delete that finds a matching item only in a locked
+collection fails the same way.
 
 Calls are pipelined where they do not depend on each other's answers: `vault token` makes two
 round trips (authentication, Hello, OpenSession with our public value and the alias-path
@@ -38,6 +43,7 @@ DEFAULT_ALIAS_PATH = "/org/freedesktop/secrets/aliases/default"
 SERVICE_IFACE = "org.freedesktop.Secret.Service"
 COLLECTION_IFACE = "org.freedesktop.Secret.Collection"
 ITEM_IFACE = "org.freedesktop.Secret.Item"
+PROMPT_IFACE = "org.freedesktop.Secret.Prompt"
 KEYRING_APPLICATION = "Python keyring library"  # what keyring's backend sets on its items
 
 
@@ -297,13 +303,45 @@ class SecretService:
             (properties, value, True),
             expect="oo",
         )
-        if prompt != "/":
-            raise KeyringUnavailable("the OS keyring wants a prompt to store the vault key")
+        if prompt != "/":  # nothing is stored until the prompt is answered
+            self._dismiss(prompt)
+            raise KeyringUnavailable(
+                "the OS keyring asked for a confirmation prompt to store the vault key; vault "
+                "does not answer prompts, so the key was not stored",
+                hint="allow vault's access without confirmation in the keyring's settings, or "
+                "configure key_backend: passphrase",
+            )
 
     def delete(self, attributes: dict[str, str]) -> None:
+        """Delete every item with these attributes in the default collection. Returns only
+        once each is gone: an item in a locked collection, or a Delete answered with a prompt
+        (which vault dismisses, never answers), raises KeyringUnavailable and the item stays."""
         read_alias, search = self._read_alias(), self._search(attributes)
         collection = self._default_collection(read_alias)
-        unlocked, _locked = self._reply(search, "SearchItems", "aoao")
+        unlocked, locked = self._reply(search, "SearchItems", "aoao")
+        prefix = collection + "/"
+        if any(p.startswith(prefix) for p in locked):
+            raise KeyringUnavailable(
+                "the OS keyring is locked; the vault key in it could not be deleted",
+                hint="unlock it, e.g. by logging in to the desktop session, then delete the "
+                f"item labelled {attributes.get('username', '')!r} on 'vault' (or retry)",
+            )
         for path in unlocked:
-            if path.startswith(collection + "/"):
-                self._reply(self._send(path, ITEM_IFACE, "Delete"), "Delete", None)
+            if path.startswith(prefix):
+                (prompt,) = self._reply(self._send(path, ITEM_IFACE, "Delete"), "Delete", "o")
+                if prompt != "/":  # nothing is deleted until the prompt is answered
+                    self._dismiss(prompt)
+                    raise KeyringUnavailable(
+                        "the OS keyring asked for a confirmation prompt to delete the vault "
+                        "key; vault does not answer prompts, so it was not deleted",
+                        hint="delete the item in the keyring's own window (KeePassXC: the "
+                        "entry for 'vault'), or allow deletion without confirmation",
+                    )
+
+    def _dismiss(self, prompt: str) -> None:
+        """Withdraw a prompt vault will not answer (best effort: the failure is reported
+        either way)."""
+        import contextlib
+
+        with contextlib.suppress(KeyringUnavailable):
+            self._reply(self._send(prompt, PROMPT_IFACE, "Dismiss"), "Dismiss", None)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.harness.fake_secret_service import (
     ALGORITHM,
+    PROMPT,
     SESSION_PATH,
     FakeSecretService,
     decrypt,
@@ -27,13 +28,14 @@ from tests.harness.fake_secret_service import (
 )
 from vault.errors import KeyringUnavailable
 from vault.keys.dbus import parse_message
+from vault.keys.keyring import KeyringBackend, KeyringStore
 from vault.keys.secretservice import Refused, SecretService
 from vault.keys.sscrypto import PRIME
 
 ATTRS = {"service": "vault", "username": "0a0b"}
 SECRET = '{"v":1,"keys":{"0a0b0c0d":"S2V5IG1hdGVyaWFsIHRoYXQgbXVzdCBub3QgbGVhaw=="}}'
 FUZZ = settings(
-    max_examples=60,
+    max_examples=30,
     deadline=timedelta(seconds=10),  # generous: 2 shared cores
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -253,3 +255,69 @@ def test_a_ciphertext_under_another_key_is_refused(fake: FakeSecretService) -> N
     _answer_secret(fake, iv, value)
     with SecretService(5) as ss, pytest.raises(KeyringUnavailable, match="does not decrypt"):
         ss.get(ATTRS)
+
+
+# --- prompts ---------------------------------------------------------------------------------
+
+
+def test_a_prompted_delete_is_a_failure_and_the_item_stays(fake: FakeSecretService) -> None:
+    """KeePassXC answers Item.Delete with a prompt when it wants a confirmation: nothing is
+    deleted until someone answers it. vault never answers: it dismisses it and fails."""
+    item = fake.add(ATTRS, SECRET.encode())
+    fake.prompt_delete = True
+    with SecretService(5) as ss, pytest.raises(KeyringUnavailable, match="prompt") as caught:
+        ss.delete(ATTRS)
+    assert "not deleted" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert caught.value.exit_code == 6
+    assert item in fake.items
+    assert (PROMPT, "Dismiss", ()) in fake.calls
+    assert "Prompt" not in fake.members()  # never shown to anyone
+
+
+def test_a_delete_without_a_prompt_removes_the_item(fake: FakeSecretService) -> None:
+    fake.add(ATTRS, SECRET.encode())
+    other = fake.add({"service": "vault", "username": "other"}, b"x")
+    with SecretService(5) as ss:
+        ss.delete(ATTRS)
+    assert list(fake.items) == [other]
+    assert "Dismiss" not in fake.members()
+
+
+def test_a_delete_in_a_locked_collection_is_a_failure(fake: FakeSecretService) -> None:
+    item = fake.add(ATTRS, SECRET.encode())
+    fake.locked = True
+    with SecretService(5) as ss, pytest.raises(KeyringUnavailable, match="locked"):
+        ss.delete(ATTRS)
+    assert item in fake.items
+    assert "Delete" not in fake.members()
+
+
+def test_a_prompted_create_item_is_a_failure(fake: FakeSecretService) -> None:
+    fake.prompt_create = True
+    with SecretService(5) as ss, pytest.raises(KeyringUnavailable, match="not stored"):
+        ss.set(ATTRS, "label", SECRET)
+    assert fake.items == {}
+    assert (PROMPT, "Dismiss", ()) in fake.calls
+
+
+def test_retire_says_the_old_entry_remains_after_a_prompt(fake: FakeSecretService) -> None:
+    vault_id = bytes(range(16))
+    fake.add({"service": "vault", "username": vault_id.hex()}, SECRET.encode())
+    fake.prompt_delete = True
+    backend = KeyringBackend(KeyringStore())
+    try:
+        left = backend.retire(vault_id)
+    finally:
+        backend.keyring.close()
+    assert left is not None
+    assert "could not be deleted" in left
+    assert "prompt" in left
+    assert len(fake.items) == 1
+    fake.prompt_delete = False
+    backend = KeyringBackend(KeyringStore())
+    try:
+        assert backend.retire(vault_id) is None
+    finally:
+        backend.keyring.close()
+    assert fake.items == {}
