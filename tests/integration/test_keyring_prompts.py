@@ -65,6 +65,9 @@ def test_rekey_fails_while_the_old_key_stays_behind_a_prompt(
 
 
 def test_rekey_succeeds_once_the_old_key_is_gone(tmp_path: Path, fake: FakeSecretService) -> None:
+    """No confirmation asked, a service that only speaks the encrypted session: the move and
+    the delete both happen."""
+    fake.allow_plain = False
     vault, passphrase = _vault(tmp_path, fake)
     r = vault.run("rekey", "--json", env=passphrase)
     assert r.returncode == 0, r

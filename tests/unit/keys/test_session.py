@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from secretstorage.dhcrypto import DH_PRIME_1024 as PRIME
 
 from tests.harness.fake_secret_service import (
     ALGORITHM,
@@ -30,7 +31,6 @@ from vault.errors import KeyringUnavailable
 from vault.keys.dbus import parse_message
 from vault.keys.keyring import KeyringBackend, KeyringStore
 from vault.keys.secretservice import Refused, SecretService
-from vault.keys.sscrypto import PRIME
 
 ATTRS = {"service": "vault", "username": "0a0b"}
 SECRET = '{"v":1,"keys":{"0a0b0c0d":"S2V5IG1hdGVyaWFsIHRoYXQgbXVzdCBub3QgbGVhaw=="}}'
@@ -263,7 +263,9 @@ def test_a_ciphertext_under_another_key_is_refused(fake: FakeSecretService) -> N
 def test_a_prompted_delete_is_a_failure_and_the_item_stays(fake: FakeSecretService) -> None:
     """KeePassXC answers Item.Delete with a prompt when it wants a confirmation: nothing is
     deleted until someone answers it. vault never answers: it dismisses it and fails."""
+    fake.allow_plain = True  # only the prompt decides (today's plain client gets this far)
     item = fake.add(ATTRS, SECRET.encode())
+    other = fake.add({"service": "vault", "username": "other"}, b"x")
     fake.prompt_delete = True
     with SecretService(5) as ss, pytest.raises(KeyringUnavailable, match="prompt") as caught:
         ss.delete(ATTRS)
@@ -273,18 +275,14 @@ def test_a_prompted_delete_is_a_failure_and_the_item_stays(fake: FakeSecretServi
     assert item in fake.items
     assert (PROMPT, "Dismiss", ()) in fake.calls
     assert "Prompt" not in fake.members()  # never shown to anyone
-
-
-def test_a_delete_without_a_prompt_removes_the_item(fake: FakeSecretService) -> None:
-    fake.add(ATTRS, SECRET.encode())
-    other = fake.add({"service": "vault", "username": "other"}, b"x")
+    fake.prompt_delete = False  # no confirmation asked: the item goes, and only it
     with SecretService(5) as ss:
         ss.delete(ATTRS)
     assert list(fake.items) == [other]
-    assert "Dismiss" not in fake.members()
 
 
 def test_a_delete_in_a_locked_collection_is_a_failure(fake: FakeSecretService) -> None:
+    fake.allow_plain = True
     item = fake.add(ATTRS, SECRET.encode())
     fake.locked = True
     with SecretService(5) as ss, pytest.raises(KeyringUnavailable, match="locked"):
@@ -294,6 +292,7 @@ def test_a_delete_in_a_locked_collection_is_a_failure(fake: FakeSecretService) -
 
 
 def test_a_prompted_create_item_is_a_failure(fake: FakeSecretService) -> None:
+    fake.allow_plain = True
     fake.prompt_create = True
     with SecretService(5) as ss, pytest.raises(KeyringUnavailable, match="not stored"):
         ss.set(ATTRS, "label", SECRET)
@@ -303,6 +302,7 @@ def test_a_prompted_create_item_is_a_failure(fake: FakeSecretService) -> None:
 
 def test_retire_says_the_old_entry_remains_after_a_prompt(fake: FakeSecretService) -> None:
     vault_id = bytes(range(16))
+    fake.allow_plain = True
     fake.add({"service": "vault", "username": vault_id.hex()}, SECRET.encode())
     fake.prompt_delete = True
     backend = KeyringBackend(KeyringStore())
