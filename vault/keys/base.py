@@ -5,7 +5,8 @@ A backend holds, finds or derives the vault's 256-bit data key, and keeps the va
 cannot roll them back. The store calls it in a fixed order that keeps every step recoverable:
 ``new_key`` makes the new key (and the marks so far) durable before the file that needs it is
 written; ``save_marks`` records the new generation after; ``retire`` forgets a backend the vault
-has moved away from. tests/unit/keys/test_contract.py runs one set of tests against each.
+has moved away from (or says why it could not). tests/unit/keys/test_contract.py runs one set
+of tests against each.
 """
 
 from __future__ import annotations
@@ -97,5 +98,6 @@ class KeyBackend:
         raise NotImplementedError
 
     def retire(self, vault_id: bytes) -> str | None:
-        """Forget the vault here (it moved to another backend); a failure is a warning."""
+        """Forget the vault here (it moved to another backend): None once its key is gone,
+        else a one-line reason it remains (the caller reports it as a failure)."""
         raise NotImplementedError

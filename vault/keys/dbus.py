@@ -11,7 +11,9 @@ is written as it is"). What it does:
 * unmarshals any message of either byte order, checking it against the specification
   (alignment and zero padding, lengths, UTF-8, object paths, signatures, nesting), so that a
   malformed message is a :class:`DBusError`, never an IndexError or a RecursionError;
-* matches replies to calls by serial, skipping signals and anything unasked for.
+* matches replies to calls by serial, skipping signals and anything unasked for;
+* ``flush`` sends what is queued without waiting, so the caller can work while the peer
+  answers.
 
 Errors: :class:`DBusError` (malformed, oversized or unsupported input, refused
 authentication), :class:`ErrorReply` (the peer answered with an error), ``TimeoutError`` (no
@@ -554,6 +556,7 @@ class Connection:
         self._authenticated = False
         self._awaited: set[int] = set()
         self._kept: dict[int, Message] = {}
+        self._broken: OSError | None = None  # a flush failed: the next reply raises it
         self.unique_name = ""
         uid = str(os.getuid()).encode().hex()
         self._out += b"\0AUTH EXTERNAL " + uid.encode() + b"\r\nBEGIN\r\n"
@@ -603,6 +606,17 @@ class Connection:
         self._awaited.add(self._serial)
         return self._serial
 
+    def flush(self, timeout: float) -> None:
+        """Send what is queued now, without waiting for an answer; if that fails, the next
+        ``reply`` raises the error."""
+        if self._out and self._broken is None:
+            data, self._out = bytes(self._out), bytearray()
+            try:
+                self.sock.settimeout(timeout)
+                self.sock.sendall(data)
+            except OSError as exc:
+                self._broken = exc
+
     def reply(self, serial: int, timeout: float, expect: str | None = None) -> tuple[Any, ...]:
         """The body of the answer to call ``serial``: ErrorReply if it is an error, DBusError
         if its signature is not ``expect`` (when given)."""
@@ -627,6 +641,8 @@ class Connection:
     def _wait(self, serial: int, deadline: float) -> Message:
         if serial not in self._awaited and serial not in self._kept:
             raise DBusError(f"no call {serial} is waiting for an answer")
+        if self._broken is not None:
+            raise self._broken
         if self._out:
             self._timeout(deadline)
             data, self._out = bytes(self._out), bytearray()

@@ -256,6 +256,8 @@ class KeyringStore:
         )
 
     def delete(self, vault_id: bytes) -> None:
+        """Delete the vault's entry; returns only once it is gone (or was never there), else
+        KeyringUnavailable (vault.keys.secretservice: a prompt is a failure)."""
         if self._direct():
             attributes = self._attributes(vault_id.hex())
             self._on_secret_service(lambda ss: ss.delete(attributes))
@@ -344,9 +346,11 @@ class KeyringBackend(KeyBackend):
         return None
 
     def retire(self, vault_id: bytes) -> str | None:
+        """Delete the vault's entry (old data key and marks). A Secret Service that asks for a
+        confirmation prompt, is locked or fails leaves it there: the reason is returned."""
         try:
             self.keyring.delete(vault_id)
         except KeyringUnavailable as exc:
-            return f"the old keyring entry could not be deleted: {exc}"
+            return f"the keyring entry could not be deleted ({exc})"
         self._entry = None
         return None

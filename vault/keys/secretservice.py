@@ -6,21 +6,32 @@ attributes, label and default collection), so either can read what the other wro
 so that `vault token` does not import keyring (bench/NOTES.md, "Why the code is written as it
 is"), and so that every call here carries its own D-Bus timeout (no helper thread).
 
-The session uses the "plain" algorithm: the secret crosses the local, per-user session bus
-socket unencrypted, as it would with keyring's default for this backend (secretstorage's
-dh-ietf1024 adds a key exchange against a peer on the same socket; it does not change who can
-read the bus). A locked collection is reported, never unlocked by prompting.
+The session is encrypted with the "dh-ietf1024-sha256-aes128-cbc-pkcs7" algorithm
+(vault.keys.sscrypto), as libsecret's and secretstorage's are: the vault key never crosses the
+bus in clear, so a bus monitor, a capture or a log of the traffic does not show it. There is no
+fallback to "plain": a service that refuses the algorithm, or answers with an unusable public
+value or ciphertext, is an error (KeyringUnavailable, exit 6). Encryption does not change who
+may ask: any process of the user can still request the secret from the service itself.
+
+Prompts are never answered: a locked collection is reported, never unlocked by prompting, and
+a CreateItem or an Item.Delete that answers with a prompt (KeePassXC can ask for a
+confirmation) is a failure, never taken as done: the prompt is dismissed and KeyringUnavailable
+raised, so nothing was stored or deleted. vault runs from cron jobs and scripts, where nobody
+could answer a dialog within the timeout. A delete that finds a matching item only in a locked
+collection fails the same way.
 
 Calls are pipelined where they do not depend on each other's answers: `vault token` makes two
-round trips (authentication, Hello, OpenSession and the alias-path SearchItems in one write;
-then GetSecrets). CreateItem and Delete always go out in writes of their own (the crash tests
-recognise them in what is sent).
+round trips (authentication, Hello, OpenSession with our public value and the alias-path
+SearchItems in one write, cryptography's cipher imported while the service computes its half of
+the exchange; then GetSecrets, the session key derived while it is answered). CreateItem and
+Delete always go out in writes of their own (the crash tests recognise them in what is sent).
 """
 
 from __future__ import annotations
 
 from vault.errors import KeyringUnavailable
 from vault.keys.dbus import AuthenticationRefused, Connection, DBusError, ErrorReply
+from vault.keys.sscrypto import ALGORITHM, Session, SessionCryptoError, load_cipher
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -32,6 +43,7 @@ DEFAULT_ALIAS_PATH = "/org/freedesktop/secrets/aliases/default"
 SERVICE_IFACE = "org.freedesktop.Secret.Service"
 COLLECTION_IFACE = "org.freedesktop.Secret.Collection"
 ITEM_IFACE = "org.freedesktop.Secret.Item"
+PROMPT_IFACE = "org.freedesktop.Secret.Prompt"
 KEYRING_APPLICATION = "Python keyring library"  # what keyring's backend sets on its items
 
 
@@ -61,7 +73,7 @@ def _no_session(exc: Exception) -> KeyringUnavailable:
 
 
 class SecretService:
-    """One connection to the session bus and one plain session; close() when done.
+    """One connection to the session bus and one encrypted session; close() when done.
 
     Connecting only queues the authentication, Hello and OpenSession; they go out with the
     first call, and any call first checks the session was opened (as if opened here)."""
@@ -72,27 +84,56 @@ class SecretService:
             self.conn = Connection.session(timeout)
         except (OSError, DBusError) as exc:  # no bus address, no socket
             raise _no_session(exc) from None
+        self._crypto = Session()  # our half of the key exchange, before anything is sent
         self._opening = self._send(
-            SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", ("plain", ("s", ""))
+            SERVICE_PATH,
+            SERVICE_IFACE,
+            "OpenSession",
+            "sv",
+            (ALGORITHM, ("ay", self._crypto.public)),
         )
         self._session: str | None = None
         self._session_error: KeyringUnavailable | None = None
 
     @property
     def session(self) -> str:
-        """The plain session's object path (waits for OpenSession's answer the first time)."""
+        """The encrypted session's object path (waits for OpenSession's answer the first time,
+        and checks the service's half of the key exchange in it)."""
         if self._session is None:
             if self._session_error is not None:
                 raise self._session_error
+            self.conn.flush(self.timeout)  # the first write goes out ...
+            load_cipher()  # ... and the cipher is imported while the service works
             try:
-                _output, path = self._reply(self._opening, "OpenSession", "vo", session=False)
+                output, path = self._reply(self._opening, "OpenSession", "vo", session=False)
+                self._accept(output)
             except (Disconnected, _NoAnswer):
                 raise
+            except Refused as exc:  # NotSupported: the algorithm
+                self._session_error = Refused(
+                    f"{exc} for an encrypted session ({ALGORITHM}); vault never sends its key "
+                    "in clear",
+                    hint="use a Secret Service that supports it (gnome-keyring, KeePassXC), or "
+                    "configure key_backend: passphrase",
+                )
+                raise self._session_error from None
             except KeyringUnavailable as exc:  # answered, with an error: for good
                 self._session_error = exc
                 raise
             self._session = str(path)
         return self._session
+
+    def _accept(self, output: tuple[str, Any]) -> None:
+        sig, value = output
+        try:
+            if sig != "ay":
+                raise SessionCryptoError(f"a public value of type {sig!r}, not 'ay'")
+            self._crypto.accept(value)
+        except SessionCryptoError as exc:
+            raise KeyringUnavailable(
+                f"the OS keyring sent an unusable answer to OpenSession ({exc})",
+                hint="is the Secret Service (gnome-keyring, KeePassXC) working?",
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -199,17 +240,20 @@ class SecretService:
         return self._get_the_long_way(attributes)
 
     def _secret(self, item: str) -> str | None:
-        (secrets,) = self._call(
-            SERVICE_PATH,
-            SERVICE_IFACE,
-            "GetSecrets",
-            "aoo",
-            ([item], self.session),
-            expect="a{o(oayays)}",
-        )
-        for _session, _params, value, _ctype in secrets.values():
+        asked = self._send(SERVICE_PATH, SERVICE_IFACE, "GetSecrets", "aoo", ([item], self.session))
+        self.conn.flush(self.timeout)  # out now: the key is derived while the service answers
+        self._crypto.derive()
+        (secrets,) = self._reply(asked, "GetSecrets", "a{o(oayays)}")
+        for _session, params, value, _ctype in secrets.values():
             try:
-                return bytes(value).decode("utf-8")
+                plain = self._crypto.decrypt(params, value)
+            except SessionCryptoError as exc:
+                raise KeyringUnavailable(
+                    f"the OS keyring sent a vault key that does not decrypt ({exc})",
+                    hint="is the Secret Service (gnome-keyring, KeePassXC) working?",
+                ) from None
+            try:
+                return plain.decode("utf-8")
             except UnicodeDecodeError:
                 raise KeyringUnavailable(
                     "the OS keyring holds a vault key that is not UTF-8 text"
@@ -248,7 +292,9 @@ class SecretService:
                 {**attributes, "application": KEYRING_APPLICATION},
             ),
         }
-        value = (self.session, b"", secret.encode("utf-8"), "text/plain")
+        session = self.session
+        iv, ciphertext = self._crypto.encrypt(secret.encode("utf-8"))
+        value = (session, iv, ciphertext, "text/plain")
         _item, prompt = self._call(
             collection,
             COLLECTION_IFACE,
@@ -257,13 +303,45 @@ class SecretService:
             (properties, value, True),
             expect="oo",
         )
-        if prompt != "/":
-            raise KeyringUnavailable("the OS keyring wants a prompt to store the vault key")
+        if prompt != "/":  # nothing is stored until the prompt is answered
+            self._dismiss(prompt)
+            raise KeyringUnavailable(
+                "the OS keyring asked for a confirmation prompt to store the vault key; vault "
+                "does not answer prompts, so the key was not stored",
+                hint="allow vault's access without confirmation in the keyring's settings, or "
+                "configure key_backend: passphrase",
+            )
 
     def delete(self, attributes: dict[str, str]) -> None:
+        """Delete every item with these attributes in the default collection. Returns only
+        once each is gone: an item in a locked collection, or a Delete answered with a prompt
+        (which vault dismisses, never answers), raises KeyringUnavailable and the item stays."""
         read_alias, search = self._read_alias(), self._search(attributes)
         collection = self._default_collection(read_alias)
-        unlocked, _locked = self._reply(search, "SearchItems", "aoao")
+        unlocked, locked = self._reply(search, "SearchItems", "aoao")
+        prefix = collection + "/"
+        if any(p.startswith(prefix) for p in locked):
+            raise KeyringUnavailable(
+                "the OS keyring is locked; the vault key in it could not be deleted",
+                hint="unlock it, e.g. by logging in to the desktop session, then delete the "
+                f"item labelled {attributes.get('username', '')!r} on 'vault' (or retry)",
+            )
         for path in unlocked:
-            if path.startswith(collection + "/"):
-                self._reply(self._send(path, ITEM_IFACE, "Delete"), "Delete", None)
+            if path.startswith(prefix):
+                (prompt,) = self._reply(self._send(path, ITEM_IFACE, "Delete"), "Delete", "o")
+                if prompt != "/":  # nothing is deleted until the prompt is answered
+                    self._dismiss(prompt)
+                    raise KeyringUnavailable(
+                        "the OS keyring asked for a confirmation prompt to delete the vault "
+                        "key; vault does not answer prompts, so it was not deleted",
+                        hint="delete the item in the keyring's own window (KeePassXC: the "
+                        "entry for 'vault'), or allow deletion without confirmation",
+                    )
+
+    def _dismiss(self, prompt: str) -> None:
+        """Withdraw a prompt vault will not answer (best effort: the failure is reported
+        either way)."""
+        import contextlib
+
+        with contextlib.suppress(KeyringUnavailable):
+            self._reply(self._send(prompt, PROMPT_IFACE, "Dismiss"), "Dismiss", None)

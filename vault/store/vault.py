@@ -398,7 +398,10 @@ class Store:
     def rekey(self, *, new_passphrase: bool = False) -> tuple[str, str, int]:
         """Rotate the data key, moving the vault to the configured backend if it differs.
         Returns (old backend, new backend, new generation). Every step leaves a vault that
-        opens: the new key is stored before the file that needs it is written."""
+        opens: the new key is stored before the file that needs it is written. After a move,
+        the old backend forgets the vault's key; if it cannot (a keyring that asks for a
+        confirmation, is locked or does not answer), the move is kept and IntegrityError says
+        that the old key remains: rekey never reports success while it does."""
         ensure_private_dir(self.paths.vault_dir)
         target = self.backend
         with locked(self.paths.lock_file, exclusive=True):
@@ -437,9 +440,14 @@ class Store:
             self._write_vault(header, key, payload)
             self._save_state(header, key, generation=generation, hwm=hwm, meta=meta)
             if old.backend != target:
-                warning = self.key_backend(old.backend).retire(vault_id)
-                if warning:
-                    self.warnings.append(warning)
+                left = self.key_backend(old.backend).retire(vault_id)
+                if left:  # the move stands (the file needs the new key), the old key stays
+                    raise IntegrityError(
+                        f"the vault moved from the {old.backend} to the {target} backend "
+                        f"(generation {generation}), but its old data key is still there: {left}",
+                        hint="the vault no longer needs that key: remove it by hand, e.g. the "
+                        f"item \"Password for '{vault_id.hex()}' on 'vault'\" in the keyring",
+                    )
             return old.backend, header.backend, generation
 
     def _peek_header(self) -> fmt.Header | None:

@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from secretstorage.dhcrypto import Session as TheirSession
 
+from tests.harness.fake_secret_service import encrypt
 from vault.errors import KeyringUnavailable
 from vault.keys import dbus as _dbus
 from vault.keys.dbus import (
@@ -715,6 +717,30 @@ def test_a_reply_split_into_single_bytes(pair: tuple[Connection, socket.socket])
         sender.join(10)
 
 
+def test_flush_sends_what_is_queued_without_waiting(
+    pair: tuple[Connection, socket.socket],
+) -> None:
+    conn, bus = pair
+    call = _call(conn, "Early")
+    conn.flush(2)
+    sent = _received(bus)
+    assert b"AUTH EXTERNAL" in sent
+    assert b"Early" in sent
+    bus.sendall(OK_LINE + _reply(1, "s", (":1.1",)) + _reply(call, "s", ("done",)))
+    assert conn.reply(call, 2, "s") == ("done",)
+
+
+def test_a_failed_flush_is_raised_by_the_next_reply(
+    pair: tuple[Connection, socket.socket],
+) -> None:
+    conn, bus = pair
+    call = _call(conn)
+    bus.close()
+    conn.flush(2)  # EPIPE, kept for the caller's next wait
+    with pytest.raises(OSError):
+        conn.reply(call, 2)
+
+
 def test_waiting_for_something_never_sent(pair: tuple[Connection, socket.socket]) -> None:
     conn, bus = pair
     call = _call(conn)
@@ -770,15 +796,41 @@ def _serve(server: socket.socket, *replies: bytes) -> socket.socket:
 
 
 # Serials: 1 Hello, 2 OpenSession, 3 the alias-path SearchItems, 4 GetSecrets.
-SESSION = _reply(2, "vo", (("s", ""), "/org/freedesktop/secrets/session/s1"))
+SESSION_PATH = "/org/freedesktop/secrets/session/s1"
 ATTRS = {"service": "vault", "username": "u"}
+Script = Callable[[TheirSession], bytes]  # a reply made with the fake service's session half
+
+
+def SESSION(half: TheirSession) -> bytes:  # a reply, capitalised as the constants beside it
+    public = half.my_public_key.to_bytes(128, "big")
+    return _reply(2, "vo", (("ay", public), SESSION_PATH))
+
+
+def _secrets(to: int, secrets: dict[str, bytes]) -> Script:
+    """The answer to GetSecrets, each secret encrypted as the service would."""
+
+    def make(half: TheirSession) -> bytes:
+        assert half.aes_key is not None
+        value = {
+            p: (SESSION_PATH, *encrypt(half.aes_key, v), "text/plain") for p, v in secrets.items()
+        }
+        return _reply(to, "a{o(oayays)}", (value,))
+
+    return make
+
+
+def _play(server: socket.socket, ss: SecretService, *replies: bytes | Script) -> socket.socket:
+    """The fake service's answers, all sent at once: its half of the exchange (secretstorage's)
+    agreed with the public value the client queued in OpenSession."""
+    half = TheirSession()
+    half.set_server_public_key(int.from_bytes(ss._crypto.public, "big"))
+    return _serve(server, *(r if isinstance(r, bytes) else r(half) for r in replies))
 
 
 def test_secret_service_get_the_fast_way(fake_bus: socket.socket) -> None:
     with SecretService(2) as ss:
         found = _reply(3, "ao", (["/org/freedesktop/secrets/collection/login/2"],))
-        secrets = _reply(4, "a{o(oayays)}", ({"/c/2": ("/s", b"", b"the key", "text/plain")},))
-        peer = _serve(fake_bus, SESSION, found, secrets)
+        peer = _play(fake_bus, ss, SESSION, found, _secrets(4, {"/c/2": b"the key"}))
         try:
             assert ss.get(ATTRS) == "the key"
             assert ss.session == "/org/freedesktop/secrets/session/s1"
@@ -788,8 +840,9 @@ def test_secret_service_get_the_fast_way(fake_bus: socket.socket) -> None:
 
 def test_secret_service_missing_item_the_long_way(fake_bus: socket.socket) -> None:
     with SecretService(2) as ss:
-        peer = _serve(
+        peer = _play(
             fake_bus,
+            ss,
             SESSION,
             _reply(3, "ao", ([],)),
             _reply(4, "o", ("/org/freedesktop/secrets/collection/login",)),
@@ -825,21 +878,17 @@ def test_secret_service_missing_item_the_long_way(fake_bus: socket.socket) -> No
             "no default collection",
         ),
         (
-            [
-                SESSION,
-                _reply(3, "ao", (["/c/1"],)),
-                _reply(4, "a{o(oayays)}", ({"/c/1": ("/s", b"", b"\xff", "t")},)),
-            ],
+            [SESSION, _reply(3, "ao", (["/c/1"],)), _secrets(4, {"/c/1": b"\xff"})],
             KeyringUnavailable,
             "not UTF-8",
         ),
     ],
 )
 def test_secret_service_errors(
-    fake_bus: socket.socket, replies: list[bytes], error: type[Exception], message: str
+    fake_bus: socket.socket, replies: list[bytes | Script], error: type[Exception], message: str
 ) -> None:
     with SecretService(0.3) as ss:
-        peer = _serve(fake_bus, *replies)
+        peer = _play(fake_bus, ss, *replies)
         try:
             with pytest.raises(error, match=message):
                 ss.get(ATTRS)
