@@ -165,6 +165,11 @@ class Meta:
     # kept with the key, so that putting back an older key file or keyring entry alone cannot
     # roll it back (vault.store.vault.Store._open takes the newer of the two).
     audit: dict[str, Any] | None = None
+    # Audit events of a change the vault holds whose records may not be in the log yet (a
+    # provider's answer is written to the vault before its record: vault.store.vault.Store.edit):
+    # {"after": {"seq", "mac"} | None, "at": UNIX seconds, "events": [...]}. "after" is where
+    # the log ended when they were journaled: a log that has gone past it holds them.
+    pending: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
@@ -175,7 +180,9 @@ class Meta:
         }
         if self.audit is not None:
             doc["audit"] = self.audit
-        return json.dumps(doc, separators=(",", ":")).encode()
+        if self.pending is not None:
+            doc["pending"] = self.pending
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Meta:
@@ -186,6 +193,7 @@ class Meta:
                 state_key=base64.b64decode(doc["state_key"], validate=True),
                 created=_int(doc["created"]),
                 audit=_dict_or_none(doc.get("audit")),
+                pending=_dict_or_none(doc.get("pending")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise IntegrityError("vault metadata is malformed") from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from vault.errors import AuthError, NetworkError, NotFoundError, UsageError
+from vault.errors import AuthError, IntegrityError, NetworkError, NotFoundError, UsageError
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
@@ -24,7 +24,6 @@ from vault.util.trace import log
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
 
     Providers = Mapping[str, _providers.Provider]
 
@@ -44,11 +43,20 @@ def provider_of(providers: Providers, record: TokenRecord) -> _providers.Provide
 # before every other vault command may go on.
 REFRESH_DEADLINE = 15.0
 
+# Room reserved on the disk, beyond the vault's size, before a refresh is sent: the most an
+# answer can add (every token at the most vault.login.oauth accepts, its scopes in the record
+# and in the records journaled beside it), and some.
+ANSWER_ROOM = 4 * _oauth.MAX_TOKEN_CHARS + 3 * _oauth.MAX_SCOPE_CHARS + 16 * 1024
+
 
 def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provider) -> TokenRecord:
-    """Refresh ``record`` now; the caller holds the exclusive lock (``editor``). The updated
-    record (with the rotated refresh token) is put on the editor, so it is written and fsynced
-    when the edit ends, before anything is printed."""
+    """Refresh ``record`` now; the caller holds the exclusive lock (``editor``).
+
+    The provider's answer is kept whatever happens after it arrives (``Editor.keep``): the
+    vault, with the rotated refresh token and the `refreshed` record journaled inside it, is
+    written before the audit log, and before anything is handed out. Before the request, room
+    for the answer is reserved on the disk (a full disk refuses the refresh before the refresh
+    token is spent) and the signals that end a process are held until the answer is written."""
     name = record.name
     if not record.refresh_token:
         raise AuthError(
@@ -63,6 +71,13 @@ def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provide
             hint="log in again",
             code="expired",
         )
+    try:
+        editor.expect_answer(ANSWER_ROOM)
+    except IntegrityError as exc:
+        raise IntegrityError(
+            f"cannot refresh {name!r}: {exc.message}; the refresh token was not spent",
+            hint="free some space on the disk holding the vault, then retry",
+        ) from exc
     try:
         with _http.client(REFRESH_DEADLINE) as http:
             tokens = _oauth.refresh(
@@ -86,8 +101,7 @@ def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provide
         scopes=tokens.scopes if tokens.scope_reported else record.scopes,
         refreshed_at=refreshed_at,
     )
-    editor.put(updated)
-    editor.audit(for_record("refreshed", updated, editor.meta.audit_key))
+    editor.keep(updated, for_record("refreshed", updated, editor.meta.audit_key))
     log(
         "token.refreshed",
         name=name,

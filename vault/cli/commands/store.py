@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-
 def read_token_from_stdin() -> Secret:
     if sys.stdin is None:
         raise UsageError("no standard input to read the token from")
