@@ -30,6 +30,17 @@ EXPIRING_SOON = 300  # seconds: `vault list` calls a token with less left "expir
 
 
 @datarecord(frozen=True)
+class LoginNeeded:
+    """Why a stored token can no longer be used or refreshed: only a new login (or import) for
+    its name helps. ``cause``: "invalid_grant" (the provider refused its refresh token) or
+    "scope" (a refresh was answered with scopes policy does not allow)."""
+
+    cause: str
+    reason: str
+    at: int  # when vault found out (UNIX seconds)
+
+
+@datarecord(frozen=True)
 class TokenRecord:
     """One stored token set. Secrets are ``Secret``; times are UNIX seconds (UTC)."""
 
@@ -48,10 +59,13 @@ class TokenRecord:
     source: str = "login"  # "login" | "import"
     revoke_pending: bool = False  # prune could not reach the provider; retried next run
     extra: dict[str, Any] = field(default_factory=dict)
+    needs_login: LoginNeeded | None = None  # never handed out or refreshed again
 
     def state(self, now: float | None = None) -> str:
-        """valid | expiring | refreshable | expired"""
+        """needs_login | valid | expiring | refreshable | expired"""
         t = time.time() if now is None else now
+        if self.needs_login is not None:
+            return "needs_login"
         if self.expires_at is None:
             return "valid"
         left = self.expires_at - t
@@ -99,6 +113,9 @@ class TokenRecord:
         }
         if self.extra:
             doc["extra"] = self.extra
+        if self.needs_login is not None:
+            mark = self.needs_login
+            doc["needs_login"] = {"cause": mark.cause, "reason": mark.reason, "at": mark.at}
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -121,6 +138,7 @@ class TokenRecord:
                 source=_str(doc.get("source", "login")),
                 revoke_pending=bool(doc.get("revoke_pending", False)),
                 extra=dict(doc.get("extra") or {}),
+                needs_login=_login_needed(doc.get("needs_login")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             # The payload passed authentication, so this is a bug or a future format, not an
@@ -148,6 +166,13 @@ def _dict_or_none(v: object) -> dict[str, Any] | None:
     if v is not None and not isinstance(v, dict):
         raise TypeError("expected an object")
     return v
+
+
+def _login_needed(v: object) -> LoginNeeded | None:
+    mark = _dict_or_none(v)
+    if mark is None:
+        return None
+    return LoginNeeded(_str(mark["cause"]), _str(mark["reason"]), _int(mark["at"]))
 
 
 def _secret_or_none(v: object) -> Secret | None:

@@ -14,7 +14,7 @@ from vault.errors import AuthError, IntegrityError, NetworkError, NotFoundError,
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
-from vault.store.model import TokenRecord
+from vault.store.model import LoginNeeded, TokenRecord
 from vault.store.vault import Editor, Store
 from vault.tokens.events import for_record
 from vault.util.record import replace
@@ -84,13 +84,33 @@ def refresh_in(editor: Editor, record: TokenRecord, provider: _providers.Provide
                 http, provider, token_endpoint, record.refresh_token, record.scopes
             )
     except AuthError as exc:
-        exc.hint = f"log in again: vault login {record.provider} --name {name}"
-        editor.audit(
-            for_record(
-                "refreshed", record, editor.meta.audit_key, outcome="failure", reason=exc.message
-            )
+        hint = f"log in again: vault login {record.provider} --name {name}"
+        failed = for_record(
+            "refreshed", record, editor.meta.audit_key, outcome="failure", reason=exc.message
         )
-        raise
+        if exc.code != "invalid_grant":
+            exc.hint = hint
+            editor.audit(failed)
+            raise
+        # The provider will never take this refresh token again (expired, revoked, or seen
+        # twice): the token is marked, kept like any answer, and never handed out or sent to
+        # the provider again; a new login for the name replaces it.
+        marked = replace(
+            record,
+            refresh_token=None,
+            needs_login=LoginNeeded(
+                "invalid_grant",
+                "the provider refused its refresh token (expired or revoked) [invalid_grant]",
+                int(time.time()),
+            ),
+        )
+        editor.keep(marked, failed)
+        raise AuthError(
+            f"{exc.message}; the token {name!r} needs a new login: "
+            f"vault login {record.provider} --name {name}",
+            hint="log in again: until then it is never handed out or refreshed",
+            code="invalid_grant",
+        ) from None
     refreshed_at = int(time.time())
     updated = record.with_tokens(
         access_token=tokens.access_token,

@@ -159,7 +159,8 @@ def import_token(
 ) -> TokenRecord:
     """Store a token obtained elsewhere (a personal access token) as ``name``, under the same
     grant policy as a login. Policy and the key are checked before ``read_token`` asks for the
-    token; a refusal is audited. A stored ``name`` is replaced only with ``force``."""
+    token; a refusal is audited. A stored ``name`` is replaced only with ``force``, or when it
+    needs a new login (the provider refused it: it is dead)."""
     denial = policy.grant_denial(provider.name, provider.issuer, scopes)
     if denial is not None:
         store.record_event(
@@ -191,7 +192,8 @@ def import_token(
         source="import",
     )
     with store.edit() as editor:
-        if editor.get(name) is not None and not force:
+        stored = editor.get(name)
+        if stored is not None and stored.needs_login is None and not force:  # a dead one goes
             raise UsageError(
                 f"a token named {name!r} is already stored", hint="pass --force to replace it"
             )
