@@ -65,7 +65,7 @@ def use_token(
             from vault.tokens.lifecycle import provider_of, refresh_in
 
             try:
-                record = refresh_in(editor, record, provider_of(providers, record))
+                record = refresh_in(editor, record, provider_of(providers, record), policy)
             except AuthError as exc:
                 if exc.code == "expired":  # refused before any refresh was tried or audited
                     _audit_failed_use(editor, record, exc.message, command)
@@ -85,7 +85,7 @@ def refresh_record(store: Store, policy: Policy, providers: Providers, name: str
         # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
         # a refresh token, and extend a grant, for nothing anyone may use.
         refuse_unusable(policy, editor, record, command="refresh")
-        return refresh_in(editor, record, provider_of(providers, record))
+        return refresh_in(editor, record, provider_of(providers, record), policy)
 
 
 def refuse_unusable(
