@@ -424,6 +424,44 @@ else:
 """
 
 
+_DUMP_RECORDS = """
+import json
+from vault.audit.chain import fingerprint
+from vault.fs import paths as _paths
+from vault.policy.config import load
+from vault.keys.passphrase import PassphraseSource
+from vault.store.vault import Store
+paths = _paths.resolve()
+store = Store(paths, backend=load(paths).backend()[0], passphrase=PassphraseSource())
+snap = store.read()
+out = {}
+for rec in snap.records() if snap else []:
+    doc = json.loads(rec.to_json())
+    doc["name"] = rec.name
+    doc["fingerprint"] = fingerprint(snap.meta.audit_key, rec.access_token)
+    out[rec.name] = doc
+print(json.dumps(out))
+"""
+
+
+def read_records(vault: VaultCLI) -> dict[str, dict[str, object]]:
+    """Every stored record with its secrets, and the audit fingerprint of its access token (as
+    `vault audit hash` gives it), read in one separate process with the test's env."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _DUMP_RECORDS],
+        capture_output=True,
+        text=True,
+        env=vault.full_env(),
+        check=True,
+        timeout=60,
+    )
+    doc = json.loads(proc.stdout)
+    assert isinstance(doc, dict)
+    return doc
+
+
 def keyring_package(vault: VaultCLI, code: str) -> str:
     """Run ``code`` with the keyring package's own SecretService backend as ``k`` and this
     vault's id as ``vault_id``, in a separate process with the test's env; its stdout."""

@@ -233,6 +233,7 @@ def _server_args(
     omit_scope: bool,
     port: int = 0,
     store_size: int = 1000,
+    grant_extra_scope_on_refresh: str | None = None,
 ) -> list[str]:
     """Translate keyword options into ``server.mjs`` command-line flags."""
     # --flag=value, so that a value starting with "-" is not taken for a flag.
@@ -248,6 +249,8 @@ def _server_args(
         args.append("--no-rotate-refresh")
     if grant_extra_scope is not None:
         args.append(f"--grant-extra-scope={grant_extra_scope}")
+    if grant_extra_scope_on_refresh is not None:
+        args.append(f"--grant-extra-scope-on-refresh={grant_extra_scope_on_refresh}")
     if token_type is not None:
         args.append(f"--token-type={token_type}")
     if omit_scope:
@@ -289,6 +292,7 @@ def start_idp(
     omit_scope: bool = False,
     port: int = 0,
     store_size: int = 1000,
+    grant_extra_scope_on_refresh: str | None = None,
 ) -> IdP:
     """Start ``node tests/harness/idp/server.mjs`` and return the running :class:`IdP`.
 
@@ -300,6 +304,8 @@ def start_idp(
         slow_down_first: answer ``slow_down`` to the first N polls of each device code.
         rotate_refresh: rotate refresh tokens on use (the old one becomes invalid).
         grant_extra_scope: a scope the server adds to every token response's ``scope``.
+        grant_extra_scope_on_refresh: a scope it adds to refresh answers only (a login is
+            granted what was asked; the refresh then over-grants).
         token_type: a value the server puts in ``token_type`` instead of ``Bearer``.
         omit_scope: the server removes ``scope`` from token responses.
         port: the port to listen on; 0 picks a free one.
@@ -327,6 +333,7 @@ def start_idp(
             omit_scope=omit_scope,
             port=port,
             store_size=store_size,
+            grant_extra_scope_on_refresh=grant_extra_scope_on_refresh,
         ),
     ]
     # Kept open for the provider's lifetime and closed by IdP.stop().

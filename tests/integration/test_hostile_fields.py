@@ -1050,5 +1050,20 @@ def test_refresh_and_revoke_refuse(fake: FakeOAuth, session_vault: Setup, key: s
     command = ANSWERS[spec.answer].command
     r = session_vault.vault.run(command, "fake", "--json")
     _assert_clean_refusal(r, expect.exit_code, expect.fragment)
+    listing = _listing(session_vault.vault)
+    if spec.answer == "refresh-error" and spec.name != "error":
+        # invalid_grant, whatever its description says: the provider refused the refresh
+        # token, so the token is marked as needing a new login (test_needs_login.py), its
+        # refresh token dropped, and nothing else changed. A new login for the next case.
+        marks = [t.pop("needs_login") for t in listing]
+        assert [m["cause"] for m in marks if isinstance(m, dict)] == ["invalid_grant"], marks
+        baseline = [{**t, "needs_login": None} for t in listing]
+        assert [{**t, "refreshable": True} for t in baseline] == session_vault.baseline
+        fake.routes.clear()
+        fake.default_routes()
+        relogin = session_vault.vault.run("login", "fake", "--no-browser", timeout=90)
+        assert relogin.returncode == 0, relogin
+        session_vault.baseline = _listing(session_vault.vault)
+        return
     # Neither a new token nor a lost one: a failed revocation keeps it.
-    assert _listing(session_vault.vault) == session_vault.baseline
+    assert listing == session_vault.baseline

@@ -310,6 +310,74 @@ def test_granted_scopes_beyond_policy_are_revoked_and_not_stored(vault: VaultCLI
     assert vault.run("token", "local").returncode == 4
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "version: 1\ndenied_scopes: ['admin:*']\n",
+        "version: 1\nallowed_scopes: [openid, offline_access, repo]\n",
+    ],
+    ids=["denied", "not allowed"],
+)
+@pytest.mark.parametrize("command", ["token", "refresh"])
+def test_scopes_granted_on_refresh_beyond_policy_are_never_handed_out(
+    vault: VaultCLI, policy: str, command: str
+) -> None:
+    """The real provider grants only what was asked at login, then adds admin:org to a refresh
+    answer. The token is not printed (not even once), the refusal names the rule and is
+    audited as a denial, the grant is revoked at the provider, and the token needs a new login:
+    the next use hands out nothing and asks the provider nothing."""
+    with start_idp(grant_extra_scope_on_refresh="admin:org") as idp:
+        _configure_idp(vault, idp.issuer, "openid, offline_access, repo")
+        path = _user_policy(vault, policy)
+        code, _, err = approved_login(vault)
+        assert code == 0, err
+        old_access = vault.run("token", "local").stdout.strip()
+        args = (
+            ("token", "local", "--min-valid", "999999")
+            if command == "token"
+            else ("refresh", "local")
+        )
+        r = vault.run(*args)
+        assert r.returncode == 5, r
+        assert r.stdout == "", r  # the over-granted token never left vault
+        assert "Traceback" not in r.stderr
+        errors = [line for line in r.stderr.splitlines() if line.startswith("vault: error: ")]
+        assert len(errors) == 1, r
+        assert "scope 'admin:org'" in errors[0]
+        assert str(path) in errors[0]
+        assert "granted it on refresh" in errors[0]
+        assert "vault login local --name local" in errors[0]
+        grants = idp.grants()
+        refreshes = [g for g in grants["grants"] if g["grant_type"] == "refresh_token"]
+        assert [g["result"] for g in refreshes] == ["ok"]
+        # Revoked at once: the new refresh token, which ends the whole grant.
+        revoked = [v["token_sha256"] for v in grants["revocations"] if v["found"] == "RefreshToken"]
+        assert revoked == [refreshes[0]["issued_refresh_sha256"]]
+        assert idp.introspect(old_access) == {"active": False}
+        # Never handed out again, and the provider is not asked again.
+        r = vault.run("token", "local")
+        assert r.returncode == 4, r
+        assert "needs a new login" in r.stderr
+        assert r.stdout == ""
+        assert len([g for g in idp.grants()["grants"] if g["grant_type"] == "refresh_token"]) == 1
+        status = json.loads(vault.run("status", "local", "--json").stdout)
+        assert status["state"] == "needs_login"
+        assert status["needs_login"]["cause"] == "scope"
+        assert "admin:org" in status["scopes"]
+        assert status["policy_denial"] is not None
+        shown = vault.run("audit", "show", "--event", "denied", "--json").stdout.splitlines()
+        denials = [json.loads(line) for line in shown]
+        assert [(d["outcome"], d["command"]) for d in denials] == [("denied", "refresh")]
+        assert "admin:org" in denials[0]["scopes"]
+        assert denials[0]["rule"] in ("denied_scopes", "allowed_scopes")
+        assert denials[0]["source"].startswith(str(path))
+        assert vault.run("audit", "verify").returncode == 0
+        # prune deletes it: dead, and against policy
+        r = vault.run("prune", "--json")
+        assert r.returncode == 0, r
+        assert json.loads(vault.run("list", "--json").stdout)["tokens"] == []
+
+
 def test_refresh_never_resets_the_age(vault: VaultCLI) -> None:
     with start_idp(access_ttl=3600) as idp:
         _configure_idp(vault, idp.issuer, "openid, offline_access")

@@ -80,7 +80,9 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
         "refreshable",
         "revoke_pending",
         "policy_denial",
+        "needs_login",
     }
+    assert tok["needs_login"] is None
     one = json.loads(vault.run("status", "gl", "--json").stdout)
     assert one == {**tok, "age_seconds": one["age_seconds"], "expires_in": one["expires_in"]}
     st = json.loads(vault.run("status", "--json").stdout)

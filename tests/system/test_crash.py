@@ -19,17 +19,27 @@ holds the new state: the record is written first); `vault token` opens the vault
 the old or the new token, writing again after the crash (a torn line is then set aside and the
 log verifies without it). Where the crash left no vault at all (the first write), the command
 is run again and must succeed from what was left.
+
+A refresh is the one change written the other way round (vault.store.vault: the provider's answer
+is kept first, its record journaled inside the vault until the log holds it). For it, a vault
+holding the new state may have a log without the new record, but then `audit verify` reports the
+record as pending, and after the next command the log holds it: a `refreshed` record with the
+new token's fingerprint, written exactly once. The refresh against the real identity provider,
+at every crash point and under every audit fault, is at the end of this file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import shutil
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +47,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SecretService, VaultCLI
+from tests.conftest import (
+    SecretService,
+    VaultCLI,
+    approved_login,
+    configure_provider,
+    read_records,
+)
 from tests.harness.fake_oauth import FakeOAuth, Reply, fake_oauth, json_reply
 from tests.harness.fault_hook import Call, hook_env, read_trace
+from tests.harness.provider import IdP, start_idp
 
 TOKEN_A = "ghp_" + "Aa1" * 10 + "crashA"
 TOKEN_B = "ghp_" + "Bb2" * 10 + "crashB"
@@ -81,6 +98,7 @@ class Scenario:
     new: Callable[[], dict[str, str]]  # ... after it (asked after each run: refresh varies)
     stdin: str | None = None
     keyring: KeyringItem | None = None
+    kept: bool = False  # the change is a provider's answer: kept first, its record journaled
     template: Path = field(default_factory=Path)
     old_records: int = 0
     new_records: int = 0
@@ -152,6 +170,8 @@ def _check(sc: Scenario, point: str) -> None:
         assert doc["ok"] is True, (point, doc)
         records = int(doc["records"])
         assert sc.old_records <= records <= sc.new_records, (point, records, sc)
+        pending = int(doc["pending"])
+        assert pending == 0 or sc.kept, (point, "only a kept answer is journaled", doc)
     torn = "torn last line" in v.stderr
     if point.endswith(":torn") and records is not None:
         assert torn, (point, "half a record was written, verify must report it", v)
@@ -169,12 +189,39 @@ def _check(sc: Scenario, point: str) -> None:
     is_old = names == set(sc.old) and value == sc.old.get(probe)
     is_new = names == set(new) and value == new.get(probe)
     assert is_old or is_new, (point, names, probe)
-    if is_new and not is_old and records is not None:
-        assert records == sc.new_records, (point, "the vault changed before its audit record")
+    if is_new and not is_old and records is not None and records < sc.new_records:
+        # Only a kept answer may be in the vault before its record, and then it is journaled:
+        # reported pending before, and in the log (once) after the `vault token` above.
+        assert sc.kept, (point, "the vault changed before its audit record")
+        assert pending > 0, (
+            point,
+            "the vault holds a change whose record is neither in the log nor pending",
+        )
+        assert _refreshed_records(vault, value) == 1, (
+            point,
+            "the journaled record was not written once",
+        )
+        after = json.loads(vault.run("audit", "verify", "--json").stdout)
+        assert after["ok"] is True, (point, after)
+        assert after["pending"] == 0, (point, after)
+    elif is_new and not is_old and sc.kept:
+        assert _refreshed_records(vault, value) == 1, (point, "the refresh is not in the log once")
     if torn or recovered:
         v = vault.run("audit", "verify")
         assert v.returncode == 0, (point, v)
         assert "torn last line" not in v.stderr, (point, v)
+
+
+def _refreshed_records(vault: VaultCLI, access_token: str) -> int:
+    """How many successful `refreshed` records in the log name ``access_token`` (by its keyed
+    fingerprint, as `vault audit hash` gives it)."""
+    r = vault.run("audit", "hash", input=access_token)
+    assert r.returncode == 0, r
+    fingerprint = r.stdout.strip()
+    r = vault.run("audit", "show", "--event", "refreshed", "--json")
+    assert r.returncode == 0, r
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    return sum(1 for d in docs if d["fingerprint"] == fingerprint and d["outcome"] == "success")
 
 
 def _crash_everywhere(sc: Scenario, record_property: Callable[[str, object], None]) -> int:
@@ -378,5 +425,245 @@ def test_crash_refresh(
         old={"local": first},
         new=lambda: {"local": issued[-1]},
         keyring=_keyring_item(vault, secret_service, stack),
+        kept=True,
     )
     assert _crash_everywhere(sc, record_property) > 0
+
+
+# --- a refresh against the real identity provider ------------------------------------------------
+#
+# oidc-provider rotates refresh tokens and, when it sees a rotated one again, revokes the whole
+# grant: an answer lost after the provider gave it logs the person out at the next refresh. So
+# here every crash point gets a grant of its own (the provider's state cannot be copied back),
+# and what the provider logged (IdP.grants(): each refresh grant, the token presented and the
+# tokens issued, as SHA-256) is the oracle for "was the answer kept".
+
+
+def _sha256(text: object) -> str:
+    return hashlib.sha256(str(text).encode()).hexdigest()
+
+
+def _login_many(vault: VaultCLI, names: list[str]) -> None:
+    def one(name: str) -> None:
+        code, _, err = approved_login(vault, "local", "--name", name)
+        assert code == 0, (name, err)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, names))
+
+
+def _grants_presenting(idp: IdP, refresh_token: object) -> list[dict[str, object]]:
+    return [
+        g
+        for g in idp.grants()["grants"]
+        if g["grant_type"] == "refresh_token" and g["presented_sha256"] == _sha256(refresh_token)
+    ]
+
+
+def _refreshed_fingerprints(vault: VaultCLI) -> Counter[str]:
+    r = vault.run("audit", "show", "--event", "refreshed", "--json")
+    assert r.returncode == 0, r
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    return Counter(str(d["fingerprint"]) for d in docs if d["outcome"] == "success")
+
+
+SIGNAL_EXIT = {"term": -signal.SIGTERM, "int": 130, "hup": -signal.SIGHUP}
+
+
+def test_crash_refresh_real_provider(
+    vault: VaultCLI, secret_service: SecretService, stack: ExitStack, record_property: Any
+) -> None:
+    """`vault refresh` against the real provider, killed (SIGKILL) at every counted call, torn
+    in every audit write, killed after its last call (before it prints), and sent SIGTERM,
+    SIGINT or SIGHUP at every call between the provider's answer and the vault holding it.
+
+    After each: the vault opens and the log verifies; the answer was kept exactly unless a
+    SIGKILL landed in the one window nothing can cover (the answer only in memory: after the
+    request, before the vault's rename), and signals other than SIGKILL never lose it; then the
+    next `vault refresh` works without a replay (the provider's log: the refresh token the vault
+    kept, answered ok), or, for an answer lost to SIGKILL, is refused by the provider and the
+    token needs a new login (exit 4, naming `vault login`); the log then holds every answer kept
+    exactly once (by its access token's fingerprint) and nothing pending."""
+    idp = stack.enter_context(start_idp())
+    configure_provider(vault, idp.issuer)
+    _login_many(vault, ["probe"])
+    keyring = _keyring_item(vault, secret_service, stack)
+    home = vault.home
+    template = home.parent / "template"
+    # Count mode on a token of its own: the calls `vault refresh` makes.
+    trace = home.parent / "trace.jsonl"
+    r = vault.run("refresh", "probe", env=hook_env(home, log=str(trace)))
+    assert r.returncode == 0, r
+    calls = read_trace(trace)
+    first_write = next(
+        i for i, c in enumerate(calls) if c.op == "write" and c.path.endswith(".tmp")
+    )
+    renamed = next(i for i, c in enumerate(calls) if c.op == "rename")
+    # Requested before `first_write`, answered in memory until the rename returns.
+    window = calls[first_write : renamed + 1]
+    assert {c.op for c in window} <= {"write", "ftruncate", "fsync", "rename"}, window
+    lost_window = {c.at("before") for c in window}
+    kill_points = _points(calls)
+    signal_points = [c.at(sig) for c in window for sig in ("term", "int")] + [window[0].at("hup")]
+    points = kill_points + signal_points
+    names = [f"t{i:02d}" for i in range(len(points))]
+    _login_many(vault, names)
+    keyring.saved = keyring._item().get_secret()
+    shutil.copytree(home, template, symlinks=True)
+    before = read_records(vault)
+    sc = Scenario(vault, (), old={}, new=dict, keyring=keyring, template=template)
+    started = time.monotonic()
+    lost_seen = 0
+    for point, name in zip(points, names, strict=True):
+        _restore(sc)
+        old = before[name]
+        r = vault.run("refresh", name, env=hook_env(home, crash_at=point))
+        phase = point.rsplit(":", 1)[1]
+        assert r.returncode == SIGNAL_EXIT.get(phase, -signal.SIGKILL), (point, r)
+        assert "Traceback" not in r.stderr, (point, r)
+        answered = [g for g in _grants_presenting(idp, old["refresh_token"]) if g["result"] == "ok"]
+        assert len(answered) <= 1, (point, answered)
+        now = read_records(vault)[name]
+        kept = now["refresh_token"] != old["refresh_token"]
+        if kept:
+            assert answered, (point, "a refresh token the provider never issued")
+            assert _sha256(now["refresh_token"]) == answered[0]["issued_refresh_sha256"], point
+        lost = bool(answered) and not kept
+        assert lost == (point in lost_window), (point, "answer lost" if lost else "answer kept")
+        lost_seen += lost
+        v = vault.run("audit", "verify", "--json")
+        assert v.returncode == 0, (point, v)
+        assert json.loads(v.stdout)["ok"] is True, (point, v)
+        # The next refresh: the provider takes the token the vault kept (no replay)...
+        r = vault.run("refresh", name)
+        after = read_records(vault)[name]
+        if lost:
+            # ...except after an answer lost to SIGKILL: the provider sees its rotated-away
+            # refresh token again and revokes the grant; the token then needs a new login.
+            assert r.returncode == 4, (point, r)
+            assert "vault login local --name" in r.stderr, (point, r)
+            replay = _grants_presenting(idp, old["refresh_token"])
+            assert [g["result"] for g in replay] == ["ok", "invalid_grant"], (point, replay)
+            assert after["needs_login"] is not None, point
+        else:
+            assert r.returncode == 0, (point, r)
+            grants = _grants_presenting(idp, now["refresh_token"])
+            assert [g["result"] for g in grants] == ["ok"], (point, grants)
+            assert _sha256(after["refresh_token"]) == grants[0]["issued_refresh_sha256"], point
+            r = vault.run("token", name)
+            assert r.stdout == f"{after['access_token']}\n", (point, r)
+        # ... and the log holds each answer kept, exactly once, and nothing is pending.
+        v = vault.run("audit", "verify", "--json")
+        assert v.returncode == 0, (point, v)
+        doc = json.loads(v.stdout)
+        assert doc["ok"] is True, (point, doc)
+        assert doc["pending"] == 0, (point, doc)
+        fingerprints = _refreshed_fingerprints(vault)
+        if kept:
+            assert fingerprints[str(now["fingerprint"])] == 1, (point, "crashed answer's record")
+        if not lost:
+            assert fingerprints[str(after["fingerprint"])] == 1, (point, "next answer's record")
+    assert lost_seen == len(lost_window)
+    print(
+        f"\ncrash points for `vault refresh` against the real provider: {len(kill_points)} "
+        f"SIGKILL ({len(lost_window)} of them lose the answer) and {len(signal_points)} "
+        f"SIGTERM/SIGINT/SIGHUP ({len(calls)} calls); {time.monotonic() - started:.1f} s"
+    )
+    record_property("crash_points", len(points))
+    record_property("crash_calls", len(calls))
+    record_property("crash_command", "refresh (real provider)")
+
+
+def _damage_the_log(vault: VaultCLI) -> None:
+    """Cut the log's last record off: the log no longer ends where the high-water mark says, so
+    every append is refused (exit 6) until `vault audit reset`."""
+    log = vault.home / "audit.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))
+
+
+AUDIT_FAULTS = {
+    "disk full (ENOSPC)": ("write:*:ENOSPC:audit.jsonl", "the disk is full"),
+    "I/O error (EIO) on fsync": ("fsync:*:EIO:audit.jsonl", "Input/output error"),
+    "read-only (EROFS)": ("open:*:EROFS:audit.jsonl", "Read-only file system"),
+    "damaged log": ("", "truncated"),
+}
+
+
+@pytest.mark.parametrize("fault", list(AUDIT_FAULTS))
+@pytest.mark.parametrize("command", ["token", "refresh"])
+def test_refresh_kept_when_the_audit_log_fails(vault: VaultCLI, fault: str, command: str) -> None:
+    """The provider answered and rotated, then the audit append fails. The command fails with
+    exit 6 and hands out nothing, but the rotated refresh token is kept: once the log can be
+    written (or is reset), the next command writes the refresh's record first (marked late),
+    the next refresh works without a replay, and the log verifies with every refresh in it."""
+    spec, message = AUDIT_FAULTS[fault]
+    with start_idp() as idp:
+        configure_provider(vault, idp.issuer)
+        code, _, err = approved_login(vault)
+        assert code == 0, err
+        old = read_records(vault)["local"]
+        env = hook_env(vault.home, fault=spec) if spec else None
+        if not spec:
+            _damage_the_log(vault)
+        args = (
+            ("token", "local", "--min-valid", "999999")
+            if command == "token"
+            else ("refresh", "local")
+        )
+        r = vault.run(*args, env=env)
+        assert r.returncode == 6, r
+        assert r.stdout == "", r  # nothing handed out without its record
+        assert "Traceback" not in r.stderr
+        errors = [line for line in r.stderr.splitlines() if line.startswith("vault: error: ")]
+        assert len(errors) == 1, r
+        assert message in errors[0], r
+        assert (
+            "the provider's answer was saved in the vault, but nothing was handed out" in errors[0]
+        )
+        answered = _grants_presenting(idp, old["refresh_token"])
+        assert [g["result"] for g in answered] == ["ok"]
+        kept = read_records(vault)["local"]
+        assert _sha256(kept["refresh_token"]) == answered[0]["issued_refresh_sha256"]
+        v = vault.run("audit", "verify", "--json")
+        if spec:
+            assert v.returncode == 0, v
+            assert json.loads(v.stdout)["pending"] == 1, v  # reported, never silently missing
+            assert "kept in the vault but not yet in the log" in v.stderr
+        else:
+            assert v.returncode == 6, v
+            r = vault.run("audit", "reset", "--reason", "damaged in a test")
+            assert r.returncode == 0, r
+        # The fault is gone: the next use writes the journaled record first, then its own.
+        r = vault.run("token", "local")
+        assert r.returncode == 0, r
+        assert r.stdout == f"{kept['access_token']}\n"
+        r = vault.run("refresh", "local")
+        assert r.returncode == 0, r
+        grants = _grants_presenting(idp, kept["refresh_token"])
+        assert [g["result"] for g in grants] == ["ok"]  # the rotated token: no replay
+        final = read_records(vault)["local"]
+        v = vault.run("audit", "verify", "--json")
+        assert v.returncode == 0, v
+        assert json.loads(v.stdout)["pending"] == 0
+        fingerprints = _refreshed_fingerprints(vault)
+        assert fingerprints[str(kept["fingerprint"])] == 1
+        assert fingerprints[str(final["fingerprint"])] == 1
+        shown = [json.loads(x) for x in vault.run("audit", "show", "--json").stdout.splitlines()]
+        late = [
+            d
+            for d in shown
+            if d["fingerprint"] == kept["fingerprint"] and d["event"] == "refreshed"
+        ]
+        assert str(late[0]["reason"]).startswith(
+            "recorded late: the audit log could not be written"
+        )
+        # In order: the late refresh, then the use it allowed, then the next refresh.
+        events = [
+            (d["event"], d["fingerprint"]) for d in shown if d["event"] in ("refreshed", "used")
+        ]
+        assert events[-3:] == [
+            ("refreshed", kept["fingerprint"]),
+            ("used", kept["fingerprint"]),
+            ("refreshed", final["fingerprint"]),
+        ], events

@@ -30,8 +30,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Result, SecretService, VaultCLI, temporary_secret_service
+from tests.conftest import (
+    Result,
+    SecretService,
+    VaultCLI,
+    approved_login,
+    configure_provider,
+    temporary_secret_service,
+)
 from tests.harness.fault_hook import hook_env
+from tests.harness.provider import start_idp
 
 TOKEN_A = "ghp_" + "Fa1" * 10 + "faultA"
 TOKEN_B = "ghp_" + "Fb2" * 10 + "faultB"
@@ -204,6 +212,31 @@ def test_disk_full_on_a_real_small_tmpfs(tmpfs: Path, secret_service: SecretServ
     _intact(vault, {"a": TOKEN_A})
     assert _import(vault, "b", TOKEN_B).returncode == 0
     _intact(vault, {"a": TOKEN_A, "b": TOKEN_B})
+
+
+def test_disk_full_refresh_spends_nothing(tmpfs: Path, secret_service: SecretService) -> None:
+    """A refresh on a full disk: the room for the provider's answer is reserved before the
+    request, so a disk without it refuses the refresh (exit 6) before the refresh token is spent
+    (the real provider, which rotates and revokes a grant on replay, saw no request), and the
+    token works as soon as there is room again."""
+    vault = VaultCLI(tmpfs / "vh", secret_service.env())
+    with start_idp() as idp:
+        configure_provider(vault, idp.issuer)
+        code, _, err = approved_login(vault)
+        assert code == 0, err
+        before = vault.vault_file.read_bytes()
+        filler = _fill(tmpfs)
+        r = vault.run("token", "local", "--min-valid", "999999")
+        _clean_error(r, 6, "cannot refresh 'local'", "the disk is full", "was not spent")
+        assert [g for g in idp.grants()["grants"] if g["grant_type"] == "refresh_token"] == []
+        assert vault.vault_file.read_bytes() == before
+        assert _temporaries(vault) == []
+        filler.unlink()
+        r = vault.run("refresh", "local")
+        assert r.returncode == 0, r
+        grants = [g for g in idp.grants()["grants"] if g["grant_type"] == "refresh_token"]
+        assert [g["result"] for g in grants] == ["ok"]
+        assert vault.run("audit", "verify").returncode == 0
 
 
 def test_disk_full_before_the_first_write(tmpfs: Path, secret_service: SecretService) -> None:

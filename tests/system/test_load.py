@@ -453,10 +453,11 @@ def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path)
 
     # --- one vault generation per write: every change, and every command whose audit record
     # is more than a successful use (a denial, a failed lookup), which moves the audit mark
-    # inside the vault so that it cannot be cut off with an older key file ---------------------
+    # inside the vault so that it cannot be cut off with an older key file; a refresh writes
+    # twice (the answer with its record journaled, then the mark once the log holds it) ------
     writes = (
         kinds[("login", 0)]
-        + refresh_ok
+        + 2 * refresh_ok
         + kinds[("logout", 0)]
         + sum(1 for op in ops if op.kind == "prune" and op.rc == 0 and op.audit)
         + token_not_found

@@ -277,6 +277,22 @@ def _reason(exc: OSError) -> str:
     return "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or type(exc).__name__
 
 
+# How every failure to write the log ends its message: nothing the command meant to do was done.
+# (A change that had to be kept whatever the log does, a provider's answer, says otherwise: see
+# vault.store.vault.Store.edit.)
+NOT_CARRIED_OUT = "; the operation was not carried out"
+
+
+def late(event: dict[str, Any], journaled_at: int) -> dict[str, Any]:
+    """``event``, kept in the vault because the log could not be written when it happened
+    (journaled at ``journaled_at``, UNIX seconds), as it is appended now: its reason says so and
+    when it happened; every other field is as it was then (its user, host and pid too)."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(journaled_at))
+    note = f"recorded late: the audit log could not be written at {when}"
+    reason = event.get("reason")
+    return {**event, "reason": _short(f"{note}; {reason}" if reason else note)}
+
+
 class AuditLog:
     """The log file at ``path`` and its rotated archives, chained under ``audit_key``."""
 
@@ -364,13 +380,29 @@ class AuditLog:
                 except OSError:
                     pass
                 raise IntegrityError(
-                    f"cannot write the audit log {self.path}: {_reason(exc)}; the operation was "
-                    "not carried out"
+                    f"cannot write the audit log {self.path}: {_reason(exc)}{NOT_CARRIED_OUT}"
                 ) from exc
             return Hwm(seq, mac.decode()), written_records
         finally:
             if fd >= 0:
                 os.close(fd)
+
+    def end(self) -> tuple[int, str]:
+        """The (seq, MAC) of the last complete record in the log (its rotated archives too, for a
+        log that was just rotated), read without writing anything: (0, GENESIS) for none. Raises
+        IntegrityError when the log cannot be read or its last record is not one of ours."""
+        fd = open_private_file(self.path, "audit log") if os.path.lexists(self.path) else -1
+        try:
+            tail = read_tail(fd, os.fstat(fd).st_size) if fd >= 0 else None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if tail is not None and tail.seq > 0:
+            return tail.seq, tail.mac.decode()
+        if not self.archives():
+            return 0, GENESIS.decode()
+        seq, mac = self._archive_tail()
+        return seq, mac.decode()
 
     def _open(self) -> int:
         try:
@@ -381,8 +413,7 @@ class AuditLog:
             )
         except OSError as exc:
             raise IntegrityError(
-                f"cannot open the audit log {self.path}: {exc.strerror}; the operation was not "
-                "carried out"
+                f"cannot open the audit log {self.path}: {exc.strerror}{NOT_CARRIED_OUT}"
             ) from exc
 
     def _set_aside(self, fd: int, tail: Tail) -> dict[str, Any]:
@@ -406,7 +437,7 @@ class AuditLog:
                     os.unlink(aside)
             raise IntegrityError(
                 f"cannot set aside the torn last record of the audit log {self.path}: "
-                f"{_reason(exc)}; the operation was not carried out"
+                f"{_reason(exc)}{NOT_CARRIED_OUT}"
             ) from exc
         self.warnings.append(
             f"the audit log ended with a torn record ({len(tail.torn)} bytes after record "
@@ -429,8 +460,8 @@ class AuditLog:
                 os.close(dir_fd)
         except OSError as exc:
             raise IntegrityError(
-                f"cannot rotate the audit log {self.path} to {target.name}: {_reason(exc)}; "
-                "the operation was not carried out"
+                f"cannot rotate the audit log {self.path} to {target.name}: "
+                f"{_reason(exc)}{NOT_CARRIED_OUT}"
             ) from exc
 
     def _archive_tail(self) -> tuple[int, bytes]:

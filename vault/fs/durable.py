@@ -30,27 +30,90 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def atomic_write(path: Path, data: bytes, *, what: str) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (see the module docstring)."""
+class Reserved:
+    """A temporary file beside ``path`` with ``size`` bytes already allocated to it, for a
+    replacement of ``path`` that must not fail for want of space once it starts: a refresh
+    reserves the room for the provider's answer before it spends the refresh token (see
+    vault.tokens.lifecycle). Consumed by :func:`atomic_write`, or removed by :meth:`discard`;
+    one a crash leaves behind is a stale temporary (:func:`remove_stale_temporaries`)."""
+
+    def __init__(self, path: Path, size: int, *, what: str) -> None:
+        self.path = path
+        self.size = size
+        self.name: str | None = None
+        folder = path.parent
+        tmp = _tmp_name(path)
+        try:
+            fd = os.open(
+                folder / tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+            )
+        except OSError as exc:
+            raise IntegrityError(f"cannot write {what} in {folder}: {_reason(exc)}") from exc
+        self.name = tmp
+        try:
+            os.fchmod(fd, 0o600)
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            self.discard()
+            raise IntegrityError(
+                f"cannot reserve {size // 1024} KiB for {what} in {folder}: {_reason(exc)}"
+            ) from exc
+        finally:
+            os.close(fd)
+
+    def take(self) -> str | None:
+        """The temporary's name, once: the write that uses it owns it from then on."""
+        name, self.name = self.name, None
+        return name
+
+    def discard(self) -> None:
+        """Remove the temporary if nothing used it."""
+        name = self.take()
+        if name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path.parent / name)
+
+
+def _reason(exc: OSError) -> str:
+    return "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+
+
+def atomic_write(path: Path, data: bytes, *, what: str, reserved: Reserved | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (see the module docstring), in
+    the space ``reserved`` for it when given (the write then needs no more room on the disk
+    than was reserved, and truncates the rest away)."""
     folder = path.parent
     try:
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
+        if reserved is not None:
+            reserved.discard()
         raise IntegrityError(f"cannot open folder {folder}: {exc.strerror}") from exc
-    tmp = _tmp_name(path)
-    created = False
+    given = reserved.take() if reserved is not None and reserved.path == path else None
+    if reserved is not None and given is None:
+        reserved.discard()
+    tmp = given or _tmp_name(path)
+    created = given is not None
     renamed = False
     try:
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-            dir_fd=dir_fd,
-        )
-        created = True
+        if given is not None:
+            fd = os.open(tmp, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        else:
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=dir_fd,
+            )
+            created = True
         try:
-            os.fchmod(fd, 0o600)
+            if given is None:
+                os.fchmod(fd, 0o600)
             _write_all(fd, data)
+            if given is not None:
+                os.ftruncate(fd, len(data))  # the reserved room it did not need
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -59,7 +122,7 @@ def atomic_write(path: Path, data: bytes, *, what: str) -> None:
         renamed = True
         os.fsync(dir_fd)
     except OSError as exc:
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        reason = _reason(exc)
         if renamed:
             # The new version already replaced the old one: saying "unchanged" would be false.
             raise IntegrityError(

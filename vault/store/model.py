@@ -33,6 +33,17 @@ MAX_HELD = 4096  # fingerprints of held tokens kept in the metadata (Meta.held)
 
 
 @datarecord(frozen=True)
+class LoginNeeded:
+    """Why a stored token can no longer be used or refreshed: only a new login (or import) for
+    its name helps. ``cause``: "invalid_grant" (the provider refused its refresh token) or
+    "scope" (a refresh was answered with scopes policy does not allow)."""
+
+    cause: str
+    reason: str
+    at: int  # when vault found out (UNIX seconds)
+
+
+@datarecord(frozen=True)
 class TokenRecord:
     """One stored token set. Secrets are ``Secret``; times are UNIX seconds (UTC)."""
 
@@ -51,10 +62,13 @@ class TokenRecord:
     source: str = "login"  # "login" | "import"
     revoke_pending: bool = False  # prune could not reach the provider; retried next run
     extra: dict[str, Any] = field(default_factory=dict)
+    needs_login: LoginNeeded | None = None  # never handed out or refreshed again
 
     def state(self, now: float | None = None) -> str:
-        """valid | expiring | refreshable | expired"""
+        """needs_login | valid | expiring | refreshable | expired"""
         t = time.time() if now is None else now
+        if self.needs_login is not None:
+            return "needs_login"
         if self.expires_at is None:
             return "valid"
         left = self.expires_at - t
@@ -109,6 +123,9 @@ class TokenRecord:
         }
         if self.extra:
             doc["extra"] = self.extra
+        if self.needs_login is not None:
+            mark = self.needs_login
+            doc["needs_login"] = {"cause": mark.cause, "reason": mark.reason, "at": mark.at}
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -131,6 +148,7 @@ class TokenRecord:
                 source=_str(doc.get("source", "login")),
                 revoke_pending=bool(doc.get("revoke_pending", False)),
                 extra=dict(doc.get("extra") or {}),
+                needs_login=_login_needed(doc.get("needs_login")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             # The payload passed authentication, so this is a bug or a future format, not an
@@ -171,6 +189,13 @@ def _held(v: object) -> dict[str, list[int | None]]:
             raise TypeError("expected [issued_at, expires_at]")
         out[_str(key)] = [_int(value[0]), _int_or_none(value[1])]
     return out
+
+
+def _login_needed(v: object) -> LoginNeeded | None:
+    mark = _dict_or_none(v)
+    if mark is None:
+        return None
+    return LoginNeeded(_str(mark["cause"]), _str(mark["reason"]), _int(mark["at"]))
 
 
 def _secret_or_none(v: object) -> Secret | None:
@@ -219,6 +244,12 @@ class Meta:
         seen = self.held.get(self.held_key(token))
         return None if seen is None else seen[0]
 
+    # Audit events of a change the vault holds whose records may not be in the log yet (a
+    # provider's answer is written to the vault before its record: vault.store.vault.Store.edit):
+    # {"after": {"seq", "mac"} | None, "at": UNIX seconds, "events": [...]}. "after" is where
+    # the log ended when they were journaled: a log that has gone past it holds them.
+    pending: dict[str, Any] | None = None
+
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
             "v": 1,
@@ -230,7 +261,9 @@ class Meta:
             doc["audit"] = self.audit
         if self.held:
             doc["held"] = self.held
-        return json.dumps(doc, separators=(",", ":")).encode()
+        if self.pending is not None:
+            doc["pending"] = self.pending
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Meta:
@@ -242,6 +275,7 @@ class Meta:
                 created=_int(doc["created"]),
                 audit=_dict_or_none(doc.get("audit")),
                 held=_held(doc.get("held")),
+                pending=_dict_or_none(doc.get("pending")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise IntegrityError("vault metadata is malformed") from exc

@@ -3,6 +3,22 @@
 Reads take a shared lock and never write. Every read-modify-write takes the exclusive lock,
 re-reads the file, applies the change and writes it back atomically, so concurrent vault
 processes (a login while cron prunes) never lose each other's changes.
+
+Two orders of writing, both under the one lock (see ``Store.edit``):
+
+* a change vault makes on its own (an import, a login's new token, a deletion, a use) is
+  audited first: the record is appended and fsynced, then the vault is written, then the
+  generation and audit mark are saved with the key. A change never exists without its record;
+  a failed write of the log means the change is not made.
+* a change that carries a provider's answer (``Editor.keep``: a refresh, which has spent the
+  refresh token the moment the provider answered) is kept first: the vault is written with the
+  change and, journaled inside it, the change's audit records (``Meta.pending``); then the
+  records are appended and fsynced; then the vault is written again without the journal, its
+  audit mark moved. Whatever fails after the provider's answer (the log is full, unwritable,
+  damaged, or the process dies) the answer is kept; the records wait in the encrypted vault and
+  the next command that writes the log writes them first, marked as recorded late. Nothing a
+  record describes leaves vault before the record is fsynced: a token handed out has its
+  `used` record in the log, or the command fails (exit 6) and prints nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +29,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vault.audit.chain import DEFAULT_MAX_BYTES, AuditLog, Hwm, make_event
+from vault.audit.chain import DEFAULT_MAX_BYTES, NOT_CARRIED_OUT, AuditLog, Hwm, late, make_event
 from vault.errors import IntegrityError, VaultError
-from vault.fs.durable import atomic_write, locked, remove_stale_temporaries
+from vault.fs.durable import Reserved, atomic_write, locked, remove_stale_temporaries
 from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_private_file
 from vault.keys.base import BACKENDS, KeyBackend, KeyParams, Marks
 from vault.keys.keyring import KeyringBackend, KeyringStore
@@ -51,6 +67,7 @@ class Opened:
     meta: Meta
     stored_generation: int
     hwm: Hwm = field(default_factory=Hwm)
+    size: int = 0  # of the vault file as read
 
 
 @datarecord
@@ -84,7 +101,10 @@ class Editor:
     header: fmt.Header | None = None
     changed: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The records of kept changes (``keep``), also in ``events``: journaled in the vault first.
+    journal: list[dict[str, Any]] = field(default_factory=list)
     _raw: dict[str, bytes] | None = None
+    _expect: Callable[[int], None] | None = None  # set by Store.edit
 
     @property
     def raw(self) -> dict[str, bytes]:
@@ -114,6 +134,23 @@ class Editor:
     def first_held(self, token: Secret) -> int | None:
         """When ``token`` was first issued, if this vault has held it (Meta.held)."""
         return self.meta.first_held(token)
+
+    def keep(self, record: TokenRecord, event: dict[str, Any]) -> None:
+        """Put ``record``, which holds what a provider answered and exists nowhere else, and
+        audit it with ``event``: the change is written even if the block then raises, and
+        before the audit log (journaled with the record inside the vault until the log holds
+        it; see Store.edit)."""
+        self.put(record)
+        self.events.append(event)
+        self.journal.append(event)
+
+    def expect_answer(self, size: int) -> None:
+        """About to send a request whose answer must be kept (a refresh): from now until the
+        answer is written, the signals that end a process are held (vault.util.signals), and
+        ``size`` more bytes than the vault has now are reserved for it on the disk. Raises
+        IntegrityError, before anything is sent, when that room cannot be had."""
+        if self._expect is not None:
+            self._expect(size)
 
     def delete(self, name: str) -> bool:
         if self.raw.pop(name, None) is None:
@@ -232,7 +269,7 @@ class Store:
                 f"older than the last one written ({stored})",
                 hint="an older copy of the file was put back; the file was left as it is",
             )
-        return Opened(header, key, payload, meta, stored, hwm)
+        return Opened(header, key, payload, meta, stored, hwm, len(blob))
 
     # --- changing --------------------------------------------------------------------
 
@@ -241,10 +278,33 @@ class Store:
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[Editor]:
-        """Exclusive read-modify-write. Audit events recorded on the editor are appended (and
-        fsynced) first; then the vault is written if it changed; then the generation and the
-        audit high-water mark are saved with the key. If the audit append fails, nothing else
-        happens. If the block raises, its audit events (a denial, say) are still written."""
+        """Exclusive read-modify-write, written when the block ends.
+
+        Audit events recorded on the editor are appended (and fsynced) first; then the vault is
+        written if it changed; then the generation and the audit high-water mark are saved with
+        the key. If the audit append fails, nothing else happens. If the block raises, its audit
+        events (a denial, say) are still written.
+
+        A change kept with ``Editor.keep`` (a provider's answer) goes the other way round: the
+        vault is written first, the change's records journaled inside it (``Meta.pending``);
+        then every record is appended; then the vault is written again without the journal.
+        It is written even if the block raises. If the append fails the command fails (the
+        error says the change was kept), nothing the records describe leaves vault, and the
+        journal stays: the next command that appends writes those records first, each marked
+        as recorded late. Where each crash or failure leaves things:
+
+        * before the first vault write: the old vault, the old log (the answer is lost: a
+          provider that rotates refresh tokens will refuse the old one, and the token is then
+          marked as needing a new login; signals other than SIGKILL are held off until the
+          answer is written, and the room for it was reserved before the request was sent);
+        * after it, before or during the append: the new vault, journal included; the old log
+          (a torn line at worst, set aside later); the next append writes the journal first;
+        * after the append, before the second write: the journal is still in the vault, but the
+          log has gone past where it ended then (``pending.after``), which says it holds them:
+          they are not written twice, and the next vault write drops the journal.
+
+        `vault audit verify` reports records journaled but not yet in the log (a warning, and
+        "pending" in --json); it never reports them as tampering."""
         ensure_private_dir(self.paths.vault_dir)
         with locked(self.paths.lock_file, exclusive=True):
             remove_stale_temporaries(self.paths.vault_dir, self.paths.vault_file.name)
@@ -254,16 +314,23 @@ class Store:
                 editor = Editor(Meta.new())
             else:
                 editor = Editor(opened.meta, opened.payload, header=opened.header)
+            answer = _Answer(self, opened)
+            editor._expect = answer.expect
             try:
-                yield editor
-            except BaseException:
-                if editor.events and opened is not None:
-                    try:
-                        self._commit(opened, editor, write_vault=False)
-                    except VaultError as exc:
-                        self.warnings.append(f"the audit record could not be written: {exc}")
-                raise
-            self._commit(opened, editor, write_vault=editor.changed)
+                try:
+                    yield editor
+                except BaseException:
+                    if (editor.events or editor.journal) and opened is not None:
+                        try:
+                            self._commit(
+                                opened, editor, write_vault=bool(editor.journal), answer=answer
+                            )
+                        except VaultError as exc:
+                            self.warnings.append(f"the audit record could not be written: {exc}")
+                    raise
+                self._commit(opened, editor, write_vault=editor.changed, answer=answer)
+            finally:
+                answer.end()
 
     def record_event(self, event: dict[str, Any]) -> None:
         """Write one audit event on its own (a refusal before anything else happened). Best
@@ -275,24 +342,38 @@ class Store:
         except VaultError as exc:
             self.warnings.append(f"the refusal could not be audited: {exc.message}")
 
-    def _commit(self, opened: Opened | None, editor: Editor, *, write_vault: bool) -> None:
+    def _commit(
+        self,
+        opened: Opened | None,
+        editor: Editor,
+        *,
+        write_vault: bool,
+        answer: _Answer | None = None,
+    ) -> None:
         if not write_vault and (not editor.events or opened is None):
             return  # nothing to write; no vault is created just to hold an audit record
         if opened is None:
             self._create(editor)
             return
+        if editor.journal:
+            self._commit_kept(opened, editor, answer)
+            return
         header = opened.header
+        journaled = self._unlogged(editor.meta)
         before = len(self.appended)
-        hwm = self._append_audit(editor, opened.hwm)
+        hwm = self._append_audit(editor, opened.hwm, late=journaled)
         written = self.appended[before:]  # with any record the log added (rotation, torn line)
         now = time.time()
         generation = header.generation
-        if write_vault or _vault_mark_due(written, opened.meta.audit, now):
+        settle = editor.meta.pending is not None
+        if write_vault or settle or _vault_mark_due(written, opened.meta.audit, now):
             # The vault holds the audit mark too: anything but a run of successful uses writes
             # it (with the records unchanged if only the mark moved), so an older key file or
-            # keyring entry put back alone cannot hide an issue, a deletion or a denial.
+            # keyring entry put back alone cannot hide an issue, a deletion or a denial. The log
+            # now holds any records journaled before (appended now, or before a crash): the
+            # journal goes, and the mark inside moves past them.
             generation = max(header.generation, opened.stored_generation) + 1
-            meta = replace(editor.meta, audit=hwm.dump(int(now)))
+            meta = replace(editor.meta, audit=hwm.dump(int(now)), pending=None)
             if write_vault:
                 payload = join_payload(meta, editor.raw.items())
             else:
@@ -306,15 +387,104 @@ class Store:
                 return
         self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
 
-    def _append_audit(self, editor: Editor, hwm: Hwm) -> Hwm:
-        if not editor.events:
-            return hwm
-        log("audit.append", events=[e["event"] for e in editor.events], after=hwm.seq)
+    def _commit_kept(self, opened: Opened, editor: Editor, answer: _Answer | None) -> None:
+        """The vault first, with the records of the kept change journaled; then the log; then
+        the vault without the journal (see ``edit``)."""
+        now = int(time.time())
         audit_log = self.audit_log(editor.meta)
-        new_hwm, records = audit_log.append(editor.events, hwm)
+        earlier = self._unlogged(editor.meta, raw=True)
+        try:
+            seq, mac = audit_log.end()
+            after: dict[str, Any] | None = {"seq": seq, "mac": mac}
+        except IntegrityError:
+            after = None  # unreadable: the journal cannot tell later whether the log holds it
+        pending = {
+            "after": after,
+            "events": [*earlier, *({"at": now, "event": e} for e in editor.journal)],
+        }
+        generation = max(opened.header.generation, opened.stored_generation) + 1
+        header = opened.header.next_write(generation)
+        meta = replace(editor.meta, audit=opened.hwm.dump(now), pending=pending)
+        payload = join_payload(meta, editor.raw.items())
+        self._write_vault(header, opened.key, payload, reserved=answer.take() if answer else None)
+        try:
+            hwm = self._append_audit(editor, opened.hwm, late=_late(earlier))
+        except IntegrityError as exc:
+            if answer is not None:
+                answer.release()
+            self._save_state_or_warn(
+                header, opened.key, generation=generation, hwm=opened.hwm, meta=meta
+            )
+            raise IntegrityError(
+                f"{exc.message.removesuffix(NOT_CARRIED_OUT)}; {KEPT_WITHOUT_RECORD}",
+                hint=exc.hint
+                or "free the space or fix the log (`vault audit verify`), then "
+                "run the command again",
+            ) from exc
+        if answer is not None:
+            answer.release()
+        try:
+            meta = replace(meta, audit=hwm.dump(int(time.time())), pending=None)
+            header = header.next_write(generation + 1)
+            self._write_vault(header, opened.key, with_meta(payload, meta))
+            generation += 1
+        except IntegrityError as exc:
+            # The log holds the records and has gone past where the journal says it ended:
+            # the journal is settled, and goes at the next write.
+            self.warnings.append(f"the vault could not be written again after the audit log: {exc}")
+            header = opened.header.next_write(generation)
+        self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
+
+    def unlogged(self, meta: Meta) -> list[dict[str, Any]]:
+        """The audit records the vault (as of ``meta``) holds journaled that the log does not:
+        a kept change whose log could not be written (see ``edit``), as the next command that
+        writes the log will append them. Reads only."""
+        return self._unlogged(meta)
+
+    def _unlogged(self, meta: Meta, *, raw: bool = False) -> list[dict[str, Any]]:
+        """The journal of an earlier kept change (``Meta.pending``) that the log does not hold
+        yet: all of it, unless the log has gone past where it ended when the journal was made.
+        ``raw``: as journal entries ({"at", "event"}); else the events as appended now, late."""
+        pending = meta.pending
+        if not pending:
+            return []
+        entries = [
+            e
+            for e in pending.get("events") or []
+            if isinstance(e, dict)
+            and isinstance(e.get("event"), dict)
+            and isinstance(e.get("at"), int)
+        ]
+        after = pending.get("after")
+        if entries and isinstance(after, dict) and isinstance(after.get("seq"), int):
+            try:
+                seq, _ = self.audit_log(meta).end()
+            except IntegrityError:
+                seq = -1  # the append will say what is wrong with the log
+            if seq > after["seq"]:
+                return []
+        return entries if raw else _late(entries)
+
+    def _append_audit(
+        self, editor: Editor, hwm: Hwm, *, late: list[dict[str, Any]] | None = None
+    ) -> Hwm:
+        events = [*(late or ()), *editor.events]
+        if not events:
+            return hwm
+        log("audit.append", events=[e["event"] for e in events], after=hwm.seq)
+        audit_log = self.audit_log(editor.meta)
+        new_hwm, records = audit_log.append(events, hwm)
         self.warnings.extend(audit_log.warnings)
         self.appended.extend(records)
         return new_hwm
+
+    def _save_state_or_warn(
+        self, header: fmt.Header, key: bytes, *, generation: int, hwm: Hwm, meta: Meta
+    ) -> None:
+        try:
+            self._save_state(header, key, generation=generation, hwm=hwm, meta=meta)
+        except VaultError as exc:
+            self.warnings.append(f"the generation could not be saved with the key: {exc}")
 
     def _save_state(
         self, header: fmt.Header, key: bytes, *, generation: int, hwm: Hwm, meta: Meta
@@ -349,6 +519,9 @@ class Store:
             if opened is None:
                 raise IntegrityError("there is no vault, so there is no audit log to reset")
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            # Records journaled in the vault that the old log never got start the new chain,
+            # after the record of the reset: the old log is damaged, but they are not.
+            journaled = self._unlogged(opened.meta)
             moved = []
             for path in AuditLog(self.paths.audit_file, b"").files(checked=False):
                 target = path.with_name(f"{path.name}.reset-{stamp}")
@@ -363,11 +536,12 @@ class Store:
                     f"aside as {', '.join(moved) or 'nothing'}",
                 )
             )
+            editor.events.extend(journaled)
             hwm = self._append_audit(editor, Hwm())
             # The new chain's mark goes into the vault too: the mark it held (of the old chain)
             # must not make the new log look truncated.
             generation = max(opened.header.generation, opened.stored_generation) + 1
-            meta = replace(opened.meta, audit=hwm.dump(int(time.time())))
+            meta = replace(opened.meta, audit=hwm.dump(int(time.time())), pending=None)
             header = opened.header.next_write(generation)
             self._write_vault(header, opened.key, with_meta(opened.payload, meta))
             self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=meta)
@@ -389,9 +563,12 @@ class Store:
             f"{stamp}; it cannot be verified with the new vault's key"
         )
 
-    def _write_vault(self, header: fmt.Header, key: bytes, payload: bytes) -> None:
+    def _write_vault(
+        self, header: fmt.Header, key: bytes, payload: bytes, *, reserved: Reserved | None = None
+    ) -> None:
         log("vault.write", generation=header.generation, backend=header.backend, bytes=len(payload))
-        atomic_write(self.paths.vault_file, fmt.seal(header, key, payload), what="vault file")
+        blob = fmt.seal(header, key, payload)
+        atomic_write(self.paths.vault_file, blob, what="vault file", reserved=reserved)
 
     # --- rekey -----------------------------------------------------------------------
 
@@ -434,9 +611,10 @@ class Store:
                 # Moving from the keyring, the configured passphrase source is the new one.
                 new_secret=new_passphrase and old.kdf == fmt.KDF_ARGON2ID,
             )
-            hwm = self._append_audit(rotated, opened.hwm)
+            hwm = self._append_audit(rotated, opened.hwm, late=self._unlogged(meta))
             header = header_for(target, params, vault_id, generation)
-            payload = with_meta(opened.payload, replace(meta, audit=hwm.dump(int(time.time()))))
+            meta = replace(meta, audit=hwm.dump(int(time.time())), pending=None)
+            payload = with_meta(opened.payload, meta)
             self._write_vault(header, key, payload)
             self._save_state(header, key, generation=generation, hwm=hwm, meta=meta)
             if old.backend != target:
@@ -510,3 +688,51 @@ def _mark_can_wait(events: list[dict[str, Any]], saved: Hwm, now: float) -> bool
     if not 0 <= now - saved.at < MARK_INTERVAL:
         return False  # due, or the clock went back: save
     return all(e.get("event") == "used" and e.get("outcome") == "success" for e in events)
+
+
+# What a failure to write the log says when the change was kept anyway (Store._commit_kept).
+KEPT_WITHOUT_RECORD = (
+    "the provider's answer was saved in the vault, but nothing was handed out; its audit "
+    "record is kept in the vault and written to the log by the next command that can"
+)
+
+
+def _late(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [late(e["event"], e["at"]) for e in entries]
+
+
+class _Answer:
+    """What Store.edit does for a request whose answer must be kept (Editor.expect_answer):
+    the terminating signals held and room on the disk reserved, from before the request until
+    the answer is written."""
+
+    def __init__(self, store: Store, opened: Opened | None) -> None:
+        self.store = store
+        self.opened = opened
+        self.held: Any = None  # vault.util.signals.Held, imported when first needed
+        self.reserved: Reserved | None = None
+
+    def expect(self, size: int) -> None:
+        if self.held is None:
+            from vault.util.signals import Held
+
+            self.held = Held()
+            self.held.hold()
+        if self.reserved is None and self.opened is not None:
+            self.reserved = Reserved(
+                self.store.paths.vault_file, self.opened.size + size, what="the vault file"
+            )
+
+    def take(self) -> Reserved | None:
+        reserved, self.reserved = self.reserved, None
+        return reserved
+
+    def release(self) -> None:
+        if self.held is not None:
+            self.held.release()
+
+    def end(self) -> None:
+        self.release()
+        reserved = self.take()
+        if reserved is not None:
+            reserved.discard()

@@ -163,7 +163,8 @@ def import_token(
 ) -> TokenRecord:
     """Store a token obtained elsewhere (a personal access token) as ``name``, under the same
     grant policy as a login. Policy and the key are checked before ``read_token`` asks for the
-    token; a refusal is audited. A stored ``name`` is replaced only with ``force``.
+    token; a refusal is audited. A stored ``name`` is replaced only with ``force``, or when it
+    needs a new login (the provider refused it: it is dead).
 
     A token the vault has held before (under any name, since deleted or not) keeps the issue
     time it had then: putting the same token back never makes it younger for
@@ -203,7 +204,8 @@ def import_token(
         extra={"preset": provider.preset},
     )
     with store.edit() as editor:
-        if editor.get(name) is not None and not force:
+        stored = editor.get(name)
+        if stored is not None and stored.needs_login is None and not force:  # a dead one goes
             raise UsageError(
                 f"a token named {name!r} is already stored", hint="pass --force to replace it"
             )

@@ -21,7 +21,7 @@ from vault.util.text import rfc3339
 class PruneAction:
     name: str
     provider: str
-    reason: str  # max_token_age | expired | scope | issuer | storage | revoke_pending
+    reason: str  # max_token_age | expired | scope | issuer | storage | revoke_pending | needs_login
     detail: str
     rule: str | None
     source: str | None
@@ -81,6 +81,21 @@ def plan(
                     None,
                     None,
                     revoke,
+                )
+            )
+        elif record.needs_login is not None:
+            # Dead: the provider refused it. Its access token is revoked first while it may
+            # still be live (unexpired), where the provider can revoke; else it is deleted.
+            live = record.expires_at is None or record.expires_at > now
+            actions.append(
+                PruneAction(
+                    record.name,
+                    record.provider,
+                    "needs_login",
+                    f"needs a new login: {record.needs_login.reason}",
+                    None,
+                    None,
+                    revoke and (live or record.refresh_token is not None),
                 )
             )
         elif (

@@ -65,7 +65,7 @@ def use_token(
             from vault.tokens.lifecycle import provider_of, refresh_in
 
             try:
-                record = refresh_in(editor, record, provider_of(providers, record))
+                record = refresh_in(editor, record, provider_of(providers, record), policy)
             except AuthError as exc:
                 if exc.code == "expired":  # refused before any refresh was tried or audited
                     _audit_failed_use(editor, record, exc.message, command)
@@ -85,7 +85,7 @@ def refresh_record(store: Store, policy: Policy, providers: Providers, name: str
         # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
         # a refresh token, and extend a grant, for nothing anyone may use.
         refuse_unusable(policy, editor, record, command="refresh")
-        return refresh_in(editor, record, provider_of(providers, record))
+        return refresh_in(editor, record, provider_of(providers, record), policy)
 
 
 def refuse_unusable(
@@ -98,8 +98,18 @@ def refuse_unusable(
     now: float | None = None,
 ) -> None:
     """Raise (after auditing the refusal) if ``record`` may not be handed out or refreshed: it
-    was pruned and waits for revocation, or policy no longer allows it at ``now``."""
+    needs a new login (the provider refused it), it was pruned and waits for revocation, or
+    policy no longer allows it at ``now``. Nothing here contacts the provider."""
     name = record.name
+    if record.needs_login is not None:
+        reason = record.needs_login.reason
+        _audit_failed_use(editor, record, f"needs a new login: {reason}", command)
+        raise AuthError(
+            f"the token {name!r} needs a new login ({reason}): "
+            f"vault login {record.provider} --name {name}",
+            hint="a new login (or `vault import --force`) for the name replaces it",
+            code="needs_login",
+        )
     if record.revoke_pending:
         _audit_failed_use(editor, record, "pruned; waiting for revocation", command)
         raise AuthError(

@@ -21,7 +21,9 @@ Environment:
 ``VAULT_TEST_CRASH_AT``
     ``KIND:N:PHASE``: at the Nth call of KIND, ``before`` (SIGKILL instead of the call),
     ``after`` (SIGKILL once it returned), ``torn`` (``write`` only: write the first half of the
-    data, then SIGKILL) or ``stop`` (SIGSTOP before the call; carry on with it after SIGCONT).
+    data, then SIGKILL), ``stop`` (SIGSTOP before the call; carry on with it after SIGCONT), or
+    ``term``, ``int``, ``hup`` (send SIGTERM, SIGINT or SIGHUP to itself before the call, then
+    carry on with it: the signal takes effect at once, unless the process holds it off).
 ``VAULT_TEST_FAULT``
     ``KIND:N:ERRNO[:GLOB]``: the Nth call of KIND (``*``: every one) inside the root whose file
     name matches the shell pattern GLOB fails with ``OSError(ERRNO)`` and is not made. For
@@ -46,6 +48,8 @@ from typing import Any
 
 _ROOT = os.environ.get("VAULT_TEST_HOOK_ROOT", "")
 
+_SIGNALS = {"term": signal.SIGTERM, "int": signal.SIGINT, "hup": signal.SIGHUP}
+
 _KEYRING_CALLS = {
     # D-Bus strings are a little-endian uint32 length, the bytes and a NUL.
     "keyring-set": len(b"CreateItem").to_bytes(4, "little") + b"CreateItem\x00",
@@ -63,7 +67,7 @@ class _Hook:
         spec = os.environ.get("VAULT_TEST_CRASH_AT", "")
         if spec:
             kind, n, phase = spec.split(":")
-            if phase not in ("before", "after", "torn", "stop"):
+            if phase not in ("before", "after", "torn", "stop", *_SIGNALS):
                 raise ValueError(f"VAULT_TEST_CRASH_AT: unknown phase {phase!r}")
             self.crash = (kind, int(n), phase)
         self.fault: tuple[str, int | None, int, str] | None = None
@@ -125,6 +129,8 @@ class _Hook:
                 os.kill(os.getpid(), signal.SIGKILL)
             elif self.crash[2] == "stop":
                 os.kill(os.getpid(), signal.SIGSTOP)
+            elif self.crash[2] in _SIGNALS:
+                os.kill(os.getpid(), _SIGNALS[self.crash[2]])
         return kind, n
 
     def _fail(self, kind: str, path: str) -> None:

@@ -42,6 +42,8 @@ function usage() {
   --slow-down-tolerance-ms MS a poll this much early is still accepted (default 50)
   --no-rotate-refresh         do not rotate refresh tokens (rotation is on by default)
   --grant-extra-scope S       add scope S to every token response's "scope" (misbehaviour)
+  --grant-extra-scope-on-refresh S
+                              add scope S to the "scope" of refresh_token grant responses only
   --token-type T              rewrite "token_type" in token responses to T (misbehaviour)
   --omit-scope                remove "scope" from token responses (misbehaviour)
   --store-size N              entries the in-memory store keeps (default 1000, oidc-provider's own)
@@ -63,6 +65,7 @@ function parseCli(argv) {
         'slow-down-tolerance-ms': { type: 'string', default: '50' },
         'no-rotate-refresh': { type: 'boolean', default: false },
         'grant-extra-scope': { type: 'string' },
+        'grant-extra-scope-on-refresh': { type: 'string' },
         'token-type': { type: 'string' },
         'omit-scope': { type: 'boolean', default: false },
         'store-size': { type: 'string', default: '1000' },
@@ -101,6 +104,7 @@ function parseCli(argv) {
     slowDownToleranceMs: int('slow-down-tolerance-ms', 0),
     rotateRefresh: !v['no-rotate-refresh'],
     grantExtraScope: v['grant-extra-scope'] || null,
+    grantExtraScopeOnRefresh: v['grant-extra-scope-on-refresh'] || null,
     tokenType: v['token-type'] || null,
     omitScope: v['omit-scope'],
     storeSize: int('store-size', 1),
@@ -426,9 +430,11 @@ async function tokenEndpoint(ctx, next) {
   const body = ctx.body;
   if (ctx.status === 200 && body && typeof body === 'object' && body.access_token) {
     const rewritten = { ...body };
-    if (opts.grantExtraScope) {
+    const extra = [opts.grantExtraScope];
+    if (params.get('grant_type') === 'refresh_token') extra.push(opts.grantExtraScopeOnRefresh);
+    for (const scope of extra.filter(Boolean)) {
       const scopes = (rewritten.scope || '').split(' ').filter(Boolean);
-      if (!scopes.includes(opts.grantExtraScope)) scopes.push(opts.grantExtraScope);
+      if (!scopes.includes(scope)) scopes.push(scope);
       rewritten.scope = scopes.join(' ');
     }
     if (opts.tokenType) rewritten.token_type = opts.tokenType;

@@ -108,6 +108,9 @@ def _do(store: Store, op: str, n: int) -> None:
     elif op == "use":
         with store.edit() as ed:
             ed.audit(make_event("used", name="a"))
+    elif op == "refresh":  # a provider's answer: the vault first, then the log, then the vault
+        with store.edit() as ed:
+            ed.keep(_record(f"t{n}"), make_event("refreshed", name=f"t{n}"))
     else:  # a denial or a failure: the command fails, its record is still written
         try:
             with store.edit() as ed:
@@ -121,7 +124,9 @@ def _generation(store: Store) -> int:
     return fmt.parse_header(store.paths.vault_file.read_bytes(), path="v").generation
 
 
-OPS = st.lists(st.sampled_from(["issue", "delete", "use", "denied", "failure"]), max_size=8)
+OPS = st.lists(
+    st.sampled_from(["issue", "delete", "use", "refresh", "denied", "failure"]), max_size=8
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,10 +19,11 @@ from vault.cli.app import App
 from vault.cli.render import dump_json, table
 from vault.errors import IntegrityError, UsageError
 from vault.fs.durable import atomic_write
+from vault.store.vault import Snapshot
 from vault.util.text import clean, parse_time
 
 
-def _log_and_hwm(app: App) -> tuple[AuditLog, Hwm]:
+def _log_and_hwm(app: App) -> tuple[AuditLog, Hwm, Snapshot]:
     snapshot = app.store.read()
     if snapshot is None:
         raise IntegrityError(
@@ -30,12 +31,24 @@ def _log_and_hwm(app: App) -> tuple[AuditLog, Hwm]:
             hint="the audit log is keyed by the vault it belongs to",
         )
     log = AuditLog(app.paths.audit_file, snapshot.meta.audit_key)
-    return log, snapshot.hwm
+    return log, snapshot.hwm, snapshot
 
 
 def cmd_verify(app: App, ns: argparse.Namespace) -> int:
-    log, hwm = _log_and_hwm(app)
+    """The chain, the high-water mark, and the records the vault holds journaled that the log
+    does not have yet (a kept change whose log could not be written: vault.store.vault): those
+    are a warning ("pending" in --json), never tampering; the next command that can write the
+    log writes them first, marked as recorded late."""
+    log, hwm, snapshot = _log_and_hwm(app)
     verdict = verify(log, hwm)
+    pending = app.store.unlogged(snapshot.meta)
+    if pending:
+        kinds = ", ".join(sorted({f"{e.get('event')} {e.get('name')!r}" for e in pending}))
+        verdict.warnings.append(
+            f"{len(pending)} audit record(s) ({clean(kinds, 300)}) are kept in the vault but not "
+            "yet in the log, which could not be written when they happened; the next vault "
+            "command that writes the log writes them first"
+        )
     if app.json:
         dump_json(
             {
@@ -47,6 +60,7 @@ def cmd_verify(app: App, ns: argparse.Namespace) -> int:
                 "bad_line": verdict.bad_line,
                 "bad_file": verdict.bad_file,
                 "warnings": verdict.warnings,
+                "pending": len(pending),
             }
         )
     for warning in verdict.warnings:
@@ -148,7 +162,7 @@ def cmd_show(app: App, ns: argparse.Namespace) -> int:
 def _report(app: App, ns: argparse.Namespace) -> dict[str, Any]:
     filters = _filters(ns)
     try:
-        log, mark = _log_and_hwm(app)
+        log, mark, _ = _log_and_hwm(app)
     except IntegrityError as exc:
         return build_report(
             AuditLog(app.paths.audit_file, b""),

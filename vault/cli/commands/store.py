@@ -106,6 +106,13 @@ def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[
         "refreshable": record.refresh_token is not None,
         "revoke_pending": record.revoke_pending,
         "policy_denial": verdict,
+        "needs_login": None
+        if record.needs_login is None
+        else {
+            "cause": record.needs_login.cause,
+            "reason": record.needs_login.reason,
+            "since": rfc3339(record.needs_login.at),
+        },
     }
 
 
@@ -119,7 +126,7 @@ def _row(record: TokenRecord, now: float, app: App) -> list[str]:
         rfc3339(record.issued_at) or "",
         expires,
         human_duration(now - record.issued_at),
-        f"denied:{denied.rule}" if denied else record.state(now),
+        f"denied:{denied.rule}" if denied and not record.needs_login else record.state(now),
     ]
 
 
@@ -154,6 +161,8 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
         else:
             for key, value in doc.items():
                 shown = " ".join(value) if isinstance(value, list) else value
+                if isinstance(value, dict):
+                    shown = "; ".join(f"{k}: {'-' if v is None else v}" for k, v in value.items())
                 sys.stdout.write(f"{key + ':':<15} {'-' if shown is None else shown}\n")
         return 0
     snapshot = app.store.read()
