@@ -441,7 +441,9 @@ class Store:
             generation += 1
         except IntegrityError as exc:
             # The log holds the records and has gone past where the journal says it ended:
-            # the journal is settled, and goes at the next write.
+            # the journal is settled, and goes at the next write. (Had the log's end been
+            # unreadable when it was journaled, the next append writes the records again,
+            # marked late: a duplicate, never a loss.)
             self.warnings.append(f"the vault could not be written again after the audit log: {exc}")
             header = opened.header.next_write(generation)
         self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
