@@ -240,3 +240,19 @@ def test_api_refuses_headers_that_reroute_the_request(vault: VaultCLI) -> None:
             assert r.returncode == 2, (header, r)
             assert "Traceback" not in r.stderr
         assert len(fake.requests) == 1  # only the call without a header reached the server
+
+
+def test_a_refresh_before_exec_leaves_no_signal_held_in_the_command(vault: VaultCLI) -> None:
+    """A refresh holds SIGINT/SIGTERM/SIGHUP/SIGQUIT off until its answer is written; the
+    command `vault exec` then runs must start with none of them blocked (a blocked mask is
+    inherited across exec), or it could never be interrupted."""
+    with start_idp() as idp:
+        configure_provider(vault, idp.issuer)
+        code, _, err = approved_login(vault)
+        assert code == 0, err
+        show = "print([l for l in open('/proc/self/status') if l.startswith('SigBlk')][0])"
+        r = vault.run("exec", "local", "--min-valid", "999999", "--", sys.executable, "-c", show)
+        assert r.returncode == 0, r
+        assert r.stdout.split() == ["SigBlk:", "0" * 16], r
+        refreshes = [g for g in idp.grants()["grants"] if g["grant_type"] == "refresh_token"]
+        assert [g["result"] for g in refreshes] == ["ok"]  # it did refresh first

@@ -667,3 +667,39 @@ def test_refresh_kept_when_the_audit_log_fails(vault: VaultCLI, fault: str, comm
             ("used", kept["fingerprint"]),
             ("refreshed", final["fingerprint"]),
         ], events
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["rename:*:EROFS:.vault.enc.*.tmp", "fsync:*:EIO:.vault.enc.*.tmp"],
+    ids=["read-only folder", "I/O error"],
+)
+def test_refresh_answer_that_cannot_be_written_to_the_vault(vault: VaultCLI, fault: str) -> None:
+    """The one failure after the provider's answer that nothing can cover (besides SIGKILL before
+    the write): the vault itself cannot be written (the folder turned read-only, an I/O error;
+    a full disk is refused before the request, see test_faults.py). The command says the answer
+    is lost (exit 6, nothing handed out), the log records the refresh as a failure saying so,
+    and the next refresh, which the provider refuses as a replay, marks the token as needing a
+    new login: a clear error naming `vault login`, never a traceback or a stale token."""
+    with start_idp() as idp:
+        configure_provider(vault, idp.issuer)
+        code, _, err = approved_login(vault)
+        assert code == 0, err
+        old = read_records(vault)["local"]
+        r = vault.run("refresh", "local", env=hook_env(vault.home, fault=fault))
+        assert r.returncode == 6, r
+        assert "Traceback" not in r.stderr
+        assert "the provider's answer could not be kept and nothing was handed out" in r.stderr
+        assert read_records(vault)["local"]["refresh_token"] == old["refresh_token"]
+        shown = [json.loads(x) for x in vault.run("audit", "show", "--json").stdout.splitlines()]
+        assert [(d["event"], d["outcome"]) for d in shown][-1] == ("refreshed", "failure")
+        assert str(shown[-1]["reason"]).startswith("not kept: cannot write vault file")
+        assert vault.run("audit", "verify").returncode == 0
+        r = vault.run("refresh", "local")
+        assert r.returncode == 4, r
+        assert "vault login local --name local" in r.stderr
+        replay = _grants_presenting(idp, old["refresh_token"])
+        assert [g["result"] for g in replay] == ["ok", "invalid_grant"]
+        r = vault.run("token", "local")
+        assert r.returncode == 4, r
+        assert r.stdout == ""

@@ -93,7 +93,11 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
     max_leaves=12,
 )
-RECORD_DOC = json.loads(targets.record("x").to_json())
+# With every optional field present (a token needing a new login), so that each is fuzzed.
+RECORD_DOC = {
+    **json.loads(targets.record("x").to_json()),
+    "needs_login": {"cause": "invalid_grant", "reason": "refused", "at": 1_700_000_000},
+}
 META_DOC = json.loads(Meta(targets.AUDIT_KEY, targets.STATE_KEY, 1).to_json())
 
 

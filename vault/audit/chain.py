@@ -288,9 +288,17 @@ def late(event: dict[str, Any], journaled_at: int) -> dict[str, Any]:
     (journaled at ``journaled_at``, UNIX seconds), as it is appended now: its reason says so and
     when it happened; every other field is as it was then (its user, host and pid too)."""
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(journaled_at))
-    note = f"recorded late: the audit log could not be written at {when}"
+    return noted(event, f"recorded late: the audit log could not be written at {when}")
+
+
+def noted(event: dict[str, Any], note: str, *, outcome: str | None = None) -> dict[str, Any]:
+    """``event`` with ``note`` put before its reason (bounded and cleaned as every reason is),
+    and its outcome replaced when ``outcome`` is given."""
     reason = event.get("reason")
-    return {**event, "reason": _short(f"{note}; {reason}" if reason else note)}
+    changed = {**event, "reason": _short(f"{note}; {reason}" if reason else note)}
+    if outcome is not None:
+        changed["outcome"] = _field(outcome)
+    return changed
 
 
 class AuditLog:

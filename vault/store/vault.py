@@ -29,7 +29,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vault.audit.chain import DEFAULT_MAX_BYTES, NOT_CARRIED_OUT, AuditLog, Hwm, late, make_event
+from vault.audit.chain import (
+    DEFAULT_MAX_BYTES,
+    NOT_CARRIED_OUT,
+    AuditLog,
+    Hwm,
+    late,
+    make_event,
+    noted,
+)
 from vault.errors import IntegrityError, VaultError
 from vault.fs.durable import Reserved, atomic_write, locked, remove_stale_temporaries
 from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_private_file
@@ -406,7 +414,16 @@ class Store:
         header = opened.header.next_write(generation)
         meta = replace(editor.meta, audit=opened.hwm.dump(now), pending=pending)
         payload = join_payload(meta, editor.raw.items())
-        self._write_vault(header, opened.key, payload, reserved=answer.take() if answer else None)
+        try:
+            reserved = answer.take() if answer else None
+            self._write_vault(header, opened.key, payload, reserved=reserved)
+        except IntegrityError as exc:
+            self._record_lost(opened, editor, exc)
+            raise IntegrityError(
+                f"{exc.message}; {ANSWER_LOST}",
+                hint="check the disk holding the vault; if the next refresh is refused, log in "
+                "again",
+            ) from exc
         try:
             hwm = self._append_audit(editor, opened.hwm, late=_late(earlier))
         except IntegrityError as exc:
@@ -430,10 +447,24 @@ class Store:
             generation += 1
         except IntegrityError as exc:
             # The log holds the records and has gone past where the journal says it ended:
-            # the journal is settled, and goes at the next write.
+            # the journal is settled, and goes at the next write. (Had the log's end been
+            # unreadable when it was journaled, the next append writes the records again,
+            # marked late: a duplicate, never a loss.)
             self.warnings.append(f"the vault could not be written again after the audit log: {exc}")
             header = opened.header.next_write(generation)
         self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
+
+    def _record_lost(self, opened: Opened, editor: Editor, exc: IntegrityError) -> None:
+        """The vault could not be written with a provider's answer (it is lost): the log gets
+        the kept change's records as failures saying so, if it can (a warning if not), with
+        whatever else the command recorded and nothing journaled, as any change-less command."""
+        lost = [noted(e, f"not kept: {exc.message}", outcome="failure") for e in editor.journal]
+        others = [e for e in editor.events if not any(e is j for j in editor.journal)]
+        record = Editor(editor.meta, opened.payload, header=opened.header, events=[*lost, *others])
+        try:
+            self._commit(opened, record, write_vault=False)
+        except VaultError as failure:
+            self.warnings.append(f"the audit record could not be written: {failure}")
 
     def unlogged(self, meta: Meta) -> list[dict[str, Any]]:
         """The audit records the vault (as of ``meta``) holds journaled that the log does not:
@@ -689,6 +720,12 @@ def _mark_can_wait(events: list[dict[str, Any]], saved: Hwm, now: float) -> bool
         return False  # due, or the clock went back: save
     return all(e.get("event") == "used" and e.get("outcome") == "success" for e in events)
 
+
+# What a failure to write the vault says when it was to keep a provider's answer.
+ANSWER_LOST = (
+    "the provider's answer could not be kept and nothing was handed out: if the provider "
+    "rotated the refresh token, the next refresh is refused and the token needs a new login"
+)
 
 # What a failure to write the log says when the change was kept anyway (Store._commit_kept).
 KEPT_WITHOUT_RECORD = (

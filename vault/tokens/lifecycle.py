@@ -121,7 +121,7 @@ def refresh_in(
             refresh_token=None,
             needs_login=LoginNeeded(
                 "invalid_grant",
-                "the provider refused its refresh token (expired or revoked) [invalid_grant]",
+                "the provider refused its refresh token as expired or revoked [invalid_grant]",
                 int(time.time()),
             ),
         )

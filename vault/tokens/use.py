@@ -107,7 +107,7 @@ def refuse_unusable(
         raise AuthError(
             f"the token {name!r} needs a new login ({reason}): "
             f"vault login {record.provider} --name {name}",
-            hint="a new login (or `vault import --force`) for the name replaces it",
+            hint="a new `vault login` (or `vault import`) for the name replaces it",
             code="needs_login",
         )
     if record.revoke_pending:
