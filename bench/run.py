@@ -339,7 +339,12 @@ def paired(
         pair = []
         for argv, env in ((a, env_a), (b, env_b)) if i % 2 else ((b, env_b), (a, env_a)):
             start = time.perf_counter()
-            subprocess.run(argv, env=env, capture_output=True, check=True, timeout=60)
+            done = subprocess.run(argv, env=env, capture_output=True, timeout=60, check=False)
+            if done.returncode != 0:
+                sys.exit(
+                    f"bench: {' '.join(argv)} failed (exit {done.returncode}) in run {i} of "
+                    f"the paired timing: {done.stderr.decode(errors='replace').strip()}"
+                )
             pair.append((argv is a, (time.perf_counter() - start) * 1000))
         if i < 3:
             continue  # warm-up

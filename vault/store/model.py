@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 PAYLOAD_MAGIC = b"VREC1\n"
 META_NAME = b"#meta"
 EXPIRING_SOON = 300  # seconds: `vault list` calls a token with less left "expiring"
-MAX_HELD = 4096  # fingerprints of held tokens kept in the metadata (Meta.held)
+MAX_HELD = 1024  # fingerprints of held tokens kept in the metadata (Meta.held): read by every
+# command, so bounded; past it the tokens that expire first are forgotten first
 
 
 @datarecord(frozen=True)
@@ -226,17 +227,20 @@ class Meta:
         ]
 
     def hold(self, token: Secret, issued_at: int, expires_at: int | None, now: float) -> None:
-        """Remember ``token`` (the earliest issue time wins); forget tokens that have expired,
-        and past MAX_HELD the ones that expire first."""
+        """Remember ``token`` (the earliest issue time wins). When more than MAX_HELD are held,
+        the expired are forgotten, then the ones that expire first, down to three quarters."""
         key = self.held_key(token)
         seen = self.held.get(key)
         if seen is not None and seen[0] is not None and seen[0] <= issued_at:
             issued_at = seen[0]
         self.held[key] = [issued_at, expires_at]
+        if len(self.held) <= MAX_HELD:
+            return  # constant time per put; the expired are dropped once the map is full
         live = {k: v for k, v in self.held.items() if v[1] is None or v[1] > now}
-        if len(live) > MAX_HELD:
-            order = sorted(live, key=lambda k: (live[k][1] is None, live[k][1] or 0))
-            for k in order[: len(live) - MAX_HELD]:
+        if len(live) > MAX_HELD * 3 // 4:  # room for a quarter more before the next sweep
+            others = [k for k in live if k != key]  # never the token being held now
+            order = sorted(others, key=lambda k: (live[k][1] is None, live[k][1] or 0))
+            for k in order[: len(live) - MAX_HELD * 3 // 4]:
                 del live[k]
         self.held = live
 
