@@ -43,7 +43,7 @@ from vault.fs.paths import Paths, check_trusted, check_trusted_path
 from vault.login.providers import PRESET_ISSUERS, Identity
 from vault.policy import safe_yaml as _yaml
 from vault.util.record import datarecord, field
-from vault.util.text import MAX_SCOPE_LENGTH
+from vault.util.text import MAX_SCOPE_LENGTH, scope_problem
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -53,8 +53,6 @@ POLICY_VERSION = 1
 MAX_POLICY_BYTES = 64 * 1024
 _DURATION = r"(\d{1,12})([smhdw])"  # bounded: int() refuses over 4300 digits
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-# RFC 6749 §3.3 scope-token characters, plus "*" as the one wildcard.
-_SCOPE_PATTERN = r"[\x21\x23-\x5b\x5d-\x7e]+"
 PRESET_KEYS = ("github", "gitlab", "google", "microsoft", "oidc")
 TOP_KEYS = {
     "version",
@@ -289,7 +287,8 @@ def _string_list(data: Any, key: str, path: str, *, scopes: bool = False) -> Rul
     for item in value:
         if not isinstance(item, str) or not item:
             raise ConfigError(f"{where}: {key}: every entry must be a non-empty string")
-        if scopes and (not re.fullmatch(_SCOPE_PATTERN, item) or len(item) > MAX_SCOPE_LENGTH):
+        # The one scope-token check ("*", the wildcard, is one of its characters).
+        if scopes and scope_problem(item) is not None:
             raise ConfigError(
                 f"{where}: {key}: {item!r} is not a scope (RFC 6749 characters; '*' as wildcard; "
                 f"at most {MAX_SCOPE_LENGTH} characters)"
