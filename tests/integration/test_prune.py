@@ -259,15 +259,19 @@ def test_schedule_units_folders_are_private_under_any_umask(
     fake.chmod(0o755)
     config_home = tmp_path / "cfg"
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "XDG_CONFIG_HOME": str(config_home)}
-    proc = subprocess.run(
-        [VAULT_BIN, "prune", "--install-schedule"],
-        env={**vault.full_env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        preexec_fn=lambda: os.umask(umask),
-    )
+
+    def install() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [VAULT_BIN, "prune", "--install-schedule"],
+            env={**vault.full_env(), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            preexec_fn=lambda: os.umask(umask),
+        )
+
+    proc = install()
     assert proc.returncode == 0, proc.stderr
     for folder in (config_home, config_home / "systemd", config_home / "systemd" / "user"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
@@ -277,14 +281,7 @@ def test_schedule_units_folders_are_private_under_any_umask(
     # An existing folder others can write is refused, the units untouched.
     (config_home / "systemd" / "user").chmod(0o777)
     before = (config_home / "systemd" / "user" / "vault-prune.timer").read_bytes()
-    again = subprocess.run(
-        [VAULT_BIN, "prune", "--install-schedule"],
-        env={**vault.full_env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = install()
     assert again.returncode == 6, again.stderr
     assert "Traceback" not in again.stderr
     assert (config_home / "systemd" / "user" / "vault-prune.timer").read_bytes() == before
