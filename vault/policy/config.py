@@ -151,10 +151,10 @@ def _provider(name: str, section: Any, where: str, path: str) -> Provider:
         if key == "scopes" and value:
             from vault.util.text import MAX_SCOPES, scope_problem
 
-            problems = [scope_problem(item) for item in value][: MAX_SCOPES + 1]
-            problem = next((p for p in problems if p), None)
             if len(value) > MAX_SCOPES:
-                problem = f"at most {MAX_SCOPES} scopes"
+                problem: str | None = f"at most {MAX_SCOPES} scopes"
+            else:
+                problem = next(filter(None, map(scope_problem, value)), None)
             if problem:  # the value is not quoted: config.yaml's errors never show its text
                 raise ConfigError(
                     f"{at}: provider {name!r}: scopes must be a list of scope names ({problem})"
