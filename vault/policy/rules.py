@@ -12,9 +12,15 @@ Schema (version 1; every key optional except ``version``)::
       vault_dirs: ["~/.local/share/vault"]
     tokens:
       print_to_terminal: false     # may `vault token` print to an interactive terminal?
+    agent:                         # may a background agent hold the vault's key, how long
+      allowed: true
+      max_unlocked: 8h
     providers:                     # per provider identity: may only tighten
       github: {max_token_age: 12h, allowed_scopes: [repo], denied_scopes: [...]}
       "https://idp.example.com/realms/*": {max_token_age: 1h}
+
+``agent:`` is about the whole vault (an agent holding the data key can open every token), so a
+``providers:`` section cannot carry it.
 
 A ``providers:`` key is what a provider *is*, never what a config.yaml calls it: a preset name
 (its rules follow every provider built on that preset, and every token from that preset's
@@ -62,11 +68,13 @@ TOP_KEYS = {
     "allowed_issuers",
     "storage",
     "tokens",
+    "agent",
     "providers",
 }
 PROVIDER_KEYS = {"max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers"}
 STORAGE_KEYS = {"key_backends", "vault_dirs"}
 TOKENS_KEYS = {"print_to_terminal"}
+AGENT_KEYS = {"allowed", "max_unlocked"}
 
 
 CLOCK_STEP_TOLERANCE = 300  # seconds the clock may stand behind a token's issue time
@@ -236,7 +244,14 @@ class Rule:
 
 
 PROVIDER_RULES = ("max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers")
-FILE_RULES = (*PROVIDER_RULES, "key_backends", "vault_dirs", "print_to_terminal")
+FILE_RULES = (
+    *PROVIDER_RULES,
+    "key_backends",
+    "vault_dirs",
+    "print_to_terminal",
+    "agent_allowed",
+    "agent_max_unlocked",
+)
 
 
 @datarecord(frozen=True)
@@ -258,6 +273,8 @@ class PolicyFile:
     key_backends: Rule | None = None
     vault_dirs: Rule | None = None
     print_to_terminal: Rule | None = None
+    agent_allowed: Rule | None = None  # agent.allowed
+    agent_max_unlocked: Rule | None = None  # agent.max_unlocked, in seconds
     providers: dict[str, ProviderRules] = field(default_factory=dict)
 
     def rule_count(self) -> int:
@@ -316,6 +333,31 @@ def _rules(data: Any, path: str, context: str) -> dict[str, Rule]:
     return rules
 
 
+def _agent_rules(data: Any, path: str) -> dict[str, Rule]:
+    """``agent: {allowed: BOOL, max_unlocked: DURATION}``. ``max_unlocked`` is read by the same
+    parser as ``max_token_age``, so it is never zero, negative or without a unit."""
+    agent = data.get("agent")
+    if agent is None:
+        return {}
+    if not isinstance(agent, dict):
+        raise ConfigError(
+            f"{_yaml.where(path, data, 'agent')}: agent must be a mapping "
+            "(e.g. {allowed: true, max_unlocked: 8h})"
+        )
+    _check_keys(agent, AGENT_KEYS, path, " in agent")
+    rules: dict[str, Rule] = {}
+    if "allowed" in agent:
+        where = _yaml.where(path, agent, "allowed")
+        if not isinstance(agent["allowed"], bool):
+            raise ConfigError(f"{where}: agent.allowed must be true or false")
+        rules["agent_allowed"] = Rule("agent_allowed", agent["allowed"], where)
+    if "max_unlocked" in agent:
+        where = _yaml.where(path, agent, "max_unlocked")
+        seconds = parse_duration(agent["max_unlocked"], where, "agent.max_unlocked")
+        rules["agent_max_unlocked"] = Rule("agent_max_unlocked", seconds, where)
+    return rules
+
+
 def parse_policy(text: str, path: str, *, system: bool) -> PolicyFile:
     data = _yaml.load(text, path)
     if data is None:
@@ -357,6 +399,7 @@ def parse_policy(text: str, path: str, *, system: bool) -> PolicyFile:
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: print_to_terminal must be true or false")
             rules["print_to_terminal"] = Rule("print_to_terminal", value, where)
+    rules.update(_agent_rules(data, path))
     providers: dict[str, ProviderRules] = {}
     raw = data.get("providers")
     if raw is not None:
@@ -376,6 +419,13 @@ def parse_policy(text: str, path: str, *, system: bool) -> PolicyFile:
                 )
             if not isinstance(section, dict):
                 raise ConfigError(f"{where}: providers: {name!r} must be a mapping")
+            if "agent" in section:
+                # Named apart from an unknown key: it is a known rule in the wrong place.
+                raise ConfigError(
+                    f"{_yaml.where(path, section, 'agent')}: agent in provider {name!r}: the "
+                    "agent rule applies to the whole vault (an agent holds the key to every "
+                    "token), so it belongs at the top level of the policy"
+                )
             _check_keys(section, PROVIDER_KEYS, path, f" in provider {name!r}")
             providers[name] = ProviderRules(**_rules(section, path, f" in provider {name!r}"))
     return PolicyFile(path=path, system=system, providers=providers, **rules)
@@ -548,6 +598,29 @@ class Policy:
                     "use `vault exec`",
                 )
         return None
+
+    def agent_denial(self) -> Denial | None:
+        """Whether a key agent may hold this vault's data key at all. Any file saying
+        ``allowed: false`` forbids it, whatever the others say; the first such file (system
+        policies are read before the user's) is the one named."""
+        for f in self.files:
+            if f.agent_allowed is not None and f.agent_allowed.value is False:
+                return Denial(
+                    "agent.allowed",
+                    f.agent_allowed.source,
+                    "a key agent may not hold this vault's key",
+                )
+        return None
+
+    def agent_max_unlocked(self) -> tuple[float, str] | None:
+        """The longest an agent may keep the key unlocked, in seconds, and the file:line that
+        set it: the shortest ``agent.max_unlocked`` over every file (on a tie the first file,
+        so a system policy is named before a user's); None when no policy caps it."""
+        rules = [f.agent_max_unlocked for f in self.files if f.agent_max_unlocked is not None]
+        if not rules:
+            return None
+        rule = min(rules, key=lambda r: r.value)
+        return float(rule.value), rule.source
 
     def grant_denial(self, provider: Identity, scopes: Iterable[str]) -> Denial | None:
         """Whether a token for these scopes from this provider may be obtained or stored."""

@@ -44,7 +44,7 @@ def policy(*texts: str) -> Policy:
 
 
 KNOWN_TOP = (
-    "allowed_issuers, allowed_scopes, denied_scopes, max_token_age, providers, storage, "
+    "agent, allowed_issuers, allowed_scopes, denied_scopes, max_token_age, providers, storage, "
     "tokens, version"
 )
 
