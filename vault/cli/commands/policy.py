@@ -13,6 +13,7 @@ from vault.errors import ConfigError, VaultError
 from vault.login.providers import Identity
 from vault.policy.rules import (
     FILE_RULES,
+    Policy,
     PolicyFile,
     ProviderRules,
     Rule,
@@ -25,7 +26,10 @@ _NAMES = {
     "key_backends": "storage.key_backends",
     "vault_dirs": "storage.vault_dirs",
     "print_to_terminal": "tokens.print_to_terminal",
+    "agent_allowed": "agent.allowed",
+    "agent_max_unlocked": "agent.max_unlocked",
 }
+_DURATIONS = ("max_token_age", "agent_max_unlocked")
 
 
 def cmd_policy_check(app: App, ns: argparse.Namespace) -> int:
@@ -60,7 +64,7 @@ def cmd_policy_check(app: App, ns: argparse.Namespace) -> int:
 
 
 def _value(rule: Rule) -> Any:
-    if rule.key == "max_token_age":
+    if rule.key in _DURATIONS:
         return format_duration(rule.value)
     if isinstance(rule.value, tuple):
         return list(rule.value)
@@ -94,6 +98,25 @@ def _identity(app: App, name: str | None) -> Identity | None:
     return resolve(name, app.config.providers).identity()
 
 
+def _effective_agent(policy: Policy) -> dict[str, Any]:
+    """The agent rule as the agent will apply it, each part with the file:line it comes from:
+    ``allowed`` from the first file forbidding it (else the first allowing it explicitly, else
+    no source: nothing restricts it), ``max_unlocked`` from the file with the shortest."""
+    denial = policy.agent_denial()
+    if denial is not None:
+        allowed: dict[str, Any] = {"value": False, "source": denial.source}
+    else:
+        said = [f.agent_allowed.source for f in policy.files if f.agent_allowed is not None]
+        allowed = {"value": True, "source": said[0] if said else None}
+    cap = policy.agent_max_unlocked()
+    return {
+        "allowed": allowed,
+        "max_unlocked": None
+        if cap is None
+        else {"value": format_duration(int(cap[0])), "seconds": int(cap[0]), "source": cap[1]},
+    }
+
+
 def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
     policy = app.policy
     who = _identity(app, ns.name)
@@ -108,10 +131,12 @@ def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
                     entry["system"] = f.system
                     entries.append(entry)
     age = policy.max_token_age(who)
+    agent = _effective_agent(policy)
     effective = {
         "max_token_age": None
         if age is None
         else {"value": format_duration(age.value), "seconds": age.value, "source": age.source},
+        "agent": agent,
     }
     if app.json:
         dump_json(
@@ -140,9 +165,16 @@ def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
             for e in entries
         ],
     )
+    lines = []
     if age is not None:
         target = f" for {ns.name} ({who.issuer})" if who else ""
-        sys.stdout.write(
-            f"\nEffective max_token_age{target}: {format_duration(age.value)} (from {age.source})\n"
-        )
+        lines.append(f"max_token_age{target}: {format_duration(age.value)} (from {age.source})")
+    if agent["allowed"]["source"] is not None:
+        value = "true" if agent["allowed"]["value"] else "false"
+        lines.append(f"agent.allowed: {value} (from {agent['allowed']['source']})")
+    if agent["max_unlocked"] is not None:
+        cap = agent["max_unlocked"]
+        lines.append(f"agent.max_unlocked: {cap['value']} (from {cap['source']})")
+    if lines:
+        sys.stdout.write("\n" + "".join(f"Effective {line}\n" for line in lines))
     return 0
