@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import VaultCLI
+from vault.policy.rules import Policy, parse_policy
 
+REPO = Path(__file__).resolve().parents[2]
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NO_KEYRING = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus"}
 
@@ -106,6 +108,17 @@ def test_policy_check_accepts_the_rule_and_counts_both_parts(tmp_path: Path) -> 
     r = vault.run("policy", "check", str(path), "--json")
     assert r.returncode == 0, r
     assert json.loads(r.stdout)["files"] == [{"path": str(path), "ok": True, "rules": 2}]
+
+
+def test_the_strict_example_caps_the_agent_at_a_working_day(tmp_path: Path) -> None:
+    strict = REPO / "policies/strict.yaml"
+    parsed = parse_policy(strict.read_text(), str(strict), system=True)
+    assert Policy([parsed]).agent_denial() is None
+    cap = Policy([parsed]).agent_max_unlocked()
+    assert cap is not None
+    assert cap[0] == 8 * 3600
+    r = _vault(tmp_path).run("policy", "check", str(strict))
+    assert r.returncode == 0, r
 
 
 def test_a_bad_agent_rule_in_force_denies_every_command(tmp_path: Path) -> None:
