@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 from vault.errors import ConfigError, IntegrityError
+from vault.fs.where import VAULT_FILE, folders
 from vault.util.record import datarecord
 
 
@@ -27,40 +28,16 @@ class Paths:
         return self.vault_file.parent
 
 
-def _xdg(var: str, fallback: str) -> Path:
-    value = os.environ.get(var, "")
-    # The XDG spec: a relative path in these variables is invalid and must be ignored.
-    if value and os.path.isabs(value):
-        return Path(value)
-    return Path.home() / fallback
-
-
 def resolve(environ: os._Environ[str] | dict[str, str] | None = None) -> Paths:
     """The paths in force for this process, from ``VAULT_HOME`` or the XDG folders."""
     env = os.environ if environ is None else environ
     system_dir = Path(env.get("VAULT_SYSTEM_POLICY_DIR") or "/etc/vault/policies")
-    home = env.get("VAULT_HOME")
-    if home:
-        base = Path(home).expanduser()
-        if not base.is_absolute():
-            base = Path.cwd() / base
-        return Paths(
-            config_file=base / "config.yaml",
-            policy_dir=base / "policies",
-            system_policy_dir=system_dir,
-            vault_file=base / "vault.enc",
-            key_file=base / "vault.key",
-            lock_file=base / "vault.lock",
-            audit_file=base / "audit.jsonl",
-        )
-    config = _xdg("XDG_CONFIG_HOME", ".config") / "vault"
-    data = _xdg("XDG_DATA_HOME", ".local/share") / "vault"
-    state = _xdg("XDG_STATE_HOME", ".local/state") / "vault"
+    config, data, state = (Path(folder) for folder in folders(env))
     return Paths(
         config_file=config / "config.yaml",
         policy_dir=config / "policies",
         system_policy_dir=system_dir,
-        vault_file=data / "vault.enc",
+        vault_file=data / VAULT_FILE,
         key_file=data / "vault.key",
         lock_file=data / "vault.lock",
         audit_file=state / "audit.jsonl",
