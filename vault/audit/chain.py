@@ -29,6 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from vault.errors import IntegrityError
@@ -158,6 +159,10 @@ def _host() -> str:
     return os.uname().nodename
 
 
+# The process an agent serves (vault.agent): its events name the client's pid, and the agent's.
+SERVED_PID: ContextVar[int | None] = ContextVar("served_pid", default=None)
+
+
 def make_event(
     kind: str,
     *,
@@ -173,6 +178,7 @@ def make_event(
     fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The fields of one audit event, in the order they are written (seq, time, mac added)."""
+    client = SERVED_PID.get()
     # Every field bounded and sanitised here, whatever its source: one value too long for
     # the tail window would wedge the log (every later append refused until `audit reset`).
     return {
@@ -188,8 +194,9 @@ def make_event(
         "command": _short(command),
         "user": _field(_os_user()),
         "host": _field(_host()),
-        "pid": os.getpid(),
+        "pid": os.getpid() if client is None else client,
         "fingerprint": _field(fingerprint),
+        **({} if client is None else {"agent": os.getpid()}),
     }
 
 

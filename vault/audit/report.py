@@ -40,6 +40,9 @@ EVENTS = (
     "log_rotated",
     "log_reset",
     "torn_record_set_aside",
+    "agent_started",
+    "agent_unlocked",
+    "agent_locked",
 )
 """The kinds of event an audit record can be."""
 
