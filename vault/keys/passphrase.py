@@ -42,6 +42,10 @@ class PassphraseSource:
         self.interactive = interactive
         self._cached: Secret | None = None
 
+    def give(self, passphrase: Secret) -> None:
+        """Use ``passphrase``, already read (by the process that started the agent)."""
+        self._cached = passphrase
+
     def get(self, *, confirm: bool = False, prompt: str = "Vault passphrase: ") -> Secret:
         if self._cached is not None:
             return self._cached

@@ -197,6 +197,7 @@ class Store:
         passphrase: PassphraseSource | Callable[[], PassphraseSource] | None = None,
         keyring: KeyringStore | None = None,
         audit_max_bytes: int = DEFAULT_MAX_BYTES,
+        backends: dict[str, KeyBackend] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise IntegrityError(f"unknown key backend {backend!r}")
@@ -207,10 +208,14 @@ class Store:
         self.audit_max_bytes = audit_max_bytes
         self.warnings: list[str] = []
         self.appended: list[dict[str, Any]] = []  # audit records this command wrote
-        self._backends: dict[str, KeyBackend] = {}
+        self._backends: dict[str, KeyBackend] = dict(backends or {})
+        # Ask this vault's agent for the key first (vault.keys.agent), unless the backends
+        # were given (the agent's own store) or the command must not (rekey).
+        self.use_agent = backends is None
 
     def key_backend(self, name: str) -> KeyBackend:
-        """The backend called ``name``, one instance per store."""
+        """The backend called ``name``, one instance per store; behind this vault's agent
+        where one may run."""
         backend = self._backends.get(name)
         if backend is None:
             if name == "keyring":
@@ -223,6 +228,10 @@ class Store:
                 backend = PassphraseBackend(source, self.paths.key_file)
             else:
                 raise IntegrityError(f"unknown key backend {name!r}")
+            if self.use_agent:
+                from vault.keys.agent import AgentBackend, socket_path
+
+                backend = AgentBackend(backend, socket_path(str(self.paths.vault_file)))
             self._backends[name] = backend
         return backend
 
@@ -611,6 +620,24 @@ class Store:
         confirmation, is locked or does not answer), the move is kept and IntegrityError says
         that the old key remains: rekey never reports success while it does."""
         ensure_private_dir(self.paths.vault_dir)
+        # The old key is read from its backend itself, not from an agent: the keyring backend
+        # keeps the new key beside the old one in the entry it read, until the file is written.
+        self.use_agent = False
+        self._backends.clear()
+        # The agent forgets the key first, while it can still audit that with it.
+        self._agent_forget("the vault is being rekeyed")
+        return self._rekey(new_passphrase=new_passphrase)
+
+    def _agent_forget(self, reason: str) -> None:
+        """Have this vault's agent, if one runs, drop a key the vault no longer uses."""
+        from vault.keys.agent import call, socket_path
+
+        try:
+            call({"op": "lock", "reason": reason}, path=socket_path(str(self.paths.vault_file)))
+        except VaultError as exc:
+            self.warnings.append(f"the agent could not be told to forget the old key: {exc}")
+
+    def _rekey(self, *, new_passphrase: bool) -> tuple[str, str, int]:
         target = self.backend
         with locked(self.paths.lock_file, exclusive=True):
             header = self._peek_header()
