@@ -151,6 +151,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    p = add("agent", "agent:cmd_agent", "a process that holds the vault's key for a while")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="write a systemd user socket and service (socket activation), or say how to "
+        "start the agent from a shell profile",
+    )
+    agent_sub = p.add_subparsers(dest="agent_command", metavar="ACTION", parser_class=_Parser)
+    start = agent_sub.add_parser(
+        "start", help="start the agent and unlock it", description="start the agent and unlock it"
+    )
+    _common(start)
+    start.add_argument(
+        "--idle",
+        metavar="D",
+        help="forget the key after D without a request (default 1h; 0: never idle out)",
+    )
+    start.add_argument(
+        "--max-unlocked",
+        metavar="D",
+        help="forget the key D after unlocking, whatever the use (default 8h; policy may cap it)",
+    )
+    start.add_argument("--foreground", action="store_true", help="serve in this process")
+    start.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    start.add_argument("--secret-fd", type=int, default=None, help=argparse.SUPPRESS)
+    _common(agent_sub.add_parser("stop", help="stop the agent (its key is forgotten)"))
+    status = agent_sub.add_parser("status", help="whether it runs, is unlocked, and until when")
+    _common(status)
+    status.add_argument("--json", action="store_true")
+
+    add("lock", "agent:cmd_lock", "make the agent forget the vault's key now")
+    add("unlock", "agent:cmd_unlock", "unlock the agent again (keyring, or the passphrase once)")
+
     audit = sub.add_parser("audit", help="read, verify and report on the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=_Parser)
     audit_sub.required = True

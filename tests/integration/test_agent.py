@@ -1,0 +1,412 @@
+"""`vault agent`, end to end: the real executable, a real vault, the agent as its own process.
+
+Each test starts its own agent (for its own vault) and stops it after, whatever happened."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import termios
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VAULT_BIN, SecretService, VaultCLI, read_records
+
+CANARY = "ghp_AGENTcanary0123456789abcdefghijklmnopq"
+PASSPHRASE = "correct horse battery staple"
+
+
+def _status(vault: VaultCLI) -> dict[str, object]:
+    result = vault.run("agent", "status", "--json")
+    assert result.returncode == 0, result
+    status: dict[str, object] = json.loads(result.stdout)
+    return status
+
+
+@contextlib.contextmanager
+def running_agent(vault: VaultCLI, *args: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    """`vault agent start ARGS` (daemonised); yields its pid; kills it after."""
+    result = vault.run("agent", "start", *args, env=env)
+    assert result.returncode == 0, result
+    pid = _status(vault)["pid"]
+    assert isinstance(pid, int)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _import(vault: VaultCLI, name: str = "t1", token: str = CANARY) -> None:
+    result = vault.run("import", name, "--provider", "github", input=token + "\n")
+    assert result.returncode == 0, result
+
+
+@pytest.fixture
+def pvault(passphrase_vault: VaultCLI, tmp_path: Path) -> VaultCLI:
+    """A passphrase vault with one token and a private runtime folder for the agent's socket."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    passphrase_vault.env["XDG_RUNTIME_DIR"] = str(run)
+    _import(passphrase_vault)
+    return passphrase_vault
+
+
+def _no_passphrase(vault: VaultCLI) -> VaultCLI:
+    """The same vault, with no way to the passphrase but the agent (and no terminal)."""
+    env = dict(vault.env)
+    env.pop("VAULT_PASSPHRASE_FILE")
+    return VaultCLI(vault.home, env)
+
+
+def _last_events(vault: VaultCLI, count: int) -> list[dict[str, object]]:
+    lines = (vault.home / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines[-count:]]
+
+
+# --- the passphrase typed once ------------------------------------------------------------
+
+
+def _start_on_a_terminal(vault: VaultCLI, passphrase: str) -> tuple[int, str]:
+    """`vault agent start` with a terminal as its controlling terminal, the passphrase typed."""
+    env = _no_passphrase(vault).full_env()
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [VAULT_BIN, "agent", "start"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,  # noqa: PLW1509 (the test needs a controlling tty)
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"passphrase" not in seen.lower() and time.monotonic() < deadline:
+        seen += os.read(master, 1024)
+    os.write(master, passphrase.encode() + b"\n")
+    code = proc.wait(timeout=60)
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 4096):
+            seen += chunk
+    os.close(master)
+    return code, seen.decode(errors="replace")
+
+
+def test_passphrase_typed_once_then_a_hundred_tokens_without_it(pvault: VaultCLI) -> None:
+    code, screen = _start_on_a_terminal(pvault, PASSPHRASE)
+    assert code == 0, screen
+    assert PASSPHRASE not in screen
+    bare = _no_passphrase(pvault)
+    pid = _status(bare)["pid"]
+    assert isinstance(pid, int)
+    try:
+        for _ in range(100):
+            result = bare.run("token", "t1")
+            assert (result.returncode, result.stdout) == (0, CANARY + "\n"), result
+        # Other commands take the key from the agent too, and their records are as direct ones.
+        listed = bare.run("list", "--json")
+        assert listed.returncode == 0, listed
+        assert [t["name"] for t in json.loads(listed.stdout)["tokens"]] == ["t1"]
+        events = [json.loads(x) for x in (pvault.home / "audit.jsonl").read_text().splitlines()]
+        used = [e for e in events if e["event"] == "used"]
+        assert len(used) == 100
+        assert all(e["agent"] == pid and e["pid"] != pid and e["command"] == "token" for e in used)
+        kinds = [e["event"] for e in events]
+        assert kinds.index("agent_started") < kinds.index("agent_unlocked") < kinds.index("used")
+        assert bare.run("audit", "verify").returncode == 0
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_a_wrong_passphrase_starts_no_agent(pvault: VaultCLI) -> None:
+    code, screen = _start_on_a_terminal(pvault, "not the passphrase")
+    assert code == 6, screen
+    assert _status(pvault)["running"] is False
+
+
+def test_passphrase_file_read_once(pvault: VaultCLI, tmp_path: Path) -> None:
+    with running_agent(pvault):
+        Path(pvault.env["VAULT_PASSPHRASE_FILE"]).unlink()  # read once, at the start
+        result = _no_passphrase(pvault).run("token", "t1")
+        assert result.stdout == CANARY + "\n", result
+
+
+# --- lock, unlock, stop, status -----------------------------------------------------------
+
+
+def test_lock_then_token_fails_at_once_with_a_hint(pvault: VaultCLI) -> None:
+    bare = _no_passphrase(pvault)
+    with running_agent(pvault):
+        assert bare.run("token", "t1").returncode == 0
+        locked = bare.run("lock")
+        assert locked.returncode == 0, locked
+        started = time.monotonic()
+        result = bare.run("token", "t1")
+        assert time.monotonic() - started < 10
+        assert result.returncode == 6, result
+        assert result.stdout == ""
+        assert "vault unlock" in result.stderr
+        status = _status(bare)
+        assert (status["running"], status["unlocked"], status["unlocked_until"]) == (
+            True,
+            False,
+            None,
+        )
+        assert _last_events(pvault, 1)[0]["event"] == "agent_locked"
+        # Unlocking asks for the passphrase once more (here from the file).
+        again = pvault.run("unlock")
+        assert again.returncode == 0, again
+        assert bare.run("token", "t1").stdout == CANARY + "\n"
+
+
+def test_status_json_shape(pvault: VaultCLI) -> None:
+    assert _status(pvault) == {
+        "version": 1,
+        "running": False,
+        "unlocked": False,
+        "socket": _status(pvault)["socket"],
+        "pid": None,
+        "idle_deadline": None,
+        "unlocked_until": None,
+        "locked_memory": None,
+    }
+    with running_agent(pvault, "--idle", "30m", "--max-unlocked", "2h") as pid:
+        status = _status(pvault)
+        assert status["pid"] == pid
+        assert status["running"] is True
+        assert status["unlocked"] is True
+        assert isinstance(status["locked_memory"], bool)
+        for key in ("idle_deadline", "unlocked_until"):
+            assert isinstance(status[key], str)
+            assert str(status[key]).endswith("Z")
+        now = time.time()
+        idle = time.mktime(time.strptime(str(status["idle_deadline"]), "%Y-%m-%dT%H:%M:%SZ"))
+        until = time.mktime(time.strptime(str(status["unlocked_until"]), "%Y-%m-%dT%H:%M:%SZ"))
+        offset = time.mktime(time.gmtime(0))  # mktime reads struct_time as local time
+        assert abs(idle - offset - now - 1800) < 60
+        assert abs(until - offset - now - 7200) < 60
+
+
+def test_stop_forgets_the_key_and_ends_the_process(pvault: VaultCLI) -> None:
+    with running_agent(pvault) as pid:
+        socket_path = Path(str(_status(pvault)["socket"]))
+        result = pvault.run("agent", "stop")
+        assert result.returncode == 0, result
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, 0)  # not our child: poll it instead
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the agent still runs after `vault agent stop`")
+        assert not socket_path.exists()
+        kinds = [e["event"] for e in _last_events(pvault, 2)]
+        assert kinds[-1] == "agent_locked"
+
+
+def test_a_second_start_finds_the_first(pvault: VaultCLI) -> None:
+    with running_agent(pvault) as pid:
+        again = pvault.run("agent", "start")
+        assert again.returncode == 0, again
+        assert "already runs" in again.stderr
+        assert _status(pvault)["pid"] == pid
+
+
+def test_socket_and_folder_are_private(pvault: VaultCLI) -> None:
+    with running_agent(pvault):
+        path = Path(str(_status(pvault)["socket"]))
+        assert stat.S_ISSOCK(path.lstat().st_mode)
+        assert stat.S_IMODE(path.lstat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.lstat().st_mode) == 0o700
+        log = pvault.home / "agent.log"
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+        assert CANARY not in log.read_text()
+        assert PASSPHRASE not in log.read_text()
+
+
+def test_rekey_makes_the_agent_forget_the_old_key(pvault: VaultCLI) -> None:
+    with running_agent(pvault):
+        result = pvault.run("rekey")
+        assert result.returncode == 0, result
+        assert _status(pvault)["unlocked"] is False
+        locks = [e for e in _last_events(pvault, 5) if e["event"] == "agent_locked"]
+        assert locks
+        assert "rekeyed" in str(locks[-1]["reason"])
+        assert pvault.run("audit", "verify").returncode == 0
+        assert pvault.run("token", "t1").stdout == CANARY + "\n"  # directly, with the new key
+
+
+# --- a dead agent, a stale socket ---------------------------------------------------------
+
+
+def test_agent_killed_mid_requests_leaves_the_vault_whole(pvault: VaultCLI) -> None:
+    bare = _no_passphrase(pvault)
+    for i in range(2, 6):
+        _import(pvault, f"t{i}", CANARY[:-1] + str(i))
+    with running_agent(pvault) as pid:
+        socket_path = Path(str(_status(pvault)["socket"]))
+        procs = [bare.popen("token", f"t{1 + i % 5}") for i in range(24)]
+        time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        for proc in procs:
+            proc.communicate(timeout=60)
+            # Served before the kill, or failed cleanly (the direct path has no passphrase).
+            assert proc.returncode in (0, 6)
+    assert socket_path.exists()  # left behind by the killed agent
+    assert pvault.run("audit", "verify").returncode == 0
+    assert len(read_records(pvault)) == 5
+    # The stale socket is no agent: a command works directly, and a new agent replaces it.
+    assert pvault.run("token", "t1").stdout == CANARY + "\n"
+    locked_out = bare.run("token", "t1")
+    assert locked_out.returncode == 6
+    assert "Traceback" not in locked_out.stderr
+    with running_agent(pvault):
+        assert bare.run("token", "t3").stdout == CANARY[:-1] + "3\n"
+
+
+# --- who may talk to it --------------------------------------------------------------------
+
+
+def _as_other_user(path: str, request: bytes) -> tuple[str, bytes]:
+    """Connect to ``path`` as uid/gid 65534 from a forked child; what happened, as text."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(10)
+            try:
+                sock.connect(path)
+                sock.sendall(request)
+                data = sock.recv(65536)
+                outcome = b"answer:" + data
+            except OSError as exc:
+                outcome = f"error:{type(exc).__name__}".encode()
+            os.write(write_end, outcome)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 65536):
+        data += chunk
+    os.close(read_end)
+    os.waitpid(child, 0)
+    kind, _, rest = data.partition(b":")
+    return kind.decode(), rest
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing uid needs root")
+def test_a_client_of_another_uid_is_refused(pvault: VaultCLI) -> None:
+    import tempfile
+
+    from vault.keys.agent import frame
+
+    # A runtime folder another uid can reach the socket through, once it is opened up below
+    # (the test's own folders are 0700 all the way up).
+    runtime_dir = tempfile.mkdtemp(prefix="vault-run-", dir="/tmp")
+    pvault.env["XDG_RUNTIME_DIR"] = runtime_dir
+    try:
+        _refused_by_uid(pvault, frame({"v": 1, "op": "token", "name": "t1", "command": "token"}))
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def _refused_by_uid(pvault: VaultCLI, request: bytes) -> None:
+    with running_agent(pvault):
+        path = str(_status(pvault)["socket"])
+        # The folder alone keeps others out ...
+        kind, _ = _as_other_user(path, request)
+        assert kind == "error"
+        # ... and with the folder and socket opened up on purpose, the agent itself refuses.
+        folder = os.path.dirname(path)
+        runtime = os.path.dirname(folder)
+        modes = {p: stat.S_IMODE(os.lstat(p).st_mode) for p in (runtime, folder, path)}
+        try:
+            for p in (runtime, folder):
+                os.chmod(p, 0o711)
+            os.chmod(path, 0o666)
+            kind, data = _as_other_user(path, request)
+        finally:
+            for p, mode in modes.items():
+                os.chmod(p, mode)
+        assert kind == "answer", data
+        answer = json.loads(data[4:])
+        assert answer["ok"] is False
+        assert answer["error"]["code"] == "refused"
+        assert CANARY.encode() not in data
+        assert "refused a client of uid 65534" in (pvault.home / "agent.log").read_text()
+        assert pvault.run("token", "t1").stdout == CANARY + "\n"  # still serving its own user
+
+
+# --- the keyring backend, from a process with no D-Bus session ----------------------------
+
+
+def test_keyring_agent_serves_a_process_without_dbus(
+    vault: VaultCLI, secret_service: SecretService
+) -> None:
+    _import(vault)
+    with running_agent(vault):
+        cron_like = VaultCLI(
+            vault.home,
+            {
+                "XDG_RUNTIME_DIR": vault.env["XDG_RUNTIME_DIR"],
+                "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus",
+            },
+        )
+        assert cron_like.run("token", "t1").stdout == CANARY + "\n"
+        listed = cron_like.run("list", "--json")  # the key and the marks through the agent
+        assert listed.returncode == 0, listed
+        _import(cron_like, "t2")  # a write: the new generation saved in the keyring by the agent
+        assert cron_like.run("token", "t2").returncode == 0
+    direct = vault.run("list", "--json")  # and the vault opens directly, its marks in step
+    assert direct.returncode == 0, direct
+    assert sorted(t["name"] for t in json.loads(direct.stdout)["tokens"]) == ["t1", "t2"]
+
+
+# --- many clients at once ------------------------------------------------------------------
+
+
+def test_many_clients_at_once_each_served_and_audited(pvault: VaultCLI) -> None:
+    bare = _no_passphrase(pvault)
+    with running_agent(pvault) as pid:
+        results: list[tuple[int, str]] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            result = bare.run("token", "t1")
+            with lock:
+                results.append((result.returncode, result.stdout))
+
+        threads = [threading.Thread(target=client) for _ in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert results == [(0, CANARY + "\n")] * 24
+        used = [e for e in _last_events(pvault, 24) if e["event"] == "used"]
+        assert len(used) == 24
+        assert {e["agent"] for e in used} == {pid}
+        assert pvault.run("audit", "verify").returncode == 0
