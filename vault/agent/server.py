@@ -221,6 +221,7 @@ class Agent:
         self.foreground_log = False
         self._real: dict[str, KeyBackend] = {}
         self._announce: dict[str, Any] | None = None
+        self._dropping = False
 
     # --- settings and backends -------------------------------------------------------
 
@@ -271,7 +272,8 @@ class Agent:
 
     def key_for(self, backend: str, vault_id: bytes, key_id: bytes, salt: bytes) -> bytes:
         with self.mutex:
-            self.tick()
+            if not self._dropping:  # the audit record of a lock is written with the key
+                self.tick()
             held = self.held
             if held is None:
                 raise Locked(
@@ -350,12 +352,15 @@ class Agent:
             held = self.held
             if held is None:
                 return False
+            self._dropping = True
             try:
                 from vault.policy import config as _config
 
                 self.audit(make_event("agent_locked", reason=reason), _config.load(self.paths))
             except VaultError as exc:
                 self.note(f"the lock could not be audited: {exc.message}")
+            finally:
+                self._dropping = False
             self.held = None
             held.wipe()
             self.note(f"locked: {reason}")
