@@ -242,7 +242,12 @@ def _audit_time(record: dict[str, Any]) -> float:
     return _rfc3339(str(record["time"]))
 
 
-def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_agent", [False, True], ids=["direct", "agent-and-direct"])
+def test_sixteen_processes_mixed_load(
+    vault: VaultCLI, idp: IdP, tmp_path: Path, with_agent: bool
+) -> None:
+    """With ``with_agent``, an agent holds the key: the cron worker and every even worker are
+    served by it, every odd worker runs directly (its runtime folder has no agent socket)."""
     configure_provider(vault, idp.issuer)
     policies = vault.home / "policies"
     policies.mkdir(mode=0o700)
@@ -254,6 +259,16 @@ def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path)
     _login(vault, seed, ledger)
     assert seed.rc == 0, seed.describe()
     ledger.logged_in.append("seed")
+    agent_pid = None
+    clients = {w: vault for w in range(WORKERS)}
+    if with_agent:
+        begun = vault.run("agent", "start", "--idle", "0")
+        assert begun.returncode == 0, begun
+        agent_pid = json.loads(vault.run("agent", "status", "--json").stdout)["pid"]
+        elsewhere = tmp_path / "no-agent-here"
+        elsewhere.mkdir(mode=0o700)
+        direct = VaultCLI(vault.home, {**vault.env, "XDG_RUNTIME_DIR": str(elsewhere)})
+        clients.update({w: direct for w in range(1, WORKERS, 2)})
 
     started = time.monotonic()
     deadline = started + DURATION
@@ -261,7 +276,7 @@ def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path)
 
     def guarded(worker: int) -> None:
         try:
-            (_cron if worker == 0 else _worker)(vault, ledger, worker, deadline)
+            (_cron if worker == 0 else _worker)(clients[worker], ledger, worker, deadline)
         except BaseException as exc:
             errors.append(exc)
 
@@ -273,6 +288,9 @@ def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path)
     elapsed = time.monotonic() - started
     assert not any(t.is_alive() for t in threads), "a worker did not finish"
     assert not errors, errors
+    if with_agent:
+        stopped = vault.run("agent", "stop")
+        assert stopped.returncode == 0, stopped
     ops = ledger.ops
     # Kept beside the vault for whoever has to read a failure.
     with (tmp_path / "ledger.jsonl").open("w") as fh:
@@ -343,6 +361,19 @@ def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path)
     records = [json.loads(line) for line in shown.stdout.splitlines()]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert json.loads(verify.stdout)["records"] == len(records)
+    # The agent's own records: its start and unlock before any it served, its lock at the end
+    # (that one names the pid of `vault agent stop`, which asked for it).
+    own = [r for r in records if str(r["event"]).startswith("agent_")]
+    assert all(r["pid"] == agent_pid or r.get("agent") == agent_pid for r in own)
+    assert [r["event"] for r in own] == (
+        ["agent_started", "agent_unlocked", "agent_locked"] if with_agent else []
+    )
+    records = [r for r in records if r not in own]
+    served = [r for r in records if "agent" in r]
+    assert all(r["agent"] == agent_pid for r in served)
+    if with_agent:
+        assert served, "the agent served nothing"
+        assert len(served) < len(records), "no process ran directly"
     by_pid: dict[int, list[Op]] = defaultdict(list)
     for op in ops:
         by_pid[op.pid].append(op)
@@ -463,6 +494,7 @@ def test_sixteen_processes_mixed_load(vault: VaultCLI, idp: IdP, tmp_path: Path)
         + token_not_found
         + kinds[("token", 5)]
         + kinds[("refresh", 5)]
+        + len(own)  # each of the agent's own records is written on its own
     )
     status = json.loads(vault.run("status", "--json").stdout)
     assert status["vault"]["generation"] == writes  # the seed login wrote generation 1
