@@ -13,6 +13,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -410,3 +411,37 @@ def test_many_clients_at_once_each_served_and_audited(pvault: VaultCLI) -> None:
         assert len(used) == 24
         assert {e["agent"] for e in used} == {pid}
         assert pvault.run("audit", "verify").returncode == 0
+
+
+# --- what the client does -------------------------------------------------------------------
+
+
+def test_a_token_served_by_the_agent_imports_next_to_nothing(pvault: VaultCLI) -> None:
+    """The client connects, asks and prints: none of the store, policy, crypto or JSON."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['vault', 'token', 't1']\n"
+        "from vault.cli.main import main\n"
+        "code = main(['token', 't1'])\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    bare = _no_passphrase(pvault)
+    with running_agent(pvault):
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env=bare.full_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            start_new_session=True,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == CANARY + "\n"
+    loaded = set(proc.stderr.split())
+    assert "vault.keys.agent" in loaded
+    top = ("json", "re", "typing", "pathlib", "cryptography", "argon2", "enum")
+    parts = ("vault.store", "vault.policy", "vault.tokens", "vault.audit", "vault.cli.app")
+    heavy = sorted(m for m in loaded if m.split(".")[0] in top or m.startswith(parts))
+    assert heavy == []
