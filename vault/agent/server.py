@@ -36,12 +36,12 @@ from vault.fs.paths import ensure_private_dir, read_private_file
 from vault.keys.agent import (
     MAX_REQUEST,
     PROTOCOL,
-    SUN_PATH_MAX,
     ProtocolError,
     connect,
     frame,
     peer_uid,
     read_frame,
+    unix_address,
 )
 from vault.keys.base import KeyBackend, KeyParams, Marks
 from vault.secret import Secret
@@ -406,6 +406,8 @@ class Agent:
         store = self.store(config)
         store.record_event(event)
         self.forward(config, store)
+        for warning in store.warnings:
+            self.note(f"{event['event']}: {warning}")
         return store.warnings
 
     def forward(self, config: Config, store: Store) -> None:
@@ -697,11 +699,6 @@ def listen(path: str) -> tuple[socket.socket, int]:
     """The agent's listening socket at ``path`` (0600, in a 0700 folder), and the fd of the
     lock held for the agent's life: one agent per vault. A socket left by a dead agent is
     replaced; a live one is an error."""
-    if len(os.fsencode(path)) > SUN_PATH_MAX:
-        raise UsageError(
-            f"the agent socket path {path} is longer than a unix socket path may be",
-            hint="set XDG_RUNTIME_DIR to a shorter folder",
-        )
     folder = Path(path).parent
     ensure_private_dir(folder)
     lock_fd = hold_agent_lock(path)
@@ -709,11 +706,14 @@ def listen(path: str) -> tuple[socket.socket, int]:
         # The lock is ours, so no agent serves this socket: it was left behind.
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    address, folder_fd = unix_address(path)
     old_umask = os.umask(0o177)
     try:
-        listener.bind(path)
+        listener.bind(address)
     finally:
         os.umask(old_umask)
+        if folder_fd is not None:
+            os.close(folder_fd)
     os.chmod(path, 0o600)
     listener.listen(64)
     return listener, lock_fd

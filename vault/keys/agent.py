@@ -188,6 +188,17 @@ def folder_problem(folder: str) -> str | None:
     return None
 
 
+def unix_address(path: str) -> tuple[str, int | None]:
+    """The address to bind or connect to for ``path``: itself, or, where it is longer than a
+    unix socket address may be (a deep XDG_RUNTIME_DIR), the same file reached through the
+    folder opened here (``/proc/self/fd/N/NAME``), and that folder's fd, to close after."""
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        return path, None
+    folder, name = os.path.split(path)
+    fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{name}", fd
+
+
 def peer_uid(sock: _socket_type.socket) -> tuple[int, int]:
     """(pid, uid) of the process at the other end of a connected unix socket."""
     import _socket
@@ -203,9 +214,7 @@ def connect(path: str, *, timeout: float = CONNECT_TIMEOUT) -> _socket_type.sock
     """A connection to the agent at ``path``, or None where none runs (no socket, a stale one,
     a path too long to be one). An agent of another uid, or in a folder others can enter, is
     an integrity failure: something is impersonating it."""
-    if sys.platform != "linux" or len(os.fsencode(path)) > SUN_PATH_MAX:
-        return None
-    if not os.path.exists(path):
+    if sys.platform != "linux" or not os.path.exists(path):
         return None
     folder = os.path.dirname(path)
     problem = folder_problem(folder)
@@ -217,15 +226,19 @@ def connect(path: str, *, timeout: float = CONNECT_TIMEOUT) -> _socket_type.sock
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    address, folder_fd = unix_address(path)
     try:
         sock.settimeout(timeout)
-        sock.connect(path)
+        sock.connect(address)
     except (FileNotFoundError, ConnectionRefusedError, TimeoutError):
         sock.close()
         return None
     except OSError:
         sock.close()
         raise
+    finally:
+        if folder_fd is not None:
+            os.close(folder_fd)
     _, uid = peer_uid(sock)
     if uid != os.geteuid():
         sock.close()
