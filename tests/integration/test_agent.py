@@ -458,3 +458,83 @@ def test_a_runtime_folder_too_deep_for_a_socket_address(pvault: VaultCLI, tmp_pa
         path = str(_status(pvault)["socket"])
         assert len(path.encode()) > 107
         assert _no_passphrase(pvault).run("token", "t1").stdout == CANARY + "\n"
+
+
+# --- systemd ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-socket-activate") is None, reason="systemd-socket-activate missing"
+)
+def test_socket_activation_starts_the_agent_at_the_first_use(
+    vault: VaultCLI, secret_service: SecretService
+) -> None:
+    """systemd's own socket-activation protocol (LISTEN_FDS, LISTEN_PID) from its test tool:
+    the first `vault token` starts the agent, which unlocks itself from the keyring."""
+    _import(vault)
+    path = str(_status(vault)["socket"])
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    env = vault.full_env()
+    passed = [
+        f"--setenv={k}"
+        for k in ("VAULT_HOME", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "HOME", "PATH")
+    ]
+    activator = subprocess.Popen(
+        [
+            "systemd-socket-activate",
+            "--listen",
+            path,
+            *passed,
+            VAULT_BIN,
+            "agent",
+            "start",
+            "--foreground",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(200):
+            if os.path.exists(path):
+                break
+            time.sleep(0.05)
+        cron_like = VaultCLI(
+            vault.home,
+            {"XDG_RUNTIME_DIR": env["XDG_RUNTIME_DIR"], "DBUS_SESSION_BUS_ADDRESS": "unix:path=/x"},
+        )
+        assert cron_like.run("token", "t1").stdout == CANARY + "\n"
+        status = _status(vault)
+        assert status["running"] is True
+        assert status["unlocked"] is True
+        assert [e["event"] for e in _last_events(vault, 3)] == [
+            "agent_started",
+            "agent_unlocked",
+            "used",
+        ]
+        assert vault.run("agent", "stop").returncode == 0
+        activator.wait(timeout=30)
+    finally:
+        activator.kill()
+        activator.communicate()
+
+
+def test_install_without_a_user_manager_prints_the_profile_line(pvault: VaultCLI) -> None:
+    result = pvault.run("agent", "--install", env={"PATH": "/nonexistent"})
+    assert result.returncode == 0, result
+    assert "shell profile" in result.stderr
+    line = result.stdout.strip()
+    assert line.endswith("agent start")
+    # The line does what it says: run twice, it starts one agent.
+    for _ in range(2):
+        done = subprocess.run(
+            ["sh", "-c", line], env=pvault.full_env(), capture_output=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done
+    status = _status(pvault)
+    try:
+        assert status["running"] is True
+    finally:
+        if isinstance(status["pid"], int):
+            os.kill(status["pid"], signal.SIGKILL)

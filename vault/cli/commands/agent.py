@@ -237,9 +237,13 @@ def _serve(app: App, ns: argparse.Namespace, idle: float | None, max_unlocked: f
     try:
         passphrase = _read_secret(ns.secret_fd) if ns.secret_fd is not None else None
         backend, _ = app.config.backend()
-        asked_here = backend == "passphrase" and not activated and ready_fd is None
-        if passphrase is None and asked_here and os.path.lexists(app.paths.vault_file):
-            passphrase = app.passphrase.get()
+        if passphrase is None and backend == "passphrase" and os.path.lexists(app.paths.vault_file):
+            # On this terminal, or (started by systemd, or by `vault agent start`) only from a
+            # passphrase file: a service has no one to ask.
+            if activated or ready_fd is not None:
+                app.passphrase.interactive = False
+            if app.passphrase.file or app.passphrase.interactive:
+                passphrase = app.passphrase.get()
         try:
             agent.announce(
                 make_event(
