@@ -11,6 +11,10 @@ from pathlib import Path
 from vault.errors import ConfigError, IntegrityError
 from vault.util.record import datarecord
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 
 @datarecord(frozen=True)
 class Paths:
@@ -27,16 +31,20 @@ class Paths:
         return self.vault_file.parent
 
 
-def _xdg(var: str, fallback: str) -> Path:
-    value = os.environ.get(var, "")
+def _xdg(env: Mapping[str, str], var: str, fallback: str) -> Path:
+    value = env.get(var, "")
     # The XDG spec: a relative path in these variables is invalid and must be ignored.
     if value and os.path.isabs(value):
         return Path(value)
-    return Path.home() / fallback
+    home = env.get("HOME", "")
+    return (Path(home) if os.path.isabs(home) else Path.home()) / fallback
 
 
-def resolve(environ: os._Environ[str] | dict[str, str] | None = None) -> Paths:
-    """The paths in force for this process, from ``VAULT_HOME`` or the XDG folders."""
+def resolve(environ: Mapping[str, str] | None = None) -> Paths:
+    """The paths in force for a process with ``environ`` (default: this one's), from
+    ``VAULT_HOME`` or the XDG folders. Every variable is read from ``environ``, HOME included:
+    `vault doctor` works out which vault a scheduled job would open from the job's own
+    environment, not from the one doctor runs in."""
     env = os.environ if environ is None else environ
     system_dir = Path(env.get("VAULT_SYSTEM_POLICY_DIR") or "/etc/vault/policies")
     home = env.get("VAULT_HOME")
@@ -53,9 +61,9 @@ def resolve(environ: os._Environ[str] | dict[str, str] | None = None) -> Paths:
             lock_file=base / "vault.lock",
             audit_file=base / "audit.jsonl",
         )
-    config = _xdg("XDG_CONFIG_HOME", ".config") / "vault"
-    data = _xdg("XDG_DATA_HOME", ".local/share") / "vault"
-    state = _xdg("XDG_STATE_HOME", ".local/state") / "vault"
+    config = _xdg(env, "XDG_CONFIG_HOME", ".config") / "vault"
+    data = _xdg(env, "XDG_DATA_HOME", ".local/share") / "vault"
+    state = _xdg(env, "XDG_STATE_HOME", ".local/state") / "vault"
     return Paths(
         config_file=config / "config.yaml",
         policy_dir=config / "policies",
