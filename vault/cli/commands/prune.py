@@ -19,14 +19,30 @@ from vault.fs.paths import ensure_private_dir
 from vault.tokens.prune import run_plan
 from vault.util.text import rfc3339
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vault.tokens.prune import Outcome, PruneAction
+
 
 def cmd_prune(app: App, ns: argparse.Namespace) -> int:
     if ns.install_schedule:
         return install_schedule(app, ns)
     app.passphrase.interactive = False  # cron-safe: never prompt
     backend, _ = app.config.backend()
+    store = app.unchecked_store()
+    where = str(app.paths.vault_file)
+    if not store.exists():
+        # Said with the path, and nothing created there: a job that looks in the wrong place
+        # (a VAULT_HOME its environment lost) must leave a line in its log naming that place,
+        # not an "all clear" about a vault that was never the one meant.
+        app.say(f"vault: no vault at {where}: nothing to prune")
+        if app.json:
+            dump_json(_report(ns, [], [], where))
+        return 0
     actions, outcomes = run_plan(
-        app.unchecked_store(),
+        store,
         app.policy,
         app.config.providers,
         backend=backend,
@@ -35,31 +51,9 @@ def cmd_prune(app: App, ns: argparse.Namespace) -> int:
     )
     pending = [o for o in outcomes if o.result == "kept_pending"]
     if app.json:
-        dump_json(
-            {
-                "version": 1,
-                "dry_run": ns.dry_run,
-                "time": rfc3339(time.time()),
-                "plan": [asdict(a) for a in actions],
-                "results": [
-                    {
-                        "name": o.action.name,
-                        "result": o.result,
-                        "revocation": o.revocation,
-                        "message": o.message,
-                    }
-                    for o in outcomes
-                ],
-                "counts": {
-                    "planned": len(actions),
-                    "deleted": sum(o.result != "kept_pending" for o in outcomes),
-                    "revoked": sum(o.revocation == "revoked" for o in outcomes),
-                    "pending": len(pending),
-                },
-            }
-        )
+        dump_json(_report(ns, actions, outcomes, where))
     elif not actions:
-        app.say("Nothing to prune.")
+        app.say(f"Nothing to prune in {where}.")
     else:
         if ns.dry_run:
             app.say(f"Would prune {len(actions)} token(s) (dry run: nothing changed):")
@@ -79,6 +73,34 @@ def cmd_prune(app: App, ns: argparse.Namespace) -> int:
         )
         return EXIT_NETWORK
     return 0
+
+
+def _report(
+    ns: argparse.Namespace, actions: list[PruneAction], outcomes: list[Outcome], where: str
+) -> dict[str, Any]:
+    """`vault prune --json`: the plan, the results and the vault they are about."""
+    return {
+        "version": 1,
+        "dry_run": ns.dry_run,
+        "time": rfc3339(time.time()),
+        "vault": where,
+        "plan": [asdict(a) for a in actions],
+        "results": [
+            {
+                "name": o.action.name,
+                "result": o.result,
+                "revocation": o.revocation,
+                "message": o.message,
+            }
+            for o in outcomes
+        ],
+        "counts": {
+            "planned": len(actions),
+            "deleted": sum(o.result != "kept_pending" for o in outcomes),
+            "revoked": sum(o.revocation == "revoked" for o in outcomes),
+            "pending": sum(o.result == "kept_pending" for o in outcomes),
+        },
+    }
 
 
 # --- scheduling --------------------------------------------------------------------------
