@@ -269,11 +269,13 @@ def test_storage_rule_prunes_what_other_commands_refuse(vault: VaultCLI) -> None
 
 
 def test_schedule_prints_a_crontab_line_without_systemd(vault: VaultCLI) -> None:
+    """Its format (tests/integration/test_prune_schedule.py runs it): umask, the pinned
+    variables, this vault executable, output appended to the log in the state folder."""
     r = vault.run("prune", "--install-schedule", "--cron")
     assert r.returncode == 0, r
     line = r.stdout.strip()
-    assert line.startswith("17 * * * * /")
-    assert line.split()[6] == "prune"
+    assert line.startswith(f"17 * * * * umask 077; VAULT_HOME={vault.home} ")
+    assert f" {os.path.realpath(VAULT_BIN)} prune --json >> {vault.home}/prune.log 2>&1" in line
     assert "crontab -e" in r.stderr
 
 
