@@ -20,6 +20,7 @@ from tests.conftest import (
     configure_provider,
     finish_login,
     start_login,
+    temporary_secret_service,
 )
 from tests.harness.clock import at
 from tests.harness.provider import approve_complete, start_idp
@@ -225,6 +226,39 @@ def test_unattended_never_prompts(passphrase_vault: VaultCLI) -> None:
     assert time.monotonic() - start < 20
 
 
+def test_prune_names_the_vault_it_did_not_find(passphrase_vault: VaultCLI) -> None:
+    v = passphrase_vault
+    r = v.run("prune")
+    assert r.returncode == 0, r
+    assert f"vault: no vault at {v.vault_file}: nothing to prune" in r.stderr
+    assert not v.home.exists()  # nothing created where no vault was
+    r = v.run("prune", "--json")
+    assert r.returncode == 0, r
+    doc = json.loads(r.stdout)
+    assert doc["vault"] == str(v.vault_file)
+    assert doc["plan"] == []
+    assert doc["counts"]["planned"] == 0
+    assert f"no vault at {v.vault_file}" in r.stderr
+
+
+def test_unattended_keyring_unreachable_or_locked_exits_6(vault: VaultCLI, tmp_path: Path) -> None:
+    """From cron: no D-Bus session, or a keyring locked (the screen locked, the session
+    ended): exit 6 with the reason, never "nothing to prune"."""
+    assert vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaa").returncode == 0
+    r = vault.run("prune", env={"DBUS_SESSION_BUS_ADDRESS": ""}, timeout=30)
+    assert r.returncode == 6, r
+    assert "no D-Bus session" in r.stderr
+    with temporary_secret_service(tmp_path / "ss") as service:
+        v = VaultCLI(tmp_path / "vh2", dict(service.env()))
+        assert v.run("import", "a", "--provider", "github", input="tok-aaaaaaaa").returncode == 0
+        service.lock()
+        r = v.run("prune", "--json", timeout=30)
+        assert r.returncode == 6, r
+        assert "locked" in r.stderr
+        assert r.stdout == ""
+    assert "othing to prune" not in r.stderr
+
+
 def test_storage_rule_prunes_what_other_commands_refuse(vault: VaultCLI) -> None:
     vault.run("import", "a", "--provider", "github", input="tok-aaaaaaaa")
     _policy_file(vault, "version: 1\nstorage:\n  vault_dirs: ['/nowhere']\n")
@@ -235,11 +269,13 @@ def test_storage_rule_prunes_what_other_commands_refuse(vault: VaultCLI) -> None
 
 
 def test_schedule_prints_a_crontab_line_without_systemd(vault: VaultCLI) -> None:
+    """Its format (tests/integration/test_prune_schedule.py runs it): umask, the pinned
+    variables, this vault executable, output appended to the log in the state folder."""
     r = vault.run("prune", "--install-schedule", "--cron")
     assert r.returncode == 0, r
     line = r.stdout.strip()
-    assert line.startswith("17 * * * * /")
-    assert line.split()[6] == "prune"
+    assert line.startswith(f"17 * * * * umask 077; VAULT_HOME={vault.home} ")
+    assert f" {os.path.realpath(VAULT_BIN)} prune --json >> {vault.home}/prune.log 2>&1" in line
     assert "crontab -e" in r.stderr
 
 

@@ -12,6 +12,10 @@ from vault.errors import ConfigError, IntegrityError
 from vault.fs.where import VAULT_FILE, folders
 from vault.util.record import datarecord
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 
 @datarecord(frozen=True)
 class Paths:
@@ -28,8 +32,11 @@ class Paths:
         return self.vault_file.parent
 
 
-def resolve(environ: os._Environ[str] | dict[str, str] | None = None) -> Paths:
-    """The paths in force for this process, from ``VAULT_HOME`` or the XDG folders."""
+def resolve(environ: Mapping[str, str] | None = None) -> Paths:
+    """The paths in force for a process with ``environ`` (default: this one's), from
+    ``VAULT_HOME`` or the XDG folders. Every variable is read from ``environ``, HOME included:
+    `vault doctor` works out which vault a scheduled job would open from the job's own
+    environment, not from the one doctor runs in."""
     env = os.environ if environ is None else environ
     system_dir = Path(env.get("VAULT_SYSTEM_POLICY_DIR") or "/etc/vault/policies")
     config, data, state = (Path(folder) for folder in folders(env))

@@ -16,7 +16,8 @@ def _xdg(env: Mapping[str, str], var: str, fallback: str) -> str:
     # The XDG spec: a relative path in these variables is invalid and must be ignored.
     if value and os.path.isabs(value):
         return value
-    return os.path.join(os.path.expanduser("~"), fallback)
+    home = env.get("HOME", "")
+    return os.path.join(home if os.path.isabs(home) else os.path.expanduser("~"), fallback)
 
 
 def folders(env: Mapping[str, str]) -> tuple[str, str, str]:

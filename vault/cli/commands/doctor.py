@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import stat
 import sys
 from dataclasses import dataclass
@@ -93,16 +94,7 @@ def run_checks(app: App) -> list[Check]:
 
     guard("storage policy", storage_policy)
 
-    def keyring() -> str:
-        from vault.keys.keyring import keyring_backend_name
-
-        name, _ = app.config.backend()
-        dotted = keyring_backend_name()
-        if name != "keyring":
-            return f"not used ({dotted} would be)"
-        return f"{app.store.keyring.label} ({dotted})"
-
-    guard("keyring", keyring)
+    checks.append(_keyring_check(app))
 
     def opens() -> str:
         snapshot = app.store.read()
@@ -115,7 +107,137 @@ def run_checks(app: App) -> list[Check]:
         )
 
     guard("vault opens", opens)
+    checks.append(_schedule_check(app))
     return checks
+
+
+def _secret_service_problem() -> str | None:
+    """Why the OS keyring cannot be reached from this process, or None if it answers. Asked for
+    real (a search for an item that is not there: nothing is changed, nothing prompts), within
+    VAULT_KEYRING_TIMEOUT. On Secret Service, an unset DBUS_SESSION_BUS_ADDRESS is said so
+    first: vault's D-Bus client looks nowhere else, not even at a bus socket that is there."""
+    from vault.errors import KeyringUnavailable
+    from vault.keys.keyring import SECRET_SERVICE, KeyringStore, keyring_backend_name
+
+    if keyring_backend_name() == SECRET_SERVICE and not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        problem = "no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)"
+        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+        bus = Path(runtime) / "bus" if os.path.isabs(runtime) else None
+        if bus is not None and bus.is_socket():
+            problem += (
+                f"; a bus listens at {bus}, but vault only connects to the address in that "
+                f"variable: export DBUS_SESSION_BUS_ADDRESS=unix:path={bus}"
+            )
+        return problem
+    store = KeyringStore()
+    try:
+        store.probe()
+    except KeyringUnavailable as exc:
+        return exc.message
+    finally:
+        store.close()
+    return None
+
+
+def _keyring_check(app: App) -> Check:
+    """The keyring line: whether the OS keyring answers here, and what that means for the
+    backend in force (for the keyring backend, no keyring means no vault: exit 6)."""
+    from vault.errors import EXIT_INTEGRITY
+    from vault.keys.keyring import OS_KEYRINGS, keyring_backend_name
+
+    try:
+        backend, _ = app.config.backend()
+        dotted = keyring_backend_name()
+    except VaultError as exc:
+        return Check("keyring", "fail", exc.message, exc.exit_code)
+    label = OS_KEYRINGS[dotted]
+    problem = _secret_service_problem()
+    if problem is None:
+        if backend == "keyring":
+            return Check("keyring", "ok", f"{label} ({dotted}) answers")
+        return Check("keyring", "ok", f"not used ({label} answers here, {dotted})")
+    if backend == "keyring":
+        return Check(
+            "keyring",
+            "fail",
+            f"{label} unreachable: {problem}. The key backend is keyring: the vault key is "
+            "kept there, so no vault can be opened or created from here (exit 6)",
+            EXIT_INTEGRITY,
+        )
+    return Check(
+        "keyring",
+        "warn",
+        f"not used, and unreachable here: {problem} (no matter to the {backend} backend; "
+        "key_backend: keyring would fail here)",
+    )
+
+
+def _agent_line(app: App) -> tuple[str, str] | None:
+    """HOOK for the key agent (`vault agent`, being written in parallel): whether a scheduled
+    job of this vault can get the key from a running agent, as (status, detail) with status
+    ok | warn | fail, e.g. ("ok", "the agent at $XDG_RUNTIME_DIR/vault/... holds the key
+    until ..."). None: no agent to consider, and the job must reach the key by itself (a D-Bus
+    address or VAULT_PASSPHRASE_FILE pinned in it). The agent's socket is under
+    $XDG_RUNTIME_DIR/vault/ (else /run/user/UID/vault/), which is why the job pins
+    XDG_RUNTIME_DIR. To be filled in with the agent."""
+    return None
+
+
+def _schedule_check(app: App) -> Check:
+    """The scheduled prune line: whether a job is installed (the systemd timer
+    `vault prune --install-schedule` writes, or a crontab line running `vault prune`), whether it
+    opens this vault, and whether from its own environment (not this shell's) it reaches the
+    key. No job installed is not a problem; one that cannot do its work is a warning (it fails
+    every hour, with exit 6, in its log or journal)."""
+    from vault.cli import schedule
+    from vault.fs.paths import resolve
+
+    try:
+        backend, _ = app.config.backend()
+        jobs = schedule.installed_jobs()
+    except VaultError as exc:
+        return Check("scheduled prune", "fail", exc.message, exc.exit_code)
+    agent = _agent_line(app)
+    if not jobs:
+        try:
+            env = schedule.pinned_env()
+        except VaultError as exc:
+            return Check("scheduled prune", "warn", f"none installed, and {exc.message}")
+        reached, detail = schedule.key_route(env, backend)
+        if not reached and agent is not None and agent[0] == "ok":
+            reached, detail = True, agent[1]
+        verdict = f"reaching {detail}" if reached else f"not reaching the key: {detail}"
+        return Check(
+            "scheduled prune",
+            "ok",
+            f"none installed; `vault prune --install-schedule` here would install one {verdict}",
+        )
+    problems: list[str] = []
+    found: list[str] = []
+    for job in jobs:
+        name = f"{job.kind} {job.where}".strip()
+        if not job.enabled:
+            problems.append(f"{name}: installed but not enabled")
+        exe = job.command[0] if job.command else ""
+        if not exe or shutil.which(exe, path=job.env.get("PATH", "/usr/bin:/bin")) is None:
+            problems.append(f"{name}: its command {exe or '(none)'} is not an executable")
+        job_vault = resolve(job.env).vault_file
+        if job_vault != app.paths.vault_file:
+            problems.append(f"{name} prunes {job_vault}, not this vault ({app.paths.vault_file})")
+            continue
+        reached, detail = schedule.key_route(job.env, job.env.get("VAULT_KEY_BACKEND") or backend)
+        if not reached and agent is not None and agent[0] == "ok":
+            reached, detail = True, agent[1]
+        elif agent is not None and agent[0] != "ok":
+            detail += f"; {agent[1]}"
+        if reached:
+            found.append(f"{name}, reaching {detail}")
+        else:
+            # Why the job's environment may be short of what it needs (a manager not asked).
+            problems.append(f"{name} cannot reach the key: " + "; ".join([detail, *job.notes]))
+    if problems:
+        return Check("scheduled prune", "warn", "; ".join(problems + found))
+    return Check("scheduled prune", "ok", "; ".join(found))
 
 
 def cmd_doctor(app: App, ns: argparse.Namespace) -> int:
