@@ -538,3 +538,22 @@ def test_install_without_a_user_manager_prints_the_profile_line(pvault: VaultCLI
     finally:
         if isinstance(status["pid"], int):
             os.kill(status["pid"], signal.SIGKILL)
+
+
+def test_doctor_says_whether_an_agent_runs_and_holds_the_key(pvault: VaultCLI) -> None:
+    def agent_check(vault: VaultCLI) -> dict[str, object]:
+        result = vault.run("doctor", "--json")
+        (check,) = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "agent"]
+        return dict(check)
+
+    assert agent_check(pvault)["status"] == "ok"
+    assert "none runs" in str(agent_check(pvault)["detail"])
+    bare = _no_passphrase(pvault)
+    with running_agent(pvault) as pid:
+        check = agent_check(bare)
+        assert check["status"] == "ok"
+        assert f"pid {pid}, unlocked until" in str(check["detail"])
+        assert bare.run("lock").returncode == 0
+        check = agent_check(bare)
+        assert check["status"] == "warn"
+        assert "locked" in str(check["detail"])

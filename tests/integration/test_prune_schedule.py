@@ -6,6 +6,7 @@ the vault it did not find."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -287,3 +288,53 @@ def test_prune_log_made_private(passphrase_vault: VaultCLI) -> None:
     assert r.returncode == 6, r
     assert r.stdout == ""
     assert not (v.home / "elsewhere").exists()
+
+
+def test_cron_line_prunes_the_intended_vault_through_the_agent(
+    passphrase_vault: VaultCLI, tmp_path: Path
+) -> None:
+    """The passphrase typed once into the agent, nowhere in the job: from cron's bare
+    environment the job finds the agent (its XDG_RUNTIME_DIR pinned), prunes this vault, and
+    audits the prune; with the agent stopped the same line exits 6 and says why in its log."""
+    v = passphrase_vault
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    v.env["XDG_RUNTIME_DIR"] = str(run)
+    _two_tokens_one_denied(v)
+    started = v.run("agent", "start")
+    assert started.returncode == 0, started
+    pid = json.loads(v.run("agent", "status", "--json").stdout)["pid"]
+    try:
+        r = v.run("prune", "--install-schedule", "--cron", env={"VAULT_PASSPHRASE_FILE": ""})
+        assert r.returncode == 0, r
+        assert "through the agent" in r.stderr
+        line = r.stdout.strip()
+        assert "VAULT_PASSPHRASE_FILE" not in line
+        assert f"XDG_RUNTIME_DIR={run}" in line
+        proc = run_line(line, _cron_home(tmp_path))
+        log = v.home / "prune.log"
+        assert proc.returncode == 0, (line, proc, log.read_text())
+        assert _names(v) == ["keep"]
+        (record,) = _log_records(log)
+        assert record["vault"] == str(v.vault_file)
+        assert record["counts"]["deleted"] == 1
+        shown = v.run("audit", "show", "--json", "--event", "pruned")
+        (pruned,) = [json.loads(x) for x in shown.stdout.splitlines()]
+        assert pruned["name"] == "admin"
+        assert pruned["pid"] != pid  # pruned by the job itself, with the key from the agent
+        assert "agent" not in pruned
+        assert v.run("lock").returncode == 0
+        proc = run_line(line, _cron_home(tmp_path), timeout=60)
+        assert proc.returncode == 6, proc
+        error, hint = log.read_text().splitlines()[-2:]
+        assert "a passphrase is needed" in error
+        assert "`vault unlock`" in hint
+        assert v.run("agent", "stop").returncode == 0
+        proc = run_line(line, _cron_home(tmp_path), timeout=60)
+        assert proc.returncode == 6, proc
+        error, hint = log.read_text().splitlines()[-2:]
+        assert "a passphrase is needed" in error
+        assert "agent" not in hint
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vault.errors import IntegrityError, UsageError
+from vault.errors import IntegrityError, UsageError, VaultError
 from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
@@ -255,6 +255,15 @@ def systemd_quote(text: str, *, expand_dollar: bool = False) -> str:
 
 
 def service_unit(command: list[str], env: Mapping[str, str]) -> str:
+    return (
+        "[Unit]\nDescription=vault: expire and revoke tokens policy no longer allows\n\n"
+        "[Service]\nType=oneshot\n" + service_lines(command, env, "prune --json")
+    )
+
+
+def service_lines(command: list[str], env: Mapping[str, str], args: str) -> str:
+    """A service's Environment= lines and its ExecStart= (``command`` then ``args``, fixed words
+    without quotes or specifiers), quoted as systemd reads them."""
     for word in command:
         check_value("the vault command", word)
     if any(ch in "\"'\\\x7f" or ord(ch) < 0x20 for ch in command[0]):
@@ -269,10 +278,8 @@ def service_unit(command: list[str], env: Mapping[str, str]) -> str:
         [systemd_quote(command[0]), *(systemd_quote(w, expand_dollar=True) for w in command[1:])]
     )
     return (
-        "[Unit]\nDescription=vault: expire and revoke tokens policy no longer allows\n\n"
-        "[Service]\nType=oneshot\n"
-        + "".join(f"Environment={systemd_quote(f'{k}={v}')}\n" for k, v in env.items())
-        + f"ExecStart={exec_start} prune --json\n"
+        "".join(f"Environment={systemd_quote(f'{k}={v}')}\n" for k, v in env.items())
+        + f"ExecStart={exec_start} {args}\n"
     )
 
 
@@ -354,6 +361,24 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str] | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+def enable(unit: str) -> None:
+    """`systemctl --user daemon-reload`, then `enable --now UNIT`; VaultError if either fails."""
+    systemctl = shutil.which("systemctl") or "systemctl"
+    for args in (["daemon-reload"], ["enable", "--now", unit]):
+        try:
+            proc = subprocess.run(  # noqa: S603 (systemctl found on PATH, fixed arguments)
+                [systemctl, "--user", *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise VaultError(f"systemctl --user {' '.join(args)} failed: {exc}") from None
+        if proc.returncode != 0:
+            raise VaultError(f"systemctl --user {' '.join(args)} failed: {proc.stderr.strip()}")
 
 
 def manager_environment() -> dict[str, str] | None:

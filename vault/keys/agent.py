@@ -367,9 +367,9 @@ class AgentBackend(KeyBackend):
         except AgentError as exc:
             if exc.code != "locked":
                 raise
-            return self._unlock_here(vault_id, params, where)
+            return self._unlock_here(vault_id, params, where, locked=True)
         if answer is None:
-            return self._unlock_here(vault_id, params, where)
+            return self._unlock_here(vault_id, params, where, locked=False)
         try:
             key = bytes.fromhex(str(answer["key"]))
         except (KeyError, ValueError):
@@ -377,14 +377,17 @@ class AgentBackend(KeyBackend):
         self.served = True
         return key
 
-    def _unlock_here(self, vault_id: bytes, params: KeyParams, where: str) -> bytes:
+    def _unlock_here(
+        self, vault_id: bytes, params: KeyParams, where: str, *, locked: bool
+    ) -> bytes:
         self.served = False
         try:
             return self.backend.unlock(vault_id, params, where=where)
         except VaultError as exc:
-            exc.hint = (
-                f"{exc.hint}; " if exc.hint else ""
-            ) + "the agent of this vault is locked: `vault unlock` unlocks it"
+            if locked:
+                exc.hint = (
+                    f"{exc.hint}; " if exc.hint else ""
+                ) + "the agent of this vault is locked: `vault unlock` unlocks it"
             raise
 
     def marks(self, vault_id: bytes, state_key: bytes) -> Marks:

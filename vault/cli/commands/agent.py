@@ -403,59 +403,43 @@ def _unlock(app: App, path: str) -> int:
 
 def _install(app: App) -> int:
     """A systemd user socket and service for this vault's agent (socket activation: the first
-    command that looks for the agent starts it); where there is no user manager, how to start
-    it from a shell profile instead."""
-    import shutil
-    import subprocess
-    from pathlib import Path
+    command that looks for the agent starts it); where there is no user manager, a line for a
+    shell profile that starts it at login instead."""
+    import shlex
 
-    from vault.cli.commands.prune import pinned_environment, systemd_environment, vault_command
+    from vault.cli import schedule
     from vault.fs.durable import atomic_write
     from vault.fs.paths import ensure_private_dir
 
     path = _path(app)
-    exe = vault_command()
-    unit = "vault-agent-" + os.path.basename(path).removeprefix("agent-").removesuffix(".sock")
-    socket_unit = (
-        f"[Unit]\nDescription=vault agent socket for {app.paths.vault_file}\n\n"
-        f"[Socket]\nListenStream={path}\nSocketMode=0600\nDirectoryMode=0700\n\n"
-        "[Install]\nWantedBy=sockets.target\n"
-    )
-    service_unit = (
-        f"[Unit]\nDescription=vault agent for {app.paths.vault_file}\n"
-        f"Requires={unit}.socket\n\n[Service]\n"
-        + systemd_environment(pinned_environment(app))
-        + f"ExecStart={exe} agent start --foreground\n"
-    )
-    systemctl = shutil.which("systemctl")
-    has_user_manager = (
-        systemctl is not None
-        and subprocess.run(  # noqa: S603 (systemctl found on PATH, fixed arguments)
-            [systemctl, "--user", "show-environment"], capture_output=True, timeout=10, check=False
-        ).returncode
-        == 0
-    )
-    if not has_user_manager:
+    command = schedule.vault_command()
+    if schedule.manager_environment() is None:
+        vault = " ".join(shlex.quote(word) for word in command)
         sys.stdout.write(
-            f"{exe} agent status --json 2>/dev/null | grep -q '\"running\": true' "
-            f"|| {exe} agent start\n"
+            f"{vault} agent status --json 2>/dev/null | grep -q '\"running\": true' "
+            f"|| {vault} agent start\n"
         )
         app.say(
             "No systemd user manager here: add the line above to your shell profile "
             "(~/.profile or ~/.bashrc) to start the agent at login."
         )
         return 0
-    assert systemctl is not None
-    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    unit_dir = config_home / "systemd" / "user"
-    ensure_private_dir(unit_dir)
-    atomic_write(unit_dir / f"{unit}.socket", socket_unit.encode(), what="systemd unit")
-    atomic_write(unit_dir / f"{unit}.service", service_unit.encode(), what="systemd unit")
-    for args in (["daemon-reload"], ["enable", "--now", f"{unit}.socket"]):
-        proc = subprocess.run(  # noqa: S603 (systemctl found on PATH, fixed arguments)
-            [systemctl, "--user", *args], capture_output=True, text=True, timeout=30, check=False
-        )
-        if proc.returncode != 0:
-            raise VaultError(f"systemctl --user {' '.join(args)} failed: {proc.stderr.strip()}")
-    app.say(f"Installed and started {unit_dir / (unit + '.socket')}: the first use starts it.")
+    unit = "vault-agent-" + os.path.basename(path).removeprefix("agent-").removesuffix(".sock")
+    where = schedule.systemd_quote(str(app.paths.vault_file))
+    socket_unit = (
+        f"[Unit]\nDescription=vault agent socket for {where}\n\n"
+        f"[Socket]\nListenStream={schedule.systemd_quote(path)}\nSocketMode=0600\n"
+        "DirectoryMode=0700\n\n[Install]\nWantedBy=sockets.target\n"
+    )
+    service_unit = (
+        f"[Unit]\nDescription=vault agent for {where}\nRequires={unit}.socket\n\n"
+        "[Service]\n"
+        + schedule.service_lines(command, schedule.pinned_env(), "agent start --foreground")
+    )
+    folder = schedule.unit_dir()
+    ensure_private_dir(folder)
+    atomic_write(folder / f"{unit}.socket", socket_unit.encode(), what="systemd unit")
+    atomic_write(folder / f"{unit}.service", service_unit.encode(), what="systemd unit")
+    schedule.enable(f"{unit}.socket")
+    app.say(f"Installed and started {folder / (unit + '.socket')}: the first use starts the agent.")
     return 0

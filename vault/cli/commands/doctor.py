@@ -14,6 +14,11 @@ from vault.cli.app import App
 from vault.cli.render import dump_json
 from vault.errors import EXIT_CONFIG, EXIT_INTEGRITY, VaultError
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
 
 @dataclass
 class Check:
@@ -107,6 +112,7 @@ def run_checks(app: App) -> list[Check]:
         )
 
     guard("vault opens", opens)
+    checks.append(_agent_check(app))
     checks.append(_schedule_check(app))
     return checks
 
@@ -172,15 +178,49 @@ def _keyring_check(app: App) -> Check:
     )
 
 
-def _agent_line(app: App) -> tuple[str, str] | None:
-    """HOOK for the key agent (`vault agent`, being written in parallel): whether a scheduled
-    job of this vault can get the key from a running agent, as (status, detail) with status
-    ok | warn | fail, e.g. ("ok", "the agent at $XDG_RUNTIME_DIR/vault/... holds the key
-    until ..."). None: no agent to consider, and the job must reach the key by itself (a D-Bus
-    address or VAULT_PASSPHRASE_FILE pinned in it). The agent's socket is under
-    $XDG_RUNTIME_DIR/vault/ (else /run/user/UID/vault/), which is why the job pins
-    XDG_RUNTIME_DIR. To be filled in with the agent."""
-    return None
+def _agent_status(app: App, env: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """The status of the agent a process with ``env`` (default: this one) would find for this
+    vault, or None where it would find none."""
+    from vault.keys.agent import call, socket_path
+
+    return call({"op": "status"}, path=socket_path(str(app.paths.vault_file), env))
+
+
+def _agent_check(app: App) -> Check:
+    try:
+        status = _agent_status(app)
+    except VaultError as exc:
+        return Check("agent", "fail", exc.message, exc.exit_code)
+    if status is None:
+        return Check("agent", "ok", "none runs for this vault (`vault agent start` starts one)")
+    if not status.get("unlocked"):
+        return Check(
+            "agent", "warn", f"pid {status.get('pid')}, locked (`vault unlock` unlocks it)"
+        )
+    memory = "in locked memory" if status.get("locked_memory") else "not in locked memory"
+    return Check(
+        "agent",
+        "ok",
+        f"pid {status.get('pid')}, unlocked until {status.get('unlocked_until')} (idle "
+        f"deadline {status.get('idle_deadline') or 'none'}), the key {memory}",
+    )
+
+
+def _agent_line(app: App, env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """Whether a job started with ``env`` gets the key from a running agent, as (status,
+    detail): "ok" while one runs unlocked, "warn" while it is locked; None where the job finds
+    no agent (its own XDG_RUNTIME_DIR decides where it looks)."""
+    try:
+        status = _agent_status(app, env)
+    except VaultError as exc:
+        return "fail", f"the agent cannot be asked: {exc.message}"
+    if status is None:
+        return None
+    if not status.get("unlocked"):
+        return "warn", f"the agent (pid {status.get('pid')}) is locked: `vault unlock`"
+    return "ok", (
+        f"the agent (pid {status.get('pid')}), unlocked until {status.get('unlocked_until')}"
+    )
 
 
 def _schedule_check(app: App) -> Check:
@@ -197,7 +237,7 @@ def _schedule_check(app: App) -> Check:
         jobs = schedule.installed_jobs()
     except VaultError as exc:
         return Check("scheduled prune", "fail", exc.message, exc.exit_code)
-    agent = _agent_line(app)
+    agent = _agent_line(app, schedule.pinned_env() if not jobs else None)
     if not jobs:
         try:
             env = schedule.pinned_env()
@@ -226,6 +266,7 @@ def _schedule_check(app: App) -> Check:
             problems.append(f"{name} prunes {job_vault}, not this vault ({app.paths.vault_file})")
             continue
         reached, detail = schedule.key_route(job.env, job.env.get("VAULT_KEY_BACKEND") or backend)
+        agent = _agent_line(app, job.env)
         if not reached and agent is not None and agent[0] == "ok":
             reached, detail = True, agent[1]
         elif agent is not None and agent[0] != "ok":

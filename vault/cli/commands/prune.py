@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -116,15 +114,8 @@ def install_schedule(app: App, ns: argparse.Namespace) -> int:
     log = app.paths.audit_file.parent / schedule.LOG_NAME
     cron = schedule.cron_line(command, env, log)  # checked before anything is written
     service = schedule.service_unit(command, env)
-    systemctl = shutil.which("systemctl")
-    has_user_manager = (
-        systemctl is not None
-        and subprocess.run(  # noqa: S603 (systemctl found on PATH, fixed arguments)
-            [systemctl, "--user", "show-environment"], capture_output=True, timeout=10, check=False
-        ).returncode
-        == 0
-    )
-    if not has_user_manager or ns.cron:
+    manager = schedule.manager_environment()
+    if manager is None or ns.cron:
         schedule.open_log(log)
         sys.stdout.write(cron + "\n")
         why = "Add" if ns.cron else "No systemd user manager here: add"
@@ -143,28 +134,34 @@ def install_schedule(app: App, ns: argparse.Namespace) -> int:
     ensure_private_dir(unit_dir)
     atomic_write(unit_dir / schedule.SERVICE, service.encode(), what="systemd unit")
     atomic_write(unit_dir / schedule.TIMER, schedule.TIMER_UNIT.encode(), what="systemd unit")
-    assert systemctl is not None
-    for args in (["daemon-reload"], ["enable", "--now", schedule.TIMER]):
-        proc = subprocess.run(  # noqa: S603 (systemctl found on PATH, fixed arguments)
-            [systemctl, "--user", *args], capture_output=True, text=True, timeout=30, check=False
-        )
-        if proc.returncode != 0:
-            raise VaultError(f"systemctl --user {' '.join(args)} failed: {proc.stderr.strip()}")
+    schedule.enable(schedule.TIMER)
     app.say(f"Installed and started {unit_dir / schedule.TIMER} (hourly).")
-    manager = schedule.manager_environment() or {}
     _warn_unreachable_key(app, {**manager, **env})
     return 0
 
 
 def _warn_unreachable_key(app: App, env: dict[str, str]) -> None:
-    """Say so now if the job, as installed, will not reach the key (it would fail with exit 6
-    every hour, in its log); the key agent, once there is one, is `vault doctor`'s to judge."""
+    """Say so now if the job, as installed, will not reach the key by itself (it would fail
+    with exit 6 every hour, in its log), or only through the agent while it runs unlocked."""
     from vault.cli import schedule
+    from vault.keys.agent import call, socket_path
 
     try:
         backend, _ = app.config.backend()
     except VaultError:
         return  # the job reports it, as this command's next run would
     reached, detail = schedule.key_route(env, backend)
-    if not reached:
-        app.say(f"vault: warning: the scheduled job will not reach the key: {detail}")
+    if reached:
+        return
+    try:
+        agent = call({"op": "status"}, path=socket_path(str(app.paths.vault_file), env))
+    except VaultError:
+        agent = None
+    if agent is not None and agent.get("unlocked"):
+        app.say(
+            f"vault: note: the scheduled job reaches the key through the agent (pid "
+            f"{agent.get('pid')}) while it runs unlocked, until {agent.get('unlocked_until')}; "
+            f"without it: {detail}"
+        )
+        return
+    app.say(f"vault: warning: the scheduled job will not reach the key: {detail}")
