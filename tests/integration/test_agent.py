@@ -557,3 +557,35 @@ def test_doctor_says_whether_an_agent_runs_and_holds_the_key(pvault: VaultCLI) -
         check = agent_check(bare)
         assert check["status"] == "warn"
         assert "locked" in str(check["detail"])
+
+
+def test_policy_forbids_the_agent(pvault: VaultCLI) -> None:
+    policies = pvault.home / "policies"
+    policies.mkdir(mode=0o700)
+    rule = policies / "no-agent.yaml"
+    rule.write_text("version: 1\nagent: {allowed: false}\n")
+    refused = pvault.run("agent", "start")
+    assert refused.returncode == 5, refused
+    assert "agent.allowed" in refused.stderr
+    assert _status(pvault)["running"] is False
+    rule.unlink()
+    bare = _no_passphrase(pvault)
+    with running_agent(pvault, "--max-unlocked", "9h"):
+        rule.write_text("version: 1\nagent: {allowed: false}\n")
+        # The agent locks at its next request; the command goes on without it, as without one.
+        result = bare.run("token", "t1")
+        assert result.returncode == 6, result
+        assert _status(pvault)["unlocked"] is False
+        assert pvault.run("token", "t1").stdout == CANARY + "\n"
+        assert pvault.run("unlock").returncode == 5
+
+
+def test_policy_caps_max_unlocked_at_start(pvault: VaultCLI) -> None:
+    policies = pvault.home / "policies"
+    policies.mkdir(mode=0o700)
+    (policies / "cap.yaml").write_text("version: 1\nagent: {max_unlocked: 1h}\n")
+    with running_agent(pvault, "--max-unlocked", "9h") as _:
+        status = _status(pvault)
+        until = time.mktime(time.strptime(str(status["unlocked_until"]), "%Y-%m-%dT%H:%M:%SZ"))
+        offset = time.mktime(time.gmtime(0))
+        assert abs(until - offset - time.time() - 3600) < 60

@@ -225,9 +225,10 @@ class Agent:
 
     # --- settings and backends -------------------------------------------------------
 
-    def settings(self) -> tuple[Config, Policy]:
+    def settings(self, *, unlocking: bool = False) -> tuple[Config, Policy]:
         """config.yaml and the policies, read again for each request (an edit applies at
-        once). A policy that no longer allows an agent locks it."""
+        once). A policy that no longer allows an agent locks it: the request is answered as
+        by a locked agent (the client goes on without it), an unlock is refused by policy."""
         from vault.policy import config as _config
         from vault.policy import rules as _rules
 
@@ -236,7 +237,12 @@ class Agent:
         denial = policy.agent_denial()
         if denial is not None:
             self.lock(f"policy no longer allows an agent ({denial.rule} in {denial.source})")
-            raise denial.error()
+            if unlocking:
+                raise denial.error()
+            raise Locked(
+                f"policy no longer allows an agent ({denial.rule} in {denial.source})",
+                hint="the command goes on without the agent",
+            )
         self.cap = policy.agent_max_unlocked()
         return config, policy
 
@@ -297,7 +303,7 @@ class Agent:
         with self.mutex:
             if self.held is not None:
                 return False
-            config, _ = self.settings()
+            config, _ = self.settings(unlocking=True)
             configured, _ = config.backend()
             path = self.paths.vault_file
             blob = read_private_file(path, "vault file", limit=fmt.MAX_FILE_SIZE)

@@ -150,11 +150,13 @@ def test_a_policy_forbidding_the_agent_locks_it_at_the_next_request(home: Path) 
     (policies / "no.yaml").write_text("version: 1\nagent: {allowed: false}\n")
     answer = agent.handle({"op": "token", "name": "t1", "command": "token"}, os.getpid())
     assert answer["ok"] is False
-    assert answer["error"]["exit"] == EXIT_POLICY
+    assert answer["error"]["code"] == "locked"  # the client goes on without the agent
     assert "agent.allowed" in answer["error"]["message"]
     assert agent.held is None
-    with pytest.raises(PolicyError):
+    assert "agent.allowed" in str(_events(home)[-1]["reason"])
+    with pytest.raises(PolicyError) as refused:
         agent.unlock(Secret(PASSPHRASE))
+    assert refused.value.exit_code == EXIT_POLICY
 
 
 def test_the_key_buffer_is_wiped_when_dropped(home: Path) -> None:
