@@ -589,3 +589,51 @@ def test_policy_caps_max_unlocked_at_start(pvault: VaultCLI) -> None:
         until = time.mktime(time.strptime(str(status["unlocked_until"]), "%Y-%m-%dT%H:%M:%SZ"))
         offset = time.mktime(time.gmtime(0))
         assert abs(until - offset - time.time() - 3600) < 60
+
+
+# --- canaries --------------------------------------------------------------------------------
+
+
+def test_canaries_through_every_agent_command(passphrase_vault: VaultCLI, tmp_path: Path) -> None:
+    """A canary token and a canary passphrase through the agent's commands (with --debug): in no
+    output but `vault token`'s own stdout, no file, no process's argv, not in the agent's log."""
+    passphrase = "pass-Canary-" + "Zq9" * 8
+    Path(passphrase_vault.env["VAULT_PASSPHRASE_FILE"]).write_text(passphrase + "\n")
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    passphrase_vault.env["XDG_RUNTIME_DIR"] = str(run)
+    v = passphrase_vault
+    _import(v)
+    bare = _no_passphrase(v)
+    d = "--debug"
+    results = [v.run("agent", "start", d)]
+    pid = _status(v)["pid"]
+    assert isinstance(pid, int)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        results += [
+            bare.run("token", "t1"),
+            bare.run("token", "t1", d),
+            bare.run("list", "--json", d),
+            bare.run("status", "t1", "--json", d),
+            bare.run("doctor", "--json", d),
+            bare.run("agent", "status", "--json", d),
+            bare.run("agent", "status", d),
+            bare.run("lock", d),
+            bare.run("token", "t1", d),  # locked: an error
+            v.run("unlock", d),
+            bare.run("audit", "show", "--json", d),
+            bare.run("agent", "stop", d),
+        ]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for secret in (CANARY, passphrase):
+        assert secret.encode() not in cmdline
+        for r in results:
+            assert secret not in r.stderr, r
+            assert secret not in r.stdout or r.stdout == CANARY + "\n", r
+        for path in [*v.home.rglob("*"), *run.rglob("*")]:
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+    assert sum(r.stdout == CANARY + "\n" for r in results) == 2
