@@ -224,10 +224,20 @@ def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretS
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield
+    _check_session_service(item)  # before teardown: the last test's teardown ends the session
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    yield
+    _check_session_service(item)
+
+
+def _check_session_service(item: pytest.Item) -> None:
     """The session's Secret Service is shared by every test of a worker: a test that ends it
     (or locks it) is named here, not the dozens after it that would fail with "locked"."""
-    yield
     if not _SESSION_SERVICE:
         return
     service = _SESSION_SERVICE[0]
@@ -246,7 +256,44 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
         with (service.base.parent / "incidents.log").open("a") as out:
             out.write(note + "\n")
         item.warn(pytest.PytestWarning(note))
+        _DAEMON_INCIDENTS.append(note)
         _restart_daemon(service)
+
+
+_DAEMON_INCIDENTS: list[str] = []  # the daemon ended during the test now running
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A test that failed while the session's gnome-keyring-daemon died under it is run once
+    more, on the fresh daemon, and only its second run is reported (the first is named in a
+    warning and in incidents.log). The daemon is a real peer with a bug of its own: under
+    concurrent clients gnome-keyring 46 has been seen to abort on `aes_negotiate: assertion
+    'session' failed` (its client table missing a caller that is still connected), about once
+    in a full run. A test failing for any other reason is reported as it is, never run again."""
+    if "secret_service" not in getattr(item, "fixturenames", ()):
+        return None
+    from _pytest.runner import runtestprotocol
+
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    _DAEMON_INCIDENTS.clear()
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    setup_passed = bool(reports) and reports[0].when == "setup" and reports[0].passed
+    if _DAEMON_INCIDENTS and setup_passed and any(r.failed for r in reports):
+        failed = next(r for r in reports if r.failed)
+        item.warn(
+            pytest.PytestWarning(
+                f"{item.nodeid} failed while gnome-keyring-daemon died under it; run again on "
+                f"a fresh daemon. The first run's failure: {str(failed.longrepr)[-1500:]}"
+            )
+        )
+        _DAEMON_INCIDENTS.clear()
+        item._initrequest()  # type: ignore[attr-defined]
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def _restart_daemon(service: SecretService) -> None:
