@@ -637,3 +637,16 @@ def test_canaries_through_every_agent_command(passphrase_vault: VaultCLI, tmp_pa
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
     assert sum(r.stdout == CANARY + "\n" for r in results) == 2
+
+
+def test_a_socket_folder_others_can_enter_is_not_used(pvault: VaultCLI) -> None:
+    with running_agent(pvault):
+        folder = Path(str(_status(pvault)["socket"])).parent
+        folder.chmod(0o755)
+        try:
+            result = pvault.run("token", "t1")
+            assert result.stdout == CANARY + "\n"  # directly, with the passphrase file
+            assert f"not using the agent socket in {folder}" in result.stderr
+            assert _no_passphrase(pvault).run("token", "t1").returncode == 6
+        finally:
+            folder.chmod(0o700)

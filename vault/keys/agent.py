@@ -211,18 +211,20 @@ def peer_uid(sock: _socket_type.socket) -> tuple[int, int]:
 
 
 def connect(path: str, *, timeout: float = CONNECT_TIMEOUT) -> _socket_type.socket | None:
-    """A connection to the agent at ``path``, or None where none runs (no socket, a stale one,
-    a path too long to be one). An agent of another uid, or in a folder others can enter, is
-    an integrity failure: something is impersonating it."""
+    """A connection to the agent at ``path``, or None where none runs (no socket, a stale one).
+    A socket in a folder that is not yours and private is not used (another user could have
+    put it there: the command goes on without an agent, and says so); an agent of another uid
+    is an integrity failure: something is impersonating it."""
     if sys.platform != "linux" or not os.path.exists(path):
         return None
     folder = os.path.dirname(path)
     problem = folder_problem(folder)
     if problem is not None:
-        raise IntegrityError(
-            f"refusing the agent socket folder {folder}: {problem}",
-            hint="remove it; `vault agent start` makes it again, private",
+        sys.stderr.write(
+            f"vault: warning: not using the agent socket in {folder} ({problem}); "
+            "remove the folder and start the agent again\n"
         )
+        return None
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
