@@ -286,7 +286,7 @@ class Agent:
                     "the agent of this vault is locked",
                     hint="`vault unlock` unlocks it",
                 )
-            if held.vault_id != vault_id and held.backend == backend:
+            if held.vault_id != vault_id:
                 raise Locked("the agent holds the key of another vault")
             if not held.matches(backend, vault_id, key_id, salt):
                 self.lock("the vault was rekeyed")
@@ -461,14 +461,12 @@ class Agent:
         op = request.get("op")
         handler = _OPS.get(op) if isinstance(op, str) else None
         if handler is None:
-            return _error(UsageError(f"unknown request {str(op)[:40]!r}"), "protocol")
+            return error_answer(UsageError(f"unknown request {str(op)[:40]!r}"), "protocol")
         served = SERVED_PID.set(pid)
         try:
             return {"ok": True, **handler(self, request)}
         except VaultError as exc:
-            return _error(exc, getattr(exc, "code", None))
-        except (KeyError, TypeError, ValueError) as exc:
-            return _error(UsageError(f"a malformed request ({type(exc).__name__})"), "protocol")
+            return error_answer(exc)
         except Exception as exc:  # the agent keeps serving others; the type only (no message)
             self.note(f"internal error in {op!r}: {type(exc).__name__}")
             return {
@@ -641,12 +639,13 @@ _OPS: dict[str, Callable[[Agent, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def _error(exc: VaultError, code: str | None) -> dict[str, Any]:
+def error_answer(exc: VaultError, code: str | None = None) -> dict[str, Any]:
+    """The answer that reports ``exc`` (vault.keys.agent.remote_error reads it back)."""
     return {
         "ok": False,
         "error": {
             "exit": exc.exit_code,
-            "code": code or "error",
+            "code": code or getattr(exc, "code", None) or "error",
             "message": exc.message,
             "hint": exc.hint,
         },
@@ -656,7 +655,7 @@ def _error(exc: VaultError, code: str | None) -> dict[str, Any]:
 def _refuse(conn: socket.socket, code: str, message: str) -> None:
     try:
         conn.settimeout(1.0)
-        answer = _error(IntegrityError(message), code)
+        answer = error_answer(IntegrityError(message), code)
         if code == "protocol":
             answer["error"]["exit"] = EXIT_USAGE
         conn.sendall(frame({"v": PROTOCOL, **answer}))

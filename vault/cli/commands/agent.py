@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -182,13 +183,18 @@ def _spawn(app: App, idle: float | None, max_unlocked: float) -> int:
     try:
         answer = loads(data)
     except ProtocolError:
-        code = proc.wait(timeout=10)
+        try:
+            code: int | str = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = "killed: it said nothing in 10 s after closing its pipe"
         raise IntegrityError(
             f"the agent exited ({code}) before it was ready",
             hint=f"its log: {app.paths.audit_file.parent / 'agent.log'}",
         ) from None
     if answer.get("ok") is not True:
-        proc.wait(timeout=10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
         raise remote_error(answer.get("error"))
     _say_started(app, answer)
     return 0
@@ -280,16 +286,9 @@ def _serve(app: App, ns: argparse.Namespace, idle: float | None, max_unlocked: f
 
 
 def _failure(exc: VaultError) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "ok": False,
-        "error": {
-            "exit": exc.exit_code,
-            "code": getattr(exc, "code", "error"),
-            "message": exc.message,
-            "hint": exc.hint,
-        },
-    }
+    from vault.agent.server import error_answer
+
+    return {"v": 1, **error_answer(exc)}
 
 
 def _read_secret(fd: int) -> Secret:
