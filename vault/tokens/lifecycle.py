@@ -27,8 +27,10 @@ never presented twice. The steps (``refresh``):
 What the provider answers is judged before it is kept: scopes policy does not allow, or a
 refused refresh token, mark the token as needing a new login instead of handing it out.
 
-Revocation (`vault logout`/`revoke`, `vault prune`) still asks the provider under the vault's
-lock (revoke_and_delete).
+Revocation (`vault logout`/`revoke`) asks the provider outside the vault's lock too, holding
+the name's lock: no refresh of the name runs meanwhile (it would rotate away the refresh token
+being revoked), and the vault's lock is held only for the reading and writing around the
+request. (`vault prune` still revokes under the vault's lock: vault.tokens.prune.)
 """
 
 from __future__ import annotations
@@ -414,31 +416,51 @@ def revoke_at_provider(
 def revoke_and_delete(
     store: Store, providers: Providers, name: str, *, force: bool
 ) -> tuple[Revocation, bool]:
-    """Revoke at the provider, then delete locally. A provider that cannot be reached keeps
-    the token (exit 7) unless ``force``: a token forgotten locally may still be live."""
-    with store.edit() as editor:
-        record = editor.get(name)
+    """Revoke at the provider, then delete locally; (the revocation, whether it was deleted).
+    A provider that cannot be reached keeps the token (exit 7) unless ``force``: a token
+    forgotten locally may still be live.
+
+    The request is made holding the name's lock (no refresh of the name runs meanwhile: it
+    would rotate away the refresh token being revoked), not the vault's: other commands go on.
+    A token stored under the name meanwhile (a new login or import) is not the one revoked: it
+    is kept, the audit record of the revocation says so, and deleted is False."""
+    if not store.exists():
+        raise NotFoundError.for_name(name)
+    with NameLock(store.paths.name_lock_file, name):
+        snapshot = store.read()
+        record = snapshot.get(name) if snapshot is not None else None
         if record is None:
             raise NotFoundError.for_name(name)
-        key = editor.meta.audit_key
+        failure: NetworkError | AuthError | None = None
         try:
             result = revoke_at_provider(provider_of(providers, record), record)
         except (NetworkError, AuthError) as exc:
-            if not force:
+            failure, result = exc, Revocation(False, "failed", exc.message)
+        with store.edit() as editor:
+            key = editor.meta.audit_key
+            current = editor.get(name)
+            replaced = current is not None and not _same(current, record)
+            if failure is not None and not force:
                 editor.audit(
-                    for_record("revoked", record, key, outcome="failure", reason=exc.message)
+                    for_record("revoked", record, key, outcome="failure", reason=failure.message)
                 )
                 raise NetworkError(
-                    f"could not revoke {name!r} at the provider: {exc.message}; the token was kept",
+                    f"could not revoke {name!r} at the provider: {failure.message}; the token "
+                    "was kept",
                     hint="retry later, or pass --force to delete it locally anyway",
-                    code=getattr(exc, "code", "network"),
+                    code=getattr(failure, "code", "network"),
                 ) from None
-            result = Revocation(False, "failed", exc.message)
-        if result.revoked:
-            editor.audit(for_record("revoked", record, key, reason=result.detail))
-        else:
-            editor.audit(
-                for_record("deleted", record, key, outcome="not_revoked", reason=result.detail)
-            )
-        editor.delete(name)
-    return result, True
+            reason = result.detail
+            if replaced:
+                reason += (
+                    "; a token stored under the name meanwhile (a new login or import) was kept"
+                )
+            if result.revoked:
+                editor.audit(for_record("revoked", record, key, reason=reason))
+            else:
+                editor.audit(
+                    for_record("deleted", record, key, outcome="not_revoked", reason=reason)
+                )
+            if not replaced:
+                editor.delete(name)
+    return result, not replaced
