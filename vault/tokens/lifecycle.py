@@ -27,10 +27,10 @@ never presented twice. The steps (``refresh``):
 What the provider answers is judged before it is kept: scopes policy does not allow, or a
 refused refresh token, mark the token as needing a new login instead of handing it out.
 
-Revocation (`vault logout`/`revoke`) asks the provider outside the vault's lock too, holding
-the name's lock: no refresh of the name runs meanwhile (it would rotate away the refresh token
-being revoked), and the vault's lock is held only for the reading and writing around the
-request. (`vault prune` still revokes under the vault's lock: vault.tokens.prune.)
+Revocation (`vault logout`/`revoke`; `vault prune` in vault.tokens.prune) asks the provider
+outside the vault's lock too, holding the name's lock: no refresh of the name runs meanwhile (it
+would rotate away the refresh token being revoked), and the vault's lock is held only for the
+reading and writing around the request. No request to a provider is made under the vault's lock.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Revocation (`vault logout`/`revoke`) asks the provider with no vault lock held,
+"""Revocation (`vault logout`/`revoke`, `vault prune`) asks the provider with no vault lock held,
 the name's lock held instead: other changes to the vault go on meanwhile, no refresh of the name
 runs, and a token stored under the name meanwhile (a new login or import) is never deleted in
 place of the one revoked.
@@ -18,9 +18,12 @@ import pytest
 from tests.harness.fake_oauth import FakeOAuth, Reply, fake_oauth
 from tests.unit.store.test_audit_mark import _store
 from tests.unit.tokens.test_refresh_outside_the_lock import _process, _put, _record
+from vault.audit.chain import make_event
 from vault.fs.durable import NameLock
+from vault.policy.rules import Policy, parse_policy
 from vault.store.vault import Store
 from vault.tokens.lifecycle import revoke_and_delete
+from vault.tokens.prune import run_plan
 
 
 class RevokeGate:
@@ -130,3 +133,63 @@ def test_logout_keeps_a_token_stored_under_the_name_meanwhile(
     last = _audit(store)[-1]
     assert (last["event"], last["name"], last["outcome"]) == ("revoked", "t", "success")
     assert "meanwhile (a new login or import) was kept" in last["reason"]
+
+
+def _policy() -> Policy:
+    return Policy([parse_policy("version: 1\ndenied_scopes: [openid]\n", "/p.yaml", system=False)])
+
+
+def _prune(store: Store) -> Running:
+    return Running(
+        lambda: run_plan(
+            _process(store),
+            _policy(),
+            {},
+            backend="keyring",
+            vault_dir=store.paths.vault_dir,
+            dry_run=False,
+        )
+    )
+
+
+def test_prune_asks_the_provider_outside_the_vault_lock(store: Store, gate: RevokeGate) -> None:
+    assert gate.fake is not None
+    _put(store, _record(gate.fake))
+    running = _prune(store)
+    assert gate.arrived.wait(30)
+    # The vault is free meanwhile (a write of a token prune has not planned for: no name lock).
+    with store.edit(timeout=0) as ed:
+        ed.audit(make_event("used", name="t"))
+    assert not NameLock(store.paths.name_lock_file, "t").try_acquire()
+    gate.open.set()
+    actions, outcomes = running.join()
+    assert [(a.name, a.reason) for a in actions] == [("t", "scope")]
+    assert [(o.action.name, o.result, o.revocation) for o in outcomes] == [
+        ("t", "revoked_and_deleted", "revoked")
+    ]
+    snapshot = store.read()
+    assert snapshot is not None
+    assert snapshot.records() == []
+    last = _audit(store)[-1]
+    assert (last["event"], last["name"], last["outcome"]) == ("pruned", "t", "success")
+
+
+def test_prune_keeps_a_token_stored_under_the_name_meanwhile(
+    store: Store, gate: RevokeGate
+) -> None:
+    assert gate.fake is not None
+    _put(store, _record(gate.fake))
+    running = _prune(store)
+    assert gate.arrived.wait(30)
+    replacement = _record(gate.fake, "t", 9)
+    _put(store, replacement, timeout=0)
+    gate.open.set()
+    actions, outcomes = running.join()
+    assert (actions, outcomes) == ([], [])  # the new token is left to the next run
+    stored = (store.read() or pytest.fail("no vault")).get("t")
+    assert stored is not None
+    assert stored.to_json() == replacement.to_json()
+    assert gate.revoked() == ["rt-00000-" + "o" * 20]
+    last = _audit(store)[-1]
+    assert (last["event"], last["name"], last["outcome"]) == ("revoked", "t", "success")
+    assert "by prune; the name changed meanwhile" in last["reason"]
