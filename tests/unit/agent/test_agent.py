@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -183,7 +184,7 @@ def served(home: Path, tmp_path: Path) -> Iterator[tuple[Agent, str]]:
     os.close(lock_fd)
 
 
-def _exchange(path: str, data: bytes) -> dict[str, object] | None:
+def _exchange(path: str, data: bytes) -> dict[str, Any] | None:
     """Send raw ``data``, end the write side, read the answer (None: closed without one)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
@@ -194,7 +195,7 @@ def _exchange(path: str, data: bytes) -> dict[str, object] | None:
         except OSError:  # the agent closed first (an oversized length, say)
             pass
         try:
-            return read_frame(sock, 1024 * 1024)  # type: ignore[arg-type]
+            return read_frame(sock, 1024 * 1024)
         except (ProtocolError, OSError):
             return None
 
@@ -208,7 +209,11 @@ def _still_serves(path: str) -> None:
 DOCUMENTED_EXITS = {2, 3, 4, 5, 6, 7}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
     max_leaves=12,
 )
