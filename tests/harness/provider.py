@@ -234,6 +234,7 @@ def _server_args(
     port: int = 0,
     store_size: int = 1000,
     grant_extra_scope_on_refresh: str | None = None,
+    refresh_delay_ms: int = 0,
 ) -> list[str]:
     """Translate keyword options into ``server.mjs`` command-line flags."""
     # --flag=value, so that a value starting with "-" is not taken for a flag.
@@ -257,6 +258,8 @@ def _server_args(
         args.append("--omit-scope")
     if store_size != 1000:
         args.append(f"--store-size={store_size}")
+    if refresh_delay_ms:
+        args.append(f"--refresh-delay-ms={refresh_delay_ms}")
     return args
 
 
@@ -293,6 +296,7 @@ def start_idp(
     port: int = 0,
     store_size: int = 1000,
     grant_extra_scope_on_refresh: str | None = None,
+    refresh_delay_ms: int = 0,
 ) -> IdP:
     """Start ``node tests/harness/idp/server.mjs`` and return the running :class:`IdP`.
 
@@ -311,6 +315,9 @@ def start_idp(
         port: the port to listen on; 0 picks a free one.
         store_size: entries the provider's in-memory store keeps (oidc-provider's
             default, 1000, is about a hundred logins; a load test needs more).
+        refresh_delay_ms: a slow provider: each refresh_token grant is made (the refresh
+            token presented is spent, and the grant logged) at once, and answered this many
+            milliseconds later.
 
     Raises:
         IdPError: ``tests/harness/idp/node_modules`` is missing, ``node`` is missing, or
@@ -334,6 +341,7 @@ def start_idp(
             port=port,
             store_size=store_size,
             grant_extra_scope_on_refresh=grant_extra_scope_on_refresh,
+            refresh_delay_ms=refresh_delay_ms,
         ),
     ]
     # Kept open for the provider's lifetime and closed by IdP.stop().

@@ -270,8 +270,9 @@ def test_a_trickling_token_endpoint_cannot_hold_login_past_the_codes_expiry(
 
 
 def test_a_trickling_refresh_releases_the_lock_at_its_deadline(vault: VaultCLI) -> None:
-    """A refresh inside `vault token` holds the vault's exclusive lock: a token endpoint that
-    trickles its answer gets 15 s in all, and another command runs right after."""
+    """A refresh inside `vault token` holds its name's lock (never the vault's: see
+    tests/system/test_slow_refresh.py): a token endpoint that trickles its answer gets 15 s in
+    all, and another command runs right after."""
     with fake_oauth() as fake:
         fake.routes["/token"] = lambda _: json_reply(fake.token_response(expires_in=30))
         assert _login(vault, fake).returncode == 0

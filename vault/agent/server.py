@@ -143,6 +143,7 @@ class HeldBackend(KeyBackend):
         self.agent = agent
         self.real = real
         self.name = real.name
+        self.marks_need_unlock = real.marks_need_unlock  # unlock reads the keyring's entry
 
     @property
     def label(self) -> str:

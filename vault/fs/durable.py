@@ -1,4 +1,4 @@
-"""Durable atomic writes and the inter-process lock.
+"""Durable atomic writes and the inter-process locks.
 
 A file is replaced by: a temporary file in the same folder (0600, O_EXCL), write, fsync, rename
 over the old name, fsync the folder. A crash at any point leaves the old file or the new one.
@@ -10,8 +10,9 @@ import contextlib
 import errno
 import fcntl
 import os
+import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vault.errors import IntegrityError
@@ -99,8 +100,13 @@ def atomic_write(path: Path, data: bytes, *, what: str, reserved: Reserved | Non
     renamed = False
     try:
         if given is not None:
-            fd = os.open(tmp, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-        else:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except FileNotFoundError:
+                # Removed meanwhile as a stale temporary (remove_stale_temporaries: a refresh
+                # that waited long for the provider, then for the lock): a temporary of its own.
+                given, created, tmp = None, False, _tmp_name(path)
+        if given is None:
             fd = os.open(
                 tmp,
                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -187,6 +193,30 @@ def _open_lock(lock_file: Path, *, exclusive: bool) -> int | None:
         raise IntegrityError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
 
 
+class Busy(IntegrityError):
+    """A lock another vault process held for longer than the wait allowed (VAULT_LOCK_TIMEOUT)."""
+
+
+def _wait_for(attempt: Callable[[], bool], limit: float, busy: Callable[[], Busy]) -> None:
+    """Call ``attempt`` (a non-blocking try at a lock) until it succeeds; ``busy()`` is raised
+    once ``limit`` seconds have passed without."""
+    deadline = time.monotonic() + limit
+    delay = 0.002
+    while not attempt():
+        if time.monotonic() >= deadline:
+            raise busy()
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _flock(fd: int, op: int) -> bool:
+    try:
+        fcntl.flock(fd, op | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def locked(lock_file: Path, *, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
     """Hold an flock on ``lock_file`` (created 0600). The kernel drops it when the holder dies,
@@ -198,21 +228,111 @@ def locked(lock_file: Path, *, exclusive: bool, timeout: float | None = None) ->
         return
     try:
         op = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        deadline = time.monotonic() + limit
-        delay = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, op | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise IntegrityError(
-                        f"the vault is busy: another vault process held {lock_file} "
-                        f"for more than {limit:g} s",
-                        hint="retry, or set VAULT_LOCK_TIMEOUT to wait longer",
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
+        _wait_for(
+            lambda: _flock(fd, op),
+            limit,
+            lambda: Busy(
+                f"the vault is busy: another vault process held {lock_file} "
+                f"for more than {limit:g} s",
+                hint="retry, or set VAULT_LOCK_TIMEOUT to wait longer",
+            ),
+        )
         yield
     finally:
         os.close(fd)
+
+
+# Linux's open file description locks: a byte-range lock owned by the open file description,
+# not the process, so that two threads of one process (each with its own open) exclude each
+# other too. Elsewhere the whole file is flocked instead (every name then shares one lock).
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+
+
+def _ofd_lock(fd: int, offset: int) -> bool:
+    """One byte at ``offset`` write-locked on ``fd`` (struct flock: l_type, l_whence, l_start,
+    l_len, l_pid, which must be 0 for an OFD lock), or False if another holds it."""
+    assert _OFD_SETLK is not None
+    arg = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+    try:
+        fcntl.fcntl(fd, _OFD_SETLK, arg)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+class NameLock:
+    """An exclusive lock on one name (a token's) of the vault, between processes and between
+    the threads of a process alike: an OFD lock on one byte of ``lock_file`` (created 0600 like
+    the vault's lock), at an offset drawn from a hash of the name, so that different names
+    never wait for each other and no file is made per name. Held from :meth:`acquire` (or a
+    successful :meth:`try_acquire`) until :meth:`release`; the kernel drops it when the holder
+    dies. Independent of the vault's own lock (``locked``), which it never implies."""
+
+    def __init__(self, lock_file: Path, name: str) -> None:
+        import hashlib  # not on the path of `vault token` without a refresh
+
+        self.lock_file = lock_file
+        self.name = name
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()
+        self.offset = int.from_bytes(digest[:8], "big") >> 2  # a positive off_t
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def _attempt(self, fd: int) -> bool:
+        if _OFD_SETLK is None:
+            return _flock(fd, fcntl.LOCK_EX)
+        return _ofd_lock(fd, self.offset)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no one holds it; never waits."""
+        return self._take(None)
+
+    def acquire(self, *, timeout: float | None = None) -> None:
+        """Take the lock, waiting at most ``timeout`` seconds (VAULT_LOCK_TIMEOUT by default)
+        for whoever holds it; Busy after that."""
+        self._take(lock_timeout() if timeout is None else timeout)
+
+    def _take(self, limit: float | None) -> bool:
+        if self._fd is not None:
+            return True
+        fd = _open_lock(self.lock_file, exclusive=True)
+        assert fd is not None
+        try:
+            if limit is None:
+                if not self._attempt(fd):
+                    os.close(fd)
+                    return False
+            else:
+                _wait_for(
+                    lambda: self._attempt(fd),
+                    limit,
+                    lambda: Busy(
+                        f"the token {self.name!r} is busy: another vault process held its lock "
+                        f"({self.lock_file}) for more than {limit:g} s",
+                        hint="it may be refreshing it against a slow provider; retry, or set "
+                        "VAULT_LOCK_TIMEOUT to wait longer",
+                    ),
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Closing the descriptor drops the lock (it is the open file description's)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> NameLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -31,6 +31,12 @@ class Paths:
     def vault_dir(self) -> Path:
         return self.vault_file.parent
 
+    @property
+    def name_lock_file(self) -> Path:
+        """Beside the vault's lock: the per-name locks (vault.fs.durable.NameLock) that a
+        refresh, and what revokes a token, hold while they wait for the provider."""
+        return self.lock_file.with_name(f"{self.lock_file.stem}.names.lock")
+
 
 def resolve(environ: Mapping[str, str] | None = None) -> Paths:
     """The paths in force for a process with ``environ`` (default: this one's), from

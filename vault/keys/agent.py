@@ -351,6 +351,12 @@ class AgentBackend(KeyBackend):
     def label(self) -> str:
         return self.backend.label
 
+    @property
+    def marks_need_unlock(self) -> bool:  # type: ignore[override]
+        # The agent reads the marks afresh for each request (op_marks); the backend here only
+        # when it gave the key itself.
+        return not self.served and self.backend.marks_need_unlock
+
     def probe(self) -> None:
         self.backend.probe()
 

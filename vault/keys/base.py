@@ -58,6 +58,9 @@ class KeyBackend:
     another backend or to anything in clear."""
 
     name: str  # as the vault header and config.yaml's key_backend name it
+    # The marks are read with the key (one keyring entry holds both): only ``unlock`` reads
+    # them afresh; ``marks`` then gives what it read.
+    marks_need_unlock: bool = False
 
     @property
     def label(self) -> str:

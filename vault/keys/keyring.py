@@ -278,6 +278,7 @@ class KeyringBackend(KeyBackend):
     """The data key in the OS keyring entry of the vault, beside the marks."""
 
     name = "keyring"
+    marks_need_unlock = True  # they are in the entry unlock reads
 
     def __init__(self, keyring: KeyringStore | None = None) -> None:
         self.keyring = keyring or KeyringStore()

@@ -24,6 +24,7 @@ Two orders of writing, both under the one lock (see ``Store.edit``):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -171,6 +172,14 @@ def params_of(header: fmt.Header) -> KeyParams:
     return KeyParams(header.key_id, header.salt, header.t_cost, header.m_cost, header.parallelism)
 
 
+def _key_of(header: fmt.Header) -> tuple[object, ...]:
+    """What names the key a vault file needs: the same tuple, the same key."""
+    return (
+        header.backend, header.vault_id, header.key_id, header.salt,
+        header.t_cost, header.m_cost, header.parallelism,
+    )  # fmt: skip
+
+
 def header_for(backend: str, params: KeyParams, vault_id: bytes, generation: int) -> fmt.Header:
     kdf = fmt.KDF_KEYRING if backend == "keyring" else fmt.KDF_ARGON2ID
     return fmt.Header(
@@ -260,7 +269,16 @@ class Store:
             return
         self.key_backend(self.backend).probe()
 
-    def _open(self) -> Opened | None:
+    def _open(self, *, known: Opened | None = None) -> Opened | None:
+        """The vault as it is on disk, authenticated and checked against rollback.
+
+        ``known``: how this command opened it before it sent a request whose answer it now
+        keeps (Answer.opened). While the file names the same key (key id and salt), that key
+        opens it again, so that between the provider's answer and the vault write no agent or
+        Argon2id is asked for it (each can wait, or fail, and the answer would be lost); the
+        marks are read again. Where they come only with the key (the keyring's entry holds
+        both: ``marks_need_unlock``) the key is read again too, for them; if that fails, the
+        key and the marks as of then serve, and the answer is kept all the same."""
         path = self.paths.vault_file
         blob = read_private_file(path, "vault file", limit=fmt.MAX_FILE_SIZE)
         if blob is None:
@@ -274,12 +292,28 @@ class Store:
                 f"set key_backend: {header.backend}",
             )
         backend = self.key_backend(header.backend)
-        key = backend.unlock(header.vault_id, params_of(header), where=str(path))
+        earlier = known if known is not None and _key_of(known.header) == _key_of(header) else None
+        if earlier is not None and not backend.marks_need_unlock:
+            key = earlier.key
+        else:
+            try:
+                key = backend.unlock(header.vault_id, params_of(header), where=str(path))
+            except VaultError as exc:
+                if earlier is None:
+                    raise
+                log("vault.unlock_failed", reason=exc.message, fallback="the earlier key")
+                key = earlier.key
         payload = fmt.open_sealed(header, key, blob, path=str(path))
         meta = meta_of(payload)
-        marks = backend.marks(header.vault_id, meta.state_key)
-        stored = marks.generation
-        hwm = _audit_mark(Hwm.load(marks.audit), stored, meta, header.generation)
+        try:
+            marks = backend.marks(header.vault_id, meta.state_key)
+            stored, kept = marks.generation, Hwm.load(marks.audit)
+        except VaultError as exc:
+            if earlier is None:
+                raise
+            log("vault.marks_failed", reason=exc.message, fallback="the marks of the earlier open")
+            stored, kept = earlier.stored_generation, earlier.hwm
+        hwm = _audit_mark(kept, stored, meta, header.generation)
         if header.generation < stored:
             raise IntegrityError(
                 f"the vault at {path} was rolled back: its generation {header.generation} is "
@@ -294,8 +328,14 @@ class Store:
         return AuditLog(self.paths.audit_file, meta.audit_key, max_bytes=self.audit_max_bytes)
 
     @contextlib.contextmanager
-    def edit(self) -> Iterator[Editor]:
-        """Exclusive read-modify-write, written when the block ends.
+    def edit(
+        self, *, answer: Answer | None = None, timeout: float | None = None
+    ) -> Iterator[Editor]:
+        """Exclusive read-modify-write, written when the block ends. ``timeout``: how long to
+        wait for the lock (VAULT_LOCK_TIMEOUT by default; vault.fs.durable.Busy after that).
+        ``answer``: the reservation (Editor.expect_answer) this block makes or uses, when it
+        must outlive the block (a refresh lets the lock go while the provider answers, then
+        keeps the answer in a later block): the caller ends it, not the block.
 
         Audit events recorded on the editor are appended (and fsynced) first; then the vault is
         written if it changed; then the generation and the audit high-water mark are saved with
@@ -313,7 +353,9 @@ class Store:
         * before the first vault write: the old vault, the old log (the answer is lost: a
           provider that rotates refresh tokens will refuse the old one, and the token is then
           marked as needing a new login; signals other than SIGKILL are held off until the
-          answer is written, and the room for it was reserved before the request was sent);
+          answer is written, and the room for it was reserved before the request was sent;
+          a refresh lets this lock go while the provider answers and takes it again to keep
+          the answer, in a block given the same ``answer``: vault.tokens.lifecycle);
         * after it, before or during the append: the new vault, journal included; the old log
           (a torn line at worst, set aside later); the next append writes the journal first;
         * after the append, before the second write: the journal is still in the vault, but the
@@ -323,16 +365,18 @@ class Store:
         `vault audit verify` reports records journaled but not yet in the log (a warning, and
         "pending" in --json); it never reports them as tampering."""
         ensure_private_dir(self.paths.vault_dir)
-        with locked(self.paths.lock_file, exclusive=True):
+        with locked(self.paths.lock_file, exclusive=True, timeout=timeout):
             remove_stale_temporaries(self.paths.vault_dir, self.paths.vault_file.name)
             remove_stale_temporaries(self.paths.vault_dir, self.paths.key_file.name)
-            opened = self._open()
+            ours = answer is None
+            if answer is None:
+                answer = Answer(self)
+            opened = self._open(known=answer.opened)
             if opened is None:
                 editor = Editor(Meta.new())
             else:
                 editor = Editor(opened.meta, opened.payload, header=opened.header)
-            answer = _Answer(self, opened)
-            editor._expect = answer.expect
+            editor._expect = functools.partial(answer.expect, opened)
             try:
                 try:
                     yield editor
@@ -347,7 +391,8 @@ class Store:
                     raise
                 self._commit(opened, editor, write_vault=editor.changed, answer=answer)
             finally:
-                answer.end()
+                if ours:
+                    answer.end()
 
     def record_event(self, event: dict[str, Any]) -> None:
         """Write one audit event on its own (a refusal before anything else happened). Best
@@ -365,7 +410,7 @@ class Store:
         editor: Editor,
         *,
         write_vault: bool,
-        answer: _Answer | None = None,
+        answer: Answer | None = None,
     ) -> None:
         if not write_vault and (not editor.events or opened is None):
             return  # nothing to write; no vault is created just to hold an audit record
@@ -404,7 +449,7 @@ class Store:
                 return
         self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=editor.meta)
 
-    def _commit_kept(self, opened: Opened, editor: Editor, answer: _Answer | None) -> None:
+    def _commit_kept(self, opened: Opened, editor: Editor, answer: Answer | None) -> None:
         """The vault first, with the records of the kept change journaled; then the log; then
         the vault without the journal (see ``edit``)."""
         now = int(time.time())
@@ -765,27 +810,30 @@ def _late(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [late(e["event"], e["at"]) for e in entries]
 
 
-class _Answer:
-    """What Store.edit does for a request whose answer must be kept (Editor.expect_answer):
-    the terminating signals held and room on the disk reserved, from before the request until
-    the answer is written."""
+class Answer:
+    """What a request whose answer must be kept (a refresh; Editor.expect_answer) has from
+    before it is sent until the answer is written: the terminating signals held, and room on
+    the disk reserved. Made by Store.edit for its own block; or by a caller that lets the
+    vault's lock go while the provider answers, which gives it to each block from the one
+    that reserves (``expect``) to the one that keeps the answer, and ends it itself."""
 
-    def __init__(self, store: Store, opened: Opened | None) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.opened = opened
         self.held: Any = None  # vault.util.signals.Held, imported when first needed
         self.reserved: Reserved | None = None
+        self.opened: Opened | None = None  # the vault as the room was reserved for it
 
-    def expect(self, size: int) -> None:
+    def expect(self, opened: Opened | None, size: int) -> None:
         if self.held is None:
             from vault.util.signals import Held
 
             self.held = Held()
             self.held.hold()
-        if self.reserved is None and self.opened is not None:
+        if self.reserved is None and opened is not None:
             self.reserved = Reserved(
-                self.store.paths.vault_file, self.opened.size + size, what="the vault file"
+                self.store.paths.vault_file, opened.size + size, what="the vault file"
             )
+            self.opened = opened
 
     def take(self) -> Reserved | None:
         reserved, self.reserved = self.reserved, None

@@ -1,16 +1,41 @@
-"""Refresh and revocation of stored tokens, each under the vault's exclusive lock.
+"""Refresh and revocation of stored tokens, with the provider asked outside the vault's lock.
 
-Refresh holds the lock across the HTTP call, so two processes never spend the same refresh
-token: the second waits, re-reads, and finds the token already fresh. Once the provider has
-answered, its answer is kept whatever fails next: the rotated refresh token is written (and
-fsynced) into the vault before the audit log, and both before the new access token is handed out
-(vault.store.vault describes the order and what each failure leaves). What the provider answers
-is judged before that: scopes policy does not allow, or a refused refresh token, mark the token
-as needing a new login instead of handing it out.
+A refresh sends its request while no vault lock is held, so that a provider slow to answer (up
+to REFRESH_DEADLINE) delays no other command on the vault: reads, uses of other tokens, writes.
+What the vault's lock gave the refresh before, the name's own lock gives it now
+(vault.fs.durable.NameLock, in `vault.names.lock` beside the vault's lock): from the decision to
+refresh until the answer is in the vault, one process (or one thread of the agent) holds it; a
+second refresher of the same name waits for it, then reads the record again and finds it fresh
+(`vault token`), or refreshes with the new refresh token (`vault refresh`): a refresh token is
+never presented twice. The steps (``refresh``):
+
+1. the name's lock; then under the vault's lock: the record read and checked by the caller
+   (it exists and may be used: policy, needs_login, revoke_pending; it is still due: another
+   process may have refreshed it meanwhile); room for the answer reserved on the disk (a full
+   disk refuses the refresh before the refresh token is spent) and the terminating signals held
+   (vault.util.signals); the vault's lock let go;
+2. the request, with only the name's lock held;
+3. the vault's lock again (waited for at least KEEP_WAIT), the record read again: if it is
+   still the one whose refresh token was spent, the answer is kept as it always was
+   (Editor.keep: the vault, with the rotated refresh token and the `refreshed` record journaled
+   inside it, is written before the audit log, and both before the new access token is handed
+   out; vault.store.vault says what each failure leaves). If it was deleted or replaced meanwhile
+   (by a command that does not take the name's lock: a new login or import under the name) the
+   answer is stored nowhere: it is revoked at the provider, best effort, that is audited, and the
+   command fails (exit 4).
+
+What the provider answers is judged before it is kept: scopes policy does not allow, or a
+refused refresh token, mark the token as needing a new login instead of handing it out.
+
+Revocation (`vault logout`/`revoke`; `vault prune` in vault.tokens.prune) asks the provider
+outside the vault's lock too, holding the name's lock: no refresh of the name runs meanwhile (it
+would rotate away the refresh token being revoked), and the vault's lock is held only for the
+reading and writing around the request. No request to a provider is made under the vault's lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -21,21 +46,25 @@ from vault.errors import (
     NotFoundError,
     PolicyError,
     UsageError,
+    VaultError,
 )
+from vault.fs.durable import Busy, NameLock, lock_timeout
+from vault.fs.paths import ensure_private_dir
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
 from vault.policy.rules import Denial
+from vault.secret import compare_digest
 from vault.store.model import LoginNeeded, TokenRecord
-from vault.store.vault import Editor, Store
+from vault.store.vault import ANSWER_LOST, Answer, Editor, Store
 from vault.tokens.events import for_record
+from vault.tokens.use import check_refreshable
 from vault.util.record import replace
-from vault.util.text import rfc3339
 from vault.util.trace import log
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from typing import NoReturn
 
     from vault.policy.rules import Policy
@@ -54,8 +83,8 @@ def provider_of(providers: Providers, record: TokenRecord) -> _providers.Provide
     return provider
 
 
-# A refresh runs under the vault's exclusive lock: the provider gets this long, in total,
-# before every other vault command may go on.
+# The provider gets this long to answer a refresh, in total. Meanwhile the name's lock is held
+# (another refresh of the same name waits that long at most), never the vault's.
 REFRESH_DEADLINE = 15.0
 
 # Room reserved on the disk, beyond the vault's size, before a refresh is sent: the most an
@@ -63,90 +92,105 @@ REFRESH_DEADLINE = 15.0
 # and in the records journaled beside it), and some.
 ANSWER_ROOM = 4 * _oauth.MAX_TOKEN_CHARS + 3 * _oauth.MAX_SCOPE_CHARS + 16 * 1024
 
+# Once the provider has answered, the answer exists nowhere else: the vault's lock is waited
+# for at least this long to keep it, whatever VAULT_LOCK_TIMEOUT says (a timeout of 0 must not
+# lose an answer to a `vault token` that happened to hold the lock). No command holds that lock
+# across a request to a provider, so this is a bound, not a wait anyone should see.
+KEEP_WAIT = 60.0
 
-def refresh_in(
-    editor: Editor, record: TokenRecord, provider: _providers.Provider, policy: Policy
+# A grant refused on refresh, or the answer for a token that went meanwhile, is revoked at once,
+# the name's lock (not the vault's) held: this long at most.
+REVOKE_DEADLINE = 10.0
+
+
+def refresh(
+    store: Store,
+    providers: Providers,
+    policy: Policy,
+    name: str,
+    *,
+    due: Callable[[Editor], tuple[TokenRecord, bool]],
+    finish: Callable[[Editor, TokenRecord], None] | None = None,
 ) -> TokenRecord:
-    """Refresh ``record`` now; the caller holds the exclusive lock (``editor``).
+    """Refresh the token ``name`` if ``due`` still says so, in the steps the module docstring
+    gives; the record refreshed (or, if none was due, the one ``due`` found).
 
-    The provider's answer is kept whatever happens after it arrives (``Editor.keep``): the
-    vault, with the rotated refresh token and the `refreshed` record journaled inside it, is
-    written before the audit log, and before anything is handed out. Before the request, room
-    for the answer is reserved on the disk (a full disk refuses the refresh before the refresh
-    token is spent) and the signals that end a process are held until the answer is written.
+    ``due(editor)`` runs under the vault's lock, the name's lock held: it reads and checks the
+    record (raising, after auditing what it refuses; check_refreshable among its checks), and
+    says whether it is to be refreshed; if not, it has finished the command (audited the use).
+    ``finish(editor, record)`` runs in the block that keeps the answer, after it is kept (the
+    `used` record of `vault token`, appended with the `refreshed` one).
 
     The scopes granted are checked against ``policy`` when the answer arrives, as at login: a
     grant policy does not allow is never handed out (see ``_refuse_grant``). A refusal of the
     refresh token (`invalid_grant`) marks the token as needing a new login."""
-    name = record.name
-    if not record.refresh_token:
-        raise AuthError(
-            f"the token {name!r} expires at {rfc3339(record.expires_at)} and has no refresh token",
-            hint=f"log in again: vault login {record.provider} --name {name}",
-            code="expired",
-        )
-    token_endpoint = record.extra.get("token_endpoint")
-    if not isinstance(token_endpoint, str):
-        raise AuthError(
-            f"the token {name!r} does not say where to refresh it",
-            hint="log in again",
-            code="expired",
-        )
+    ensure_private_dir(store.paths.vault_dir)  # the name's lock lives there
+    lock = NameLock(store.paths.name_lock_file, name)
+    answer = Answer(store)
     try:
-        editor.expect_answer(ANSWER_ROOM)
-    except IntegrityError as exc:
-        raise IntegrityError(
-            f"cannot refresh {name!r}: {exc.message}; the refresh token was not spent",
-            hint="free some space on the disk holding the vault, then retry",
-        ) from exc
+        lock.acquire()
+        with store.edit(answer=answer) as editor:
+            record, wanted = due(editor)
+            if not wanted:
+                return record
+            try:
+                editor.expect_answer(ANSWER_ROOM)
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"cannot refresh {name!r}: {exc.message}; the refresh token was not spent",
+                    hint="free some space on the disk holding the vault, then retry",
+                ) from exc
+        provider = provider_of(providers, record)
+        return _refresh_now(store, provider, policy, record, answer=answer, finish=finish)
+    finally:
+        lock.release()
+        answer.end()  # last: it delivers the signals it held
+
+
+def _refresh_now(
+    store: Store,
+    provider: _providers.Provider,
+    policy: Policy,
+    spent: TokenRecord,
+    *,
+    answer: Answer,
+    finish: Callable[[Editor, TokenRecord], None] | None,
+) -> TokenRecord:
+    """Steps 2 and 3: the request for ``spent`` (no vault lock held), then its answer kept."""
+    name = spent.name
+    token_endpoint = check_refreshable(spent)
+    assert spent.refresh_token is not None
     try:
         with _http.client(REFRESH_DEADLINE) as http:
             tokens = _oauth.refresh(
-                http, provider, token_endpoint, record.refresh_token, record.scopes
+                http, provider, token_endpoint, spent.refresh_token, spent.scopes
             )
     except AuthError as exc:
-        hint = f"log in again: vault login {record.provider} --name {name}"
-        failed = for_record(
-            "refreshed", record, editor.meta.audit_key, outcome="failure", reason=exc.message
-        )
-        if exc.code != "invalid_grant":
-            exc.hint = hint
-            editor.audit(failed)
-            raise
-        # The provider will never take this refresh token again (expired, revoked, or seen
-        # twice): the token is marked, kept like any answer, and never handed out or sent to
-        # the provider again; a new login for the name replaces it.
-        marked = replace(
-            record,
-            refresh_token=None,
-            needs_login=LoginNeeded(
-                "invalid_grant",
-                "the provider refused its refresh token as expired or revoked [invalid_grant]",
-                int(time.time()),
-            ),
-        )
-        editor.keep(marked, failed)
-        raise AuthError(
-            f"{exc.message}; the token {name!r} needs a new login: "
-            f"vault login {record.provider} --name {name}",
-            hint="log in again: until then it is never handed out or refreshed",
-            code="invalid_grant",
-        ) from None
+        _refused(store, answer, spent, exc)
     refreshed_at = int(time.time())
-    scopes = tokens.scopes if tokens.scope_reported else record.scopes
-    updated = record.with_tokens(
+    scopes = tokens.scopes if tokens.scope_reported else spent.scopes
+    updated = spent.with_tokens(
         access_token=tokens.access_token,
         # RFC 6749 §6: the server may keep the old refresh token; keep it then.
-        refresh_token=tokens.refresh_token or record.refresh_token,
-        id_token=tokens.id_token or record.id_token,
+        refresh_token=tokens.refresh_token or spent.refresh_token,
+        id_token=tokens.id_token or spent.id_token,
         expires_at=None if tokens.expires_in is None else refreshed_at + tokens.expires_in,
         scopes=scopes,
         refreshed_at=refreshed_at,
     )
-    denial = policy.grant_denial(record.identity(), scopes)
-    if denial is not None:
-        _refuse_grant(editor, updated, provider, denial)
-    editor.keep(updated, for_record("refreshed", updated, editor.meta.audit_key))
+    denial = policy.grant_denial(spent.identity(), scopes)
+    refusal = None if denial is None else _refuse_grant(updated, provider, denial)
+    with _keeping(store, answer) as editor:
+        current = editor.get(name)
+        kept = _same(current, spent)
+        if kept:
+            if refusal is not None:
+                refusal.keep(editor)  # raises PolicyError
+            editor.keep(updated, for_record("refreshed", updated, editor.meta.audit_key))
+            if finish is not None:
+                finish(editor, updated)
+    if not kept:
+        _orphaned(store, provider, updated, gone=current is None, refusal=refusal)
     log(
         "token.refreshed",
         name=name,
@@ -157,28 +201,162 @@ def refresh_in(
     return updated
 
 
-# A grant refused on refresh is revoked at once, still under the lock: this long at most.
-REVOKE_DEADLINE = 10.0
+def _same(current: TokenRecord | None, spent: TokenRecord) -> bool:
+    """Whether the stored record is still the one read before the request (nothing but a
+    refresh under the name's lock, or a login, import or deletion, changes a record)."""
+    return current is not None and compare_digest(current.to_json(), spent.to_json())
 
 
-def _refuse_grant(
-    editor: Editor, granted: TokenRecord, provider: _providers.Provider, denial: Denial
+@contextlib.contextmanager
+def _keeping(store: Store, answer: Answer) -> Iterator[Editor]:
+    """The vault's lock for the block that keeps an answer, waited for at least KEEP_WAIT: a
+    vault still busy then (vault.fs.durable.Busy) loses the answer, and says so."""
+    try:
+        with store.edit(answer=answer, timeout=max(lock_timeout(), KEEP_WAIT)) as editor:
+            yield editor
+    except Busy as exc:
+        raise IntegrityError(
+            f"{exc.message}; {ANSWER_LOST}",
+            hint="find what holds the vault's lock that long; if the next refresh is refused, "
+            "log in again",
+        ) from exc
+
+
+def _refused(store: Store, answer: Answer, spent: TokenRecord, exc: AuthError) -> NoReturn:
+    """The provider refused the refresh: audited as a failed refresh; an `invalid_grant` (the
+    refresh token is dead) also marks the token as needing a new login, kept like any answer."""
+    name = spent.name
+    hint = f"log in again: vault login {spent.provider} --name {name}"
+    if exc.code != "invalid_grant":
+        exc.hint = hint
+        try:
+            with store.edit(answer=answer) as editor:
+                key = editor.meta.audit_key
+                editor.audit(
+                    for_record("refreshed", spent, key, outcome="failure", reason=exc.message)
+                )
+        except VaultError as failure:
+            store.warnings.append(f"the audit record could not be written: {failure}")
+        raise exc
+    # The provider will never take this refresh token again (expired, revoked, or seen
+    # twice): the token is marked, kept like any answer, and never handed out or sent to
+    # the provider again; a new login for the name replaces it.
+    marked = replace(
+        spent,
+        refresh_token=None,
+        needs_login=LoginNeeded(
+            "invalid_grant",
+            "the provider refused its refresh token as expired or revoked [invalid_grant]",
+            int(time.time()),
+        ),
+    )
+    with _keeping(store, answer) as editor:
+        current = editor.get(name)
+        still = _same(current, spent)
+        failed = for_record(
+            "refreshed", spent, editor.meta.audit_key, outcome="failure", reason=exc.message
+        )
+        if still:
+            editor.keep(marked, failed)
+        else:
+            editor.audit(failed)  # whatever holds the name now is left as it is
+    if not still:
+        raise _went(name, gone=current is None, what="the provider refused its refresh token")
+    raise AuthError(
+        f"{exc.message}; the token {name!r} needs a new login: "
+        f"vault login {spent.provider} --name {name}",
+        hint="log in again: until then it is never handed out or refreshed",
+        code="invalid_grant",
+    ) from None
+
+
+def _went(name: str, *, gone: bool, what: str) -> AuthError:
+    """The error of a refresh whose record was deleted (NotFoundError) or replaced meanwhile."""
+    if gone:
+        return NotFoundError(
+            f"no token named {name!r} in the vault: it was deleted while it was being "
+            f"refreshed; {what}",
+            hint="`vault list` shows the stored names; `vault login` or `vault import` adds one",
+            code="unknown_name",
+        )
+    return AuthError(
+        f"the token {name!r} was replaced while it was being refreshed (a new login or import "
+        f"stored another under the name); {what}",
+        hint="run the command again: it uses the token stored now",
+        code="replaced",
+    )
+
+
+def _orphaned(
+    store: Store,
+    provider: _providers.Provider,
+    granted: TokenRecord,
+    *,
+    gone: bool,
+    refusal: _Refusal | None,
 ) -> NoReturn:
+    """The record whose refresh token was spent was deleted or replaced while the provider
+    answered (by a command that does not take the name's lock). The answer must not be stored
+    under whatever holds the name now: the grant it carries is revoked at the provider, best
+    effort (a grant policy refused was revoked already), that is audited as a failed refresh
+    (with the new access token's fingerprint), and the command fails (exit 4)."""
+    if refusal is not None:
+        done = refusal.outcome
+    else:
+        try:
+            result = revoke_at_provider(provider, granted, timeout=REVOKE_DEADLINE)
+            done = result.detail if result.revoked else f"not revoked ({result.detail})"
+        except (NetworkError, AuthError) as exc:
+            done = f"not revoked ({exc.message})"
+    what = f"the provider's answer was not kept, and was {done}"
+    went = "deleted" if gone else "replaced"
+    reason = f"the token was {went} while it was being refreshed: {what}"
+    try:
+        with store.edit() as editor:
+            key = editor.meta.audit_key
+            editor.audit(for_record("refreshed", granted, key, outcome="failure", reason=reason))
+    except VaultError as exc:
+        store.warnings.append(f"the audit record could not be written: {exc}")
+    raise _went(granted.name, gone=gone, what=what)
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A refresh answer whose scopes policy refuses, revoked (or not: ``marked`` then keeps
+    its refresh token, revoke_pending): what to keep, and the error to raise then."""
+
+    marked: TokenRecord
+    denial: Denial
+    error: PolicyError
+    outcome: str  # of the revocation: "revoked at HOST", "not revoked (why)"
+
+    def keep(self, editor: Editor) -> NoReturn:
+        key = editor.meta.audit_key
+        editor.keep(
+            self.marked,
+            for_record("denied", self.marked, key, denial=self.denial, command="refresh"),
+        )
+        raise self.error
+
+
+def _refuse_grant(granted: TokenRecord, provider: _providers.Provider, denial: Denial) -> _Refusal:
     """The provider answered a refresh with scopes ``denial`` refuses: as at login, the grant
-    must not live on. It is revoked at the provider (the new refresh token ends the grant) and
-    the record is marked as needing a new login, so the over-granted token is never handed
-    out; where the provider cannot be reached, its refresh token is kept with `revoke_pending`
-    so that `vault prune` retries. The change is kept like any answer, with a `denied` record
-    (the rule, the granted scopes, the fingerprint of the refused token); then PolicyError."""
+    must not live on. It is revoked at the provider at once (the new refresh token ends the
+    grant; no vault lock is held) and the record is marked as needing a new login, so the
+    over-granted token is never handed out; where the provider cannot be reached, its refresh
+    token is kept with `revoke_pending` so that `vault prune` retries. The change is then kept
+    like any answer, with a `denied` record (the rule, the granted scopes, the fingerprint of
+    the refused token), and PolicyError raised (``_Refusal.keep``)."""
     name = granted.name
     pending = False
     try:
         result = revoke_at_provider(provider, granted, timeout=REVOKE_DEADLINE)
-        done = result.detail if result.revoked else f"not revoked ({result.detail})"
+        done = outcome = result.detail if result.revoked else f"not revoked ({result.detail})"
         if result.by_hand and not result.revoked:
             done += f"; revoke it by hand at {result.by_hand}"
     except (NetworkError, AuthError) as exc:
         pending = True
+        outcome = f"not revoked ({exc.message})"
         done = f"not revoked yet ({exc.message}); `vault prune` retries"
     mark = LoginNeeded(
         "scope", f"a refresh was granted scopes policy does not allow: {denial.message}",
@@ -192,14 +370,12 @@ def _refuse_grant(
     )
     told = f"the provider granted it on refresh: the token was {done}, and needs a new login"
     why = Denial(denial.rule, denial.source, f"{denial.message}; {told}")
-    editor.keep(
-        marked, for_record("denied", marked, editor.meta.audit_key, denial=why, command="refresh")
-    )
-    raise PolicyError(
+    error = PolicyError(
         f"{denial.error().message}; {told}: vault login {granted.provider} --name {name}",
         rule=denial.rule,
         source=denial.source,
     )
+    return _Refusal(marked, why, error, outcome)
 
 
 @dataclass(frozen=True)
@@ -240,31 +416,51 @@ def revoke_at_provider(
 def revoke_and_delete(
     store: Store, providers: Providers, name: str, *, force: bool
 ) -> tuple[Revocation, bool]:
-    """Revoke at the provider, then delete locally. A provider that cannot be reached keeps
-    the token (exit 7) unless ``force``: a token forgotten locally may still be live."""
-    with store.edit() as editor:
-        record = editor.get(name)
+    """Revoke at the provider, then delete locally; (the revocation, whether it was deleted).
+    A provider that cannot be reached keeps the token (exit 7) unless ``force``: a token
+    forgotten locally may still be live.
+
+    The request is made holding the name's lock (no refresh of the name runs meanwhile: it
+    would rotate away the refresh token being revoked), not the vault's: other commands go on.
+    A token stored under the name meanwhile (a new login or import) is not the one revoked: it
+    is kept, the audit record of the revocation says so, and deleted is False."""
+    if not store.exists():
+        raise NotFoundError.for_name(name)
+    with NameLock(store.paths.name_lock_file, name):
+        snapshot = store.read()
+        record = snapshot.get(name) if snapshot is not None else None
         if record is None:
             raise NotFoundError.for_name(name)
-        key = editor.meta.audit_key
+        failure: NetworkError | AuthError | None = None
         try:
             result = revoke_at_provider(provider_of(providers, record), record)
         except (NetworkError, AuthError) as exc:
-            if not force:
+            failure, result = exc, Revocation(False, "failed", exc.message)
+        with store.edit() as editor:
+            key = editor.meta.audit_key
+            current = editor.get(name)
+            replaced = current is not None and not _same(current, record)
+            if failure is not None and not force:
                 editor.audit(
-                    for_record("revoked", record, key, outcome="failure", reason=exc.message)
+                    for_record("revoked", record, key, outcome="failure", reason=failure.message)
                 )
                 raise NetworkError(
-                    f"could not revoke {name!r} at the provider: {exc.message}; the token was kept",
+                    f"could not revoke {name!r} at the provider: {failure.message}; the token "
+                    "was kept",
                     hint="retry later, or pass --force to delete it locally anyway",
-                    code=getattr(exc, "code", "network"),
+                    code=getattr(failure, "code", "network"),
                 ) from None
-            result = Revocation(False, "failed", exc.message)
-        if result.revoked:
-            editor.audit(for_record("revoked", record, key, reason=result.detail))
-        else:
-            editor.audit(
-                for_record("deleted", record, key, outcome="not_revoked", reason=result.detail)
-            )
-        editor.delete(name)
-    return result, True
+            reason = result.detail
+            if replaced:
+                reason += (
+                    "; a token stored under the name meanwhile (a new login or import) was kept"
+                )
+            if result.revoked:
+                editor.audit(for_record("revoked", record, key, reason=reason))
+            else:
+                editor.audit(
+                    for_record("deleted", record, key, outcome="not_revoked", reason=reason)
+                )
+            if not replaced:
+                editor.delete(name)
+    return result, not replaced

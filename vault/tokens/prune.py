@@ -1,15 +1,16 @@
-"""Pruning: expire and revoke what policy no longer allows. One lock, idempotent, no prompts.
+"""Pruning: expire and revoke what policy no longer allows. One write, idempotent, no prompts.
 The plan is a pure function of the tokens, the policy and the time; a dry run returns exactly
 the plan the real run carries out."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault.errors import AuthError, NetworkError
+from vault.errors import AuthError, NetworkError, VaultError
 from vault.login.providers import Provider
 from vault.policy.rules import Policy
 from vault.store.model import TokenRecord
@@ -136,62 +137,120 @@ def run_plan(
 ) -> tuple[list[PruneAction], list[Outcome]]:
     """Carry out the plan (or, with ``dry_run``, only make it) on ``store``, which must not
     enforce the storage rules itself: emptying a vault kept where policy no longer allows is
-    part of the plan."""
+    part of the plan.
+
+    The lock of each name in the plan is taken first (vault.fs.durable.NameLock, in name
+    order): no refresh of those names runs meanwhile (one would rotate away the refresh token
+    being revoked, or have its answer deleted), while every other command goes on. The
+    revocations are then made outside the vault's lock; then the plan is made again from the
+    vault as it is, under its lock, and carried out in one write, in name order, as before,
+    for the names locked: a token revoked is deleted (or marked revoke_pending where the
+    provider could not be reached) only if it is still the one revoked. A token that came into
+    the plan meanwhile, or changed (a new login or import under the name), is left to the next
+    run; a revocation whose token was replaced meanwhile is audited as such, the new one kept."""
+    from vault.fs.durable import NameLock
     from vault.tokens.events import for_record
-    from vault.tokens.lifecycle import provider_of, revoke_at_provider
+    from vault.tokens.lifecycle import Revocation, provider_of, revoke_at_provider
 
     when = time.time() if now is None else now
-    if dry_run:
-        snapshot = store.read()
-        records = snapshot.records() if snapshot else []
-        return plan(records, policy, when, backend=backend, vault_dir=vault_dir), []
+    snapshot = store.read()
+    records = snapshot.records() if snapshot else []
+    first = plan(records, policy, when, backend=backend, vault_dir=vault_dir)
+    if dry_run or not first:
+        return first, []
     outcomes: list[Outcome] = []
-    with store.edit() as editor:
-        by_name = {r.name: r for r in editor.records()}  # each parsed once
-        actions = plan(list(by_name.values()), policy, when, backend=backend, vault_dir=vault_dir)
-        key = editor.meta.audit_key
-        for action in actions:
-            record = by_name[action.name]
-            if action.revoke:
-                try:
-                    provider = provider_of(providers, record)
-                    result = revoke_at_provider(provider, record, timeout=10.0)
-                except (NetworkError, AuthError) as exc:
-                    editor.put(_marked(record))
+    with contextlib.ExitStack() as held:
+        # Each name in the plan locked first; the provider asked outside the vault's lock.
+        revoked: dict[str, tuple[TokenRecord, Revocation | VaultError]] = {}
+        names = sorted({a.name for a in first})
+        for name in names:
+            held.enter_context(NameLock(store.paths.name_lock_file, name))
+        if any(a.revoke for a in first):
+            snapshot = store.read()
+            by_name = {r.name: r for r in (snapshot.records() if snapshot else [])}
+            again = plan(list(by_name.values()), policy, when, backend=backend, vault_dir=vault_dir)
+            for action in again:
+                if action.revoke and action.name in names:
+                    record = by_name[action.name]
+                    try:
+                        provider = provider_of(providers, record)
+                        result: Revocation | VaultError = revoke_at_provider(
+                            provider, record, timeout=10.0
+                        )
+                    except (NetworkError, AuthError) as exc:
+                        result = exc
+                    revoked[action.name] = (record, result)
+        with store.edit() as editor:
+            by_name = {r.name: r for r in editor.records()}  # each parsed once
+            actions = plan(
+                list(by_name.values()), policy, when, backend=backend, vault_dir=vault_dir
+            )
+            key = editor.meta.audit_key
+            actions = [a for a in actions if a.name in names]  # the others: the next run
+            for action in actions:
+                record = by_name[action.name]
+                if action.revoke:
+                    asked = revoked.get(action.name)
+                    if asked is None or not _same(asked[0], record):
+                        continue  # not revoked as it is now: the next run revokes it
+                    del revoked[action.name]
+                    result = asked[1]
+                    if isinstance(result, VaultError):
+                        editor.put(_marked(record))
+                        editor.audit(
+                            for_record(
+                                "pruned",
+                                record,
+                                key,
+                                outcome="revoke_pending",
+                                reason=f"{action.detail}; revocation failed: {result.message}",
+                            )
+                        )
+                        outcomes.append(Outcome(action, "kept_pending", "failed", result.message))
+                        continue
+                    revocation = result.status
+                else:
+                    revocation = "not_attempted"
+                editor.delete(action.name)
+                editor.audit(
+                    for_record(
+                        "pruned",
+                        record,
+                        key,
+                        reason=f"{action.detail} (rule {action.rule}, {action.source})"
+                        if action.rule
+                        else action.detail,
+                    )
+                )
+                outcomes.append(
+                    Outcome(
+                        action,
+                        "revoked_and_deleted" if revocation == "revoked" else "deleted",
+                        revocation,
+                        action.detail,
+                    )
+                )
+            for _, (record, result) in sorted(revoked.items()):
+                # Revoked, but the name holds another token now (a new login or import), or
+                # none (deleted meanwhile): the token revoked is the one this run found.
+                if isinstance(result, Revocation) and result.revoked:
                     editor.audit(
                         for_record(
-                            "pruned",
+                            "revoked",
                             record,
                             key,
-                            outcome="revoke_pending",
-                            reason=f"{action.detail}; revocation failed: {exc.message}",
+                            reason=f"{result.detail} by prune; the name changed meanwhile, "
+                            "what it holds now was kept",
                         )
                     )
-                    outcomes.append(Outcome(action, "kept_pending", "failed", exc.message))
-                    continue
-                revocation = result.status
-            else:
-                revocation = "not_attempted"
-            editor.delete(action.name)
-            editor.audit(
-                for_record(
-                    "pruned",
-                    record,
-                    key,
-                    reason=f"{action.detail} (rule {action.rule}, {action.source})"
-                    if action.rule
-                    else action.detail,
-                )
-            )
-            outcomes.append(
-                Outcome(
-                    action,
-                    "revoked_and_deleted" if revocation == "revoked" else "deleted",
-                    revocation,
-                    action.detail,
-                )
-            )
-    return actions, outcomes
+    done = {o.action.name for o in outcomes}
+    return [a for a in actions if a.name in done], outcomes
+
+
+def _same(a: TokenRecord, b: TokenRecord) -> bool:
+    from vault.secret import compare_digest
+
+    return compare_digest(a.to_json(), b.to_json())
 
 
 def _marked(record: TokenRecord) -> TokenRecord:

@@ -12,6 +12,7 @@ import time
 from vault.errors import AuthError, NotFoundError
 from vault.policy.rules import CLOCK_STEP_TOLERANCE
 from vault.tokens.events import for_denial, for_record
+from vault.util.text import rfc3339
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -39,10 +40,18 @@ def use_token(
     """The token ``name`` ready to hand out: policy checked, refreshed if it expires within
     ``min_valid``, and its use audited (fsynced) before it is returned. Every refusal is
     audited as a denial. ``command`` may be a function of the stored record, called first,
-    under the same lock: it names the use for the audit log, or raises to refuse."""
+    under the same lock: it names the use for the audit log, or raises to refuse.
+
+    A refresh is made outside the vault's lock (vault.tokens.lifecycle.refresh): the record
+    is then checked again, under the name's lock, as it is by then (another process may have
+    refreshed it, and it is then used as it is), and the use is audited with the refresh."""
     from vault.audit.chain import make_event
 
-    with store.edit() as editor:
+    used: list[str] = []  # what the use is, as the last check of the record named it
+
+    def check(editor: Editor) -> tuple[TokenRecord, bool]:
+        """Under the vault's lock: the record, checked; whether it is to be refreshed (if not,
+        its use is audited)."""
         now = clock()  # after the lock is held: waiting for it takes time
         record = editor.get(name)
         if record is None:
@@ -56,36 +65,52 @@ def use_token(
                 )
             )
             raise NotFoundError.for_name(name)
-        if not isinstance(command, str):
-            # The caller checks the stored record first (a foreign host is refused here,
-            # before anything is refreshed or audited) and says what the use is.
-            command = command(record)
-        refuse_unusable(policy, editor, record, command=command, to_terminal=to_terminal, now=now)
-        if _wants_refresh(record, min_valid, now):
-            from vault.tokens.lifecycle import provider_of, refresh_in
+        # The caller checks the stored record first (a foreign host is refused here, before
+        # anything is refreshed or audited) and says what the use is.
+        what = command if isinstance(command, str) else command(record)
+        used[:] = [what]
+        refuse_unusable(policy, editor, record, command=what, to_terminal=to_terminal, now=now)
+        if not _wants_refresh(record, min_valid, now):
+            editor.audit(for_record("used", record, editor.meta.audit_key, command=what))
+            return record, False
+        try:
+            check_refreshable(record)
+        except AuthError as exc:  # refused before any refresh was tried or audited
+            _audit_failed_use(editor, record, exc.message, what)
+            raise
+        return record, True
 
-            try:
-                record = refresh_in(editor, record, provider_of(providers, record), policy)
-            except AuthError as exc:
-                if exc.code == "expired":  # refused before any refresh was tried or audited
-                    _audit_failed_use(editor, record, exc.message, command)
-                raise
-        editor.audit(for_record("used", record, editor.meta.audit_key, command=command))
-    return record
+    with store.edit() as editor:
+        record, due = check(editor)
+    if not due:
+        return record
+    # A refresh is due: its module is imported only now (the request's machinery), outside
+    # the vault's lock, which is let go while the provider answers. The record is checked
+    # again under the name's lock.
+    from vault.tokens.lifecycle import refresh
+
+    def finish(editor: Editor, record: TokenRecord) -> None:
+        editor.audit(for_record("used", record, editor.meta.audit_key, command=used[0]))
+
+    return refresh(store, providers, policy, name, due=check, finish=finish)
 
 
 def refresh_record(store: Store, policy: Policy, providers: Providers, name: str) -> TokenRecord:
-    """`vault refresh NAME`: refresh now, whatever the expiry."""
-    from vault.tokens.lifecycle import provider_of, refresh_in
+    """`vault refresh NAME`: refresh now, whatever the expiry (after another refresh of the
+    name that was under way, too: it then spends the refresh token that one got)."""
+    from vault.tokens.lifecycle import refresh
 
-    with store.edit() as editor:
+    def due(editor: Editor) -> tuple[TokenRecord, bool]:
         record = editor.get(name)
         if record is None:
             raise NotFoundError.for_name(name)
         # Not a token policy refuses, or one waiting for revocation: refreshing it would spend
         # a refresh token, and extend a grant, for nothing anyone may use.
         refuse_unusable(policy, editor, record, command="refresh")
-        return refresh_in(editor, record, provider_of(providers, record), policy)
+        check_refreshable(record)
+        return record, True
+
+    return refresh(store, providers, policy, name, due=due)
 
 
 def refuse_unusable(
@@ -135,6 +160,26 @@ def refuse_unusable(
             )
         )
         raise denial.error()
+
+
+def check_refreshable(record: TokenRecord) -> str:
+    """Where to refresh ``record`` (its token endpoint); AuthError ("expired", nothing tried
+    or audited) when it cannot be."""
+    name = record.name
+    if not record.refresh_token:
+        raise AuthError(
+            f"the token {name!r} expires at {rfc3339(record.expires_at)} and has no refresh token",
+            hint=f"log in again: vault login {record.provider} --name {name}",
+            code="expired",
+        )
+    token_endpoint = record.extra.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        raise AuthError(
+            f"the token {name!r} does not say where to refresh it",
+            hint="log in again",
+            code="expired",
+        )
+    return token_endpoint
 
 
 def _wants_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:

@@ -9,8 +9,11 @@ command then ends as it would have, with the answer kept. SIGKILL cannot be held
 inside that window costs is said in vault.store.vault.Store.edit.
 
 The window is bounded: the request has its deadline (vault.tokens.lifecycle.REFRESH_DEADLINE),
-the vault write is local. Only the main thread's mask is changed; vault runs no other thread
-then (the keyring's worker threads have ended by the time a refresh starts).
+the wait for the vault's lock after it is for other commands' local work (no command holds that
+lock across a request to a provider; bounded by vault.tokens.lifecycle.KEEP_WAIT), and the
+vault write is local. Only the main thread's mask is changed; vault runs no other thread then
+(the keyring's worker threads have ended by the time a refresh starts; the agent, whose requests
+are served on threads, holds nothing off).
 """
 
 from __future__ import annotations

@@ -47,6 +47,8 @@ function usage() {
   --token-type T              rewrite "token_type" in token responses to T (misbehaviour)
   --omit-scope                remove "scope" from token responses (misbehaviour)
   --store-size N              entries the in-memory store keeps (default 1000, oidc-provider's own)
+  --refresh-delay-ms MS       hold each refresh_token grant's answer back MS ms after the grant
+                              was made (the presented refresh token is spent by then; default 0)
   -h, --help                  show this help`;
 }
 
@@ -69,6 +71,7 @@ function parseCli(argv) {
         'token-type': { type: 'string' },
         'omit-scope': { type: 'boolean', default: false },
         'store-size': { type: 'string', default: '1000' },
+        'refresh-delay-ms': { type: 'string', default: '0' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -108,6 +111,7 @@ function parseCli(argv) {
     tokenType: v['token-type'] || null,
     omitScope: v['omit-scope'],
     storeSize: int('store-size', 1),
+    refreshDelayMs: int('refresh-delay-ms', 0),
   };
 }
 
@@ -426,6 +430,10 @@ async function tokenEndpoint(ctx, next) {
     await next();
   }
   recordGrant(ctx, params, startedMs);
+  if (opts.refreshDelayMs > 0 && params.get('grant_type') === 'refresh_token') {
+    // A slow provider: the grant is made (and logged) now, its answer sent later.
+    await new Promise((resolve) => setTimeout(resolve, opts.refreshDelayMs));
+  }
 
   const body = ctx.body;
   if (ctx.status === 200 && body && typeof body === 'object' && body.access_token) {

@@ -212,12 +212,18 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
             }
         )
         return 0
-    if result.revoked:
+    if not deleted:  # a new login or import stored another token under the name meanwhile
+        done = "Revoked" if result.revoked else "Did NOT revoke"
+        app.say(
+            f"{done} {name!r} at the provider ({result.detail}) as it was when this began; "
+            "the token stored under the name since (a new login or import) was kept."
+        )
+    elif result.revoked:
         app.say(f"Revoked {name!r} at the provider ({result.detail}) and deleted it locally.")
     else:
         app.say(f"Deleted {name!r} locally. It was NOT revoked at the provider: {result.detail}.")
-        if result.by_hand:
-            app.say(f"Revoke it by hand at {result.by_hand}")
+    if result.by_hand and not result.revoked:
+        app.say(f"Revoke it by hand at {result.by_hand}")
     return 0
 
 

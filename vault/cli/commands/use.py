@@ -111,7 +111,7 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
         return f"api {method} {host}{urllib.parse.urlsplit(url).path}"
 
     record = app.use_token(name, min_valid=ns.min_valid, command=host_allowed)
-    url = target[0]
+    url = target[-1]  # as the last check of the record (a refresh checks it again) resolved it
     host = host_of(url).lower()
     path = urllib.parse.urlsplit(url).path
     headers["Authorization"] = f"Bearer {record.access_token.reveal()}"
