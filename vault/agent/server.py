@@ -72,6 +72,11 @@ class Locked(IntegrityError):
 
     code = "locked"
 
+    @classmethod
+    def now(cls) -> Locked:
+        """The agent holds no key at all: `vault unlock` gives it one."""
+        return cls("the agent of this vault is locked", hint="`vault unlock` unlocks it")
+
 
 # --- the key in memory ---------------------------------------------------------------------
 
@@ -283,10 +288,7 @@ class Agent:
                 self.tick()
             held = self.held
             if held is None:
-                raise Locked(
-                    "the agent of this vault is locked",
-                    hint="`vault unlock` unlocks it",
-                )
+                raise Locked.now()
             if held.vault_id != vault_id:
                 raise Locked("the agent holds the key of another vault")
             if not held.matches(backend, vault_id, key_id, salt):
@@ -494,7 +496,7 @@ class Agent:
         command = _text(request, "command", limit=64)
         to_terminal = request.get("to_terminal", False) is True
         if self.held is None:
-            raise Locked("the agent of this vault is locked", hint="`vault unlock` unlocks it")
+            raise Locked.now()
         config, policy = self.settings()
         store = self.store(config)
         try:
@@ -515,7 +517,7 @@ class Agent:
         backend = _text(request, "backend", limit=20)
         vault_id, key_id, salt = (_hex(request, f) for f in ("vault_id", "key_id", "salt"))
         if self.held is None:
-            raise Locked("the agent of this vault is locked", hint="`vault unlock` unlocks it")
+            raise Locked.now()
         self.settings()
         return {"key": self.key_for(backend, vault_id, key_id, salt).hex()}
 
