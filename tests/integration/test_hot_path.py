@@ -19,7 +19,7 @@ from vault.audit import chain as audit_module
 from vault.audit.chain import AuditLog, Hwm, make_event, read_lines, verify
 from vault.audit.report import lines_with
 from vault.cli.parser import parse
-from vault.cli.run import _parse_token
+from vault.cli.run import _parse_fast
 from vault.errors import IntegrityError, UsageError
 from vault.keys.passphrase import derive_key
 from vault.secret import Secret
@@ -42,7 +42,7 @@ TOKEN = "ghp_" + "Q9w8E7r6T5" * 3 + "abcdef"
     ],
 )
 def test_token_parser_agrees_with_argparse(argv: list[str]) -> None:
-    fast = _parse_token(argv)
+    fast = _parse_fast(argv)
     full = parse(argv)
     assert fast is not None
     assert fast.name == full.name
@@ -67,7 +67,7 @@ def test_token_parser_agrees_with_argparse(argv: list[str]) -> None:
     ],
 )
 def test_anything_unusual_goes_to_argparse(argv: list[str]) -> None:
-    assert _parse_token(argv) is None
+    assert _parse_fast(argv) is None
 
 
 def test_argparse_still_reports_the_mistakes() -> None:

@@ -487,14 +487,26 @@ class Agent:
         return self.status()
 
     def op_token(self, request: dict[str, Any]) -> dict[str, Any]:
-        from vault.tokens.use import use_token
+        """`vault token` (protocol 1 as first published): the access token."""
+        answer = self.op_hand_out({**request, "want": "access_token", "origin": None})
+        return {"access_token": answer["token"], "warnings": answer["warnings"]}
+
+    def op_hand_out(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A token handed out for a helper (vault.tokens.use.use_token with every option):
+        ``want`` access_token or id_token, ``origin`` [scheme, host, port] it must be for, or
+        null. The answer: the token, its expiry, and the provider it came from."""
+        from vault.tokens.use import WANTS, handed, use_token
 
         name = check_name(_text(request, "name"))
         min_valid = request.get("min_valid", 0)
         if isinstance(min_valid, bool) or not isinstance(min_valid, int) or min_valid < 0:
             raise UsageError("min_valid must be zero or more seconds")
-        command = _text(request, "command", limit=64)
+        command = _text(request, "command", limit=200)
         to_terminal = request.get("to_terminal", False) is True
+        want = request.get("want", "access_token")
+        if want not in WANTS:
+            raise UsageError(f"want must be one of {', '.join(WANTS)}")
+        origin = _origin(request.get("origin"))
         if self.held is None:
             raise Locked.now()
         config, policy = self.settings()
@@ -508,10 +520,19 @@ class Agent:
                 min_valid=min_valid,
                 command=command,
                 to_terminal=to_terminal,
+                want=want,
+                origin=origin,
             )
         finally:
             self.forward(config, store)
-        return {"access_token": record.access_token.reveal(), "warnings": store.warnings}
+        token, expires_at = handed(record, want)
+        return {
+            "token": token.reveal(),
+            "expires_at": expires_at,
+            "provider": record.provider,
+            "preset": record.extra.get("preset"),
+            "warnings": store.warnings,
+        }
 
     def op_key(self, request: dict[str, Any]) -> dict[str, Any]:
         backend = _text(request, "backend", limit=20)
@@ -633,6 +654,7 @@ class Agent:
 _OPS: dict[str, Callable[[Agent, dict[str, Any]], dict[str, Any]]] = {
     "status": Agent.op_status,
     "token": Agent.op_token,
+    "hand_out": Agent.op_hand_out,
     "key": Agent.op_key,
     "marks": Agent.op_marks,
     "save_marks": Agent.op_save_marks,
@@ -673,6 +695,25 @@ def _text(request: dict[str, Any], field: str, *, limit: int = 256) -> str:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise UsageError(f"{field} must be a string of 1 to {limit} characters")
     return value
+
+
+def _origin(value: object) -> tuple[str, str, int] | None:
+    """A request's ``origin``: null, or [scheme, host, port] as vault.login.http.origin
+    gives them."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) == 3
+        and value[0] in ("https", "http")
+        and isinstance(value[1], str)
+        and 0 < len(value[1]) <= 255
+        and isinstance(value[2], int)
+        and not isinstance(value[2], bool)
+        and 0 < value[2] < 65536
+    ):
+        return value[0], value[1], value[2]
+    raise UsageError("origin must be null or [scheme, host, port]")
 
 
 def _hex(request: dict[str, Any], field: str) -> bytes:

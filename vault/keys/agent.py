@@ -309,28 +309,49 @@ def remote_error(error: object) -> AgentError:
 def fast_token(name: str, min_valid: int, *, to_terminal: bool) -> str | None:
     """`vault token` through the agent: the access token, or None where no unlocked agent
     runs for this vault (the caller then does what it does without one)."""
+    answer = hand_out(name, min_valid, command="token", to_terminal=to_terminal)
+    return None if answer is None else answer["token"]
+
+
+def hand_out(
+    name: str,
+    min_valid: int,
+    *,
+    command: str,
+    to_terminal: bool = False,
+    want: str = "access_token",
+    origin: tuple[str, str, int] | None = None,
+) -> dict[str, Any] | None:
+    """A token through this vault's agent (op ``hand_out``: vault.tokens.use.use_token in the
+    agent): ``{"token", "expires_at", "provider", "preset"}``, or None where no unlocked agent
+    runs (or one too old to know the request): the caller then does it itself. The agent's
+    warnings are printed on stderr; its refusals are raised (AgentError)."""
     try:
         answer = call(
             {
-                "op": "token",
+                "op": "hand_out",
                 "name": name,
                 "min_valid": min_valid,
-                "command": "token",
+                "command": command,
                 "to_terminal": to_terminal,
+                "want": want,
+                "origin": None if origin is None else list(origin),
             }
         )
     except AgentError as exc:
-        if exc.code == "locked":
+        if exc.code in ("locked", "protocol"):
             return None
         raise
     if answer is None:
         return None
     for warning in answer.get("warnings") or ():
         sys.stderr.write(f"vault: warning: {warning}\n")
-    token = answer.get("access_token")
-    if not isinstance(token, str):
+    token, expires_at = answer.get("token"), answer.get("expires_at")
+    if not isinstance(token, str) or not (
+        expires_at is None or (isinstance(expires_at, int) and not isinstance(expires_at, bool))
+    ):
         raise IntegrityError("the agent answered without a token")
-    return token
+    return answer
 
 
 # --- the key backend that asks the agent first --------------------------------------------

@@ -20,10 +20,56 @@ if TYPE_CHECKING:
 
     from vault.login.providers import Provider
     from vault.policy.rules import Policy
+    from vault.secret import Secret
     from vault.store.model import TokenRecord
     from vault.store.vault import Editor, Store
 
     Providers = Mapping[str, Provider]
+    Origin = tuple[str, str, int]
+
+# What a caller may ask to be handed: the access token (every helper), or the ID token (the
+# Kubernetes OIDC authenticator, AWS web identity federation).
+WANTS = ("access_token", "id_token")
+
+
+class ElsewhereError(AuthError):
+    """The token was asked for an origin that is not its provider's: a credential helper says
+    nothing then (git, docker ask their other helpers). Never audited: such a helper is asked
+    about every host its tool meets."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the token {name!r} is not for that host", code="elsewhere")
+
+
+def provider_origins(record: TokenRecord) -> set[Origin]:
+    """Where a credential helper hands the token out: exactly the scheme, host and port of the
+    provider's issuer and API base (git hosts serve git on the issuer's origin)."""
+    from vault.login.http import origin as _origin
+
+    urls = [record.issuer, record.extra.get("api_base")]
+    found = {_origin(url) for url in urls if isinstance(url, str)}
+    return {o for o in found if o is not None}
+
+
+def handed(record: TokenRecord, want: str) -> tuple[Secret, int | None]:
+    """The secret ``want`` names in ``record``, and when it expires (an ID token: its own
+    `exp`, else the token set's expiry). AuthError where the record has no such token."""
+    if want == "id_token":
+        if record.id_token is None:
+            raise _no_id_token(record)
+        from vault.util import jwt
+
+        return record.id_token, jwt.expiry(record.id_token.reveal()) or record.expires_at
+    return record.access_token, record.expires_at
+
+
+def _no_id_token(record: TokenRecord) -> AuthError:
+    return AuthError(
+        f"the token {record.name!r} has no ID token",
+        hint=f"log in with the openid scope: vault login {record.provider} --name {record.name}"
+        " --scope openid",
+        code="no_id_token",
+    )
 
 
 def use_token(
@@ -35,12 +81,19 @@ def use_token(
     min_valid: int,
     command: str | Callable[[TokenRecord], str],
     to_terminal: bool = False,
+    want: str = "access_token",
+    origin: Origin | None = None,
     clock: Callable[[], float] = time.time,
 ) -> TokenRecord:
     """The token ``name`` ready to hand out: policy checked, refreshed if it expires within
     ``min_valid``, and its use audited (fsynced) before it is returned. Every refusal is
     audited as a denial. ``command`` may be a function of the stored record, called first,
     under the same lock: it names the use for the audit log, or raises to refuse.
+
+    ``want`` is what is handed out (WANTS): for "id_token", the ID token's own expiry decides
+    the refresh, a record without one is refused (audited), and so is an ID token a refresh
+    did not renew. With ``origin``, a record whose provider is not at that origin raises
+    ElsewhereError, before anything is checked or audited.
 
     A refresh is made outside the vault's lock (vault.tokens.lifecycle.refresh): the record
     is then checked again, under the name's lock, as it is by then (another process may have
@@ -65,12 +118,24 @@ def use_token(
                 )
             )
             raise NotFoundError.for_name(name)
+        if origin is not None and origin not in provider_origins(record):
+            raise ElsewhereError(name)
         # The caller checks the stored record first (a foreign host is refused here, before
         # anything is refreshed or audited) and says what the use is.
         what = command if isinstance(command, str) else command(record)
         used[:] = [what]
         refuse_unusable(policy, editor, record, command=what, to_terminal=to_terminal, now=now)
-        if not _wants_refresh(record, min_valid, now):
+        if want == "id_token" and record.id_token is None:
+            _audit_failed_use(editor, record, "no ID token", what)
+            raise _no_id_token(record)
+        if not _wants_refresh(record, min_valid, now, want):
+            if want == "id_token" and _stale_id_token(record, now):
+                _audit_failed_use(editor, record, "the ID token has expired", what)
+                raise AuthError(
+                    f"the ID token of {name!r} has expired and cannot be refreshed",
+                    hint=f"log in again: vault login {record.provider} --name {name}",
+                    code="expired",
+                )
             editor.audit(for_record("used", record, editor.meta.audit_key, command=what))
             return record, False
         try:
@@ -90,6 +155,13 @@ def use_token(
     from vault.tokens.lifecycle import refresh
 
     def finish(editor: Editor, record: TokenRecord) -> None:
+        if want == "id_token" and _stale_id_token(record, clock()):
+            _audit_failed_use(editor, record, "the refresh brought no new ID token", used[0])
+            raise AuthError(
+                f"the ID token of {name!r} has expired and the provider's refresh did not renew it",
+                hint=f"log in again: vault login {record.provider} --name {name}",
+                code="expired",
+            )
         editor.audit(for_record("used", record, editor.meta.audit_key, command=used[0]))
 
     return refresh(store, providers, policy, name, due=check, finish=finish)
@@ -182,13 +254,32 @@ def check_refreshable(record: TokenRecord) -> str:
     return token_endpoint
 
 
-def _wants_refresh(record: TokenRecord, min_valid: int, now: float) -> bool:
+def _id_token_expiry(record: TokenRecord) -> int | None:
+    from vault.util import jwt
+
+    return jwt.expiry(record.id_token.reveal()) if record.id_token is not None else None
+
+
+def _stale_id_token(record: TokenRecord, now: float) -> bool:
+    expires = _id_token_expiry(record)
+    return expires is not None and expires <= now
+
+
+def _wants_refresh(
+    record: TokenRecord, min_valid: int, now: float, want: str = "access_token"
+) -> bool:
     """Expired, or expiring within ``min_valid``; except a token refreshed moments ago whose
     whole lifetime is shorter than ``min_valid``: another process refreshed it while this one
     waited for the lock, and refreshing again would gain at most a few seconds of validity
     while spending the refresh token once more. A refreshable token obtained "in the future"
     (the clock was ahead then, or went back since) is refreshed: its expiry overstates what
     is left of it."""
+    if want == "id_token" and record.id_token is not None:
+        expires = _id_token_expiry(record)
+        if expires is not None and expires - now <= min_valid and record.refresh_token:
+            # The ID token runs out before the access token may (its lifetime is the
+            # provider's, often shorter): only a refresh renews it.
+            return not (record.last_refresh is not None and now - record.last_refresh <= 5.0)
     if record.expires_at is None:
         return False
     obtained = record.issued_at if record.last_refresh is None else record.last_refresh

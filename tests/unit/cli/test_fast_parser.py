@@ -1,4 +1,4 @@
-"""The hand parser for `vault token` (vault.cli.run._parse_token) against argparse
+"""The hand parser for `vault token` (vault.cli.run._parse_fast) against argparse
 (vault.cli.parser.parse): it accepts a strict subset of what argparse accepts, and for what it
 accepts it gives the same namespace."""
 
@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vault.cli.parser import parse
-from vault.cli.run import _parse_token
+from vault.cli.run import FAST, _parse_fast
 from vault.errors import UsageError
 
 # Words that are near the edges of both grammars: numbers argparse's int() reads but the hand
@@ -79,26 +79,45 @@ OPTIONS = st.sampled_from(
         "--5",
     ]
 )
-NAMES = st.sampled_from(["gh", "a b", "token", "x=y", "", "-", "ß", "-a b", "--min-valid"])
+# Every option and choice of every FAST grammar, and near misses of each (abbreviations).
+GRAMMAR_WORDS = sorted(
+    {
+        word
+        for grammar in FAST.values()
+        for option in (*grammar.values, *grammar.ints, *grammar.flags)
+        for word in (option, option[:-2], option + "=", option + "x")
+    }
+    | {c for grammar in FAST.values() for _, choices in grammar.positionals for c in choices or ()}
+)
+NAMES = st.one_of(
+    st.sampled_from(["gh", "a b", "token", "x=y", "", "-", "ß", "-a b", "--min-valid"]),
+    st.sampled_from(GRAMMAR_WORDS),
+)
 
 
 @st.composite
 def words(draw: st.DrawFn) -> str:
-    kind = draw(st.sampled_from(["option", "number", "name", "joined", "text"]))
+    kind = draw(st.sampled_from(["option", "number", "name", "joined", "text", "grammar"]))
     if kind == "option":
         return draw(OPTIONS)
+    if kind == "grammar":
+        return draw(st.sampled_from(GRAMMAR_WORDS))
     if kind == "number":
         return draw(NUMBERS)
     if kind == "name":
         return draw(NAMES)
     if kind == "joined":
-        option = draw(st.sampled_from(["--min-valid", "--passphrase-file", "--min", "--pass"]))
+        option = draw(
+            st.sampled_from(["--min-valid", "--passphrase-file", "--min", "--pass", *GRAMMAR_WORDS])
+        )
         return f"{option}={draw(st.one_of(NUMBERS, NAMES, OPTIONS))}"
     return draw(st.text(max_size=6))
 
 
 ARGV = st.one_of(
-    st.lists(words(), max_size=6).map(lambda rest: ["token", *rest]),
+    st.tuples(st.sampled_from(sorted(FAST)), st.lists(words(), max_size=6)).map(
+        lambda pair: [pair[0], *pair[1]]
+    ),
     st.lists(words(), max_size=6),  # also argv not starting with "token"
 )
 
@@ -113,7 +132,7 @@ def _argparse(argv: list[str]) -> dict[str, Any] | None:
 
 
 def _check(argv: list[str]) -> None:
-    fast = _parse_token(list(argv))
+    fast = _parse_fast(list(argv))
     if fast is None:
         return
     full = _argparse(argv)
@@ -156,7 +175,7 @@ def test_hand_parser_accepts_a_subset_of_argparse_with_the_same_values(argv: lis
 )
 def test_the_common_forms_take_the_fast_path(argv: list[str], expected: dict[str, Any]) -> None:
     """The differential test alone would pass if the hand parser refused everything."""
-    fast = _parse_token(argv)
+    fast = _parse_fast(argv)
     assert fast is not None
     assert vars(fast) == {
         "command": "token",
@@ -181,4 +200,4 @@ def test_the_common_forms_take_the_fast_path(argv: list[str], expected: dict[str
     ],
 )
 def test_doubtful_words_go_to_argparse(argv: list[str]) -> None:
-    assert _parse_token(argv) is None
+    assert _parse_fast(argv) is None

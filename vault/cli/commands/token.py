@@ -5,16 +5,30 @@ from __future__ import annotations
 
 import sys
 
-from vault.cli.app import App
-from vault.errors import UsageError
-from vault.util.text import check_name
-
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     import argparse
 
+    from vault.cli.app import App
+
+
+def served(ns: argparse.Namespace) -> int | None:
+    """Through this vault's agent; None where no unlocked agent serves it."""
+    if ns.min_valid < 0:
+        return None  # refused by cmd_token, in its words
+    from vault.keys.agent import fast_token
+
+    token = fast_token(ns.name, ns.min_valid, to_terminal=sys.stdout.isatty())
+    if token is None:
+        return None
+    sys.stdout.write(token + "\n")
+    return 0
+
 
 def cmd_token(app: App, ns: argparse.Namespace) -> int:
+    from vault.errors import UsageError
+    from vault.util.text import check_name
+
     name = check_name(ns.name)
     if ns.min_valid < 0:
         raise UsageError("--min-valid must be zero or more seconds")

@@ -177,18 +177,6 @@ def credential_origin(protocol: str, host: str) -> tuple[str, str, int] | None:
     return asked
 
 
-def provider_origins(record: TokenRecord) -> set[tuple[str, str, int]]:
-    """Where the helper answers: exactly the scheme, host and port of the provider's issuer
-    and API base (git hosts serve git on the issuer's origin)."""
-    urls = [record.issuer, record.extra.get("api_base")]
-    found = {origin(url) for url in urls if isinstance(url, str)}
-    return {o for o in found if o is not None}
-
-
-class _NotForThisHost(Exception):
-    """The helper was asked for a host that is not the token's provider."""
-
-
 def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
     """git's credential helper protocol: attributes on stdin; for `get`, username/password on
     stdout when the host is the stored token's provider, nothing otherwise. `store` and `erase`
@@ -208,16 +196,16 @@ def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
     if asked is None:
         return 0  # not https (or http on loopback), or not a plain host[:port]: say nothing
 
-    def provider_host(stored: TokenRecord) -> str:
-        if asked not in provider_origins(stored):
-            raise _NotForThisHost
-        return f"git-credential {host.lower()}"
+    from vault.cli.serve import in_process
+    from vault.tokens.use import ElsewhereError
 
     try:
-        record = app.use_token(name, min_valid=60, command=provider_host)
-    except (_NotForThisHost, NotFoundError):
+        got = in_process(
+            app, name, min_valid=60, command=f"git-credential {host.lower()}", origin=asked
+        )
+    except (ElsewhereError, NotFoundError):
         return 0  # say nothing: git asks its other helpers
-    github = record.provider == "github" or asked[1] == "github.com"
+    github = got.is_github or asked[1] == "github.com"
     username = "x-access-token" if github else "oauth2"
-    sys.stdout.write(f"username={username}\npassword={record.access_token.reveal()}\n")
+    sys.stdout.write(f"username={username}\npassword={got.token.reveal()}\n")
     return 0

@@ -1,0 +1,131 @@
+"""Handing a token to another program (kubectl, git, docker, Terraform): through this vault's
+agent where one runs unlocked, else in this process, with the same rules either way
+(vault.tokens.use.use_token: policy checked, refreshed first, the use audited under the name of
+the program that asked).
+
+These helpers are started once for every command of the calling tool, so the agent's path
+imports next to nothing: no argparse, no json package, none of the store, policy or audit
+modules (the agent does that work). Nothing here prints: the commands render what they get.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from vault.secret import Secret
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from vault.cli.app import App
+    from vault.store.model import TokenRecord
+
+    Origin = tuple[str, str, int]
+
+
+class Handed:
+    """A token handed out: the secret, when it expires (UNIX seconds, or None), and the
+    provider it came from (its name, and its preset where it has one)."""
+
+    __slots__ = ("expires_at", "preset", "provider", "token")
+
+    def __init__(
+        self, token: Secret, expires_at: int | None, provider: str, preset: str | None
+    ) -> None:
+        self.token = token
+        self.expires_at = expires_at
+        self.provider = provider
+        self.preset = preset
+
+    def __repr__(self) -> str:
+        return f"Handed(provider={self.provider!r}, expires_at={self.expires_at!r})"
+
+    @property
+    def is_github(self) -> bool:
+        return self.preset == "github" or self.provider == "github"
+
+
+def through_agent(
+    name: str,
+    *,
+    min_valid: int,
+    command: str,
+    want: str = "access_token",
+    origin: Origin | None = None,
+) -> Handed | None:
+    """The token from the agent, or None where none runs unlocked for this vault (or a
+    passphrase file was given on the command line: that asks for this process's own key)."""
+    from vault.keys.agent import hand_out
+
+    answer = hand_out(name, min_valid, command=command, want=want, origin=origin)
+    if answer is None:
+        return None
+    preset = answer.get("preset")
+    return Handed(
+        Secret(answer["token"]),
+        answer["expires_at"],
+        str(answer.get("provider") or ""),
+        preset if isinstance(preset, str) else None,
+    )
+
+
+def in_process(
+    app: App,
+    name: str,
+    *,
+    min_valid: int,
+    command: str | Callable[[TokenRecord], str],
+    want: str = "access_token",
+    origin: Origin | None = None,
+) -> Handed:
+    """The token by this process's own store (the key from the agent where it runs, or from
+    the keyring or passphrase)."""
+    from vault.tokens.use import handed, use_token
+
+    record = use_token(
+        app.store,
+        app.policy,
+        app.config.providers,
+        name,
+        min_valid=min_valid,
+        command=command,
+        want=want,
+        origin=origin,
+    )
+    token, expires_at = handed(record, want)
+    preset = record.extra.get("preset")
+    return Handed(token, expires_at, record.provider, preset if isinstance(preset, str) else None)
+
+
+def hand_out(
+    ns: argparse.Namespace | object,
+    name: str,
+    *,
+    min_valid: int,
+    command: str,
+    want: str = "access_token",
+    origin: Origin | None = None,
+) -> Handed:
+    """Through the agent if one serves this vault, else in this process (an App made for
+    ``ns`` only then)."""
+    if getattr(ns, "passphrase_file", None) is None:
+        got = through_agent(name, min_valid=min_valid, command=command, want=want, origin=origin)
+        if got is not None:
+            return got
+    from vault.cli.app import App
+
+    app = App(ns)  # type: ignore[arg-type]
+    try:
+        return in_process(app, name, min_valid=min_valid, command=command, want=want, origin=origin)
+    finally:
+        app.forward_audit()
+        for warning in app.store_warnings():
+            sys.stderr.write(f"vault: warning: {warning}\n")
+
+
+def rfc3339(ts: int) -> str:
+    """UTC, to the second, with Z (as vault.util.text.rfc3339, without importing it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
