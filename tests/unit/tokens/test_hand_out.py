@@ -102,7 +102,8 @@ def test_an_id_token_expiring_before_the_access_token_is_refreshed(
         record = _use(store, min_valid=60, want="id_token")
         assert e.count == 1
         _, expires = handed(record, "id_token")
-        assert expires is not None and expires > time.time() + 500
+        assert expires is not None
+        assert expires > time.time() + 500
         assert [r["event"] for r in _events(store)] == ["used", "refreshed", "used"]
 
 
