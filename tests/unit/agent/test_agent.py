@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vault.agent.server import Agent, listen
+from vault.agent.server import _OPS, Agent, listen
 from vault.errors import EXIT_POLICY, PolicyError
 from vault.fs import paths as _paths
 from vault.keys.agent import MAX_REQUEST, ProtocolError, frame, loads, read_frame
@@ -239,7 +239,9 @@ def test_garbage_gets_an_error_or_a_close_never_a_crash(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    op=st.sampled_from(["status", "token", "key", "marks", "save_marks", "lock", "unlock", "x"]),
+    op=st.sampled_from(
+        ["status", "token", "hand_out", "key", "marks", "save_marks", "lock", "unlock", "x"]
+    ),
     fields=st.dictionaries(
         st.sampled_from(
             [
@@ -256,6 +258,8 @@ def test_garbage_gets_an_error_or_a_close_never_a_crash(
                 "audit",
                 "reason",
                 "passphrase",
+                "want",
+                "origin",
                 "v",
             ]
         ),
@@ -303,3 +307,70 @@ def test_codec_roundtrip_and_refusals() -> None:
     for bad in (b"", b"[]", b'{"a":1} x', b"\xff", b'{"a":NaN}', b"{'a':1}"):
         with pytest.raises(ProtocolError):
             loads(bad)
+
+
+# --- op hand_out: what the helpers ask for ---------------------------------------------------
+
+
+def test_hand_out_answers_the_token_its_expiry_and_provider(home: Path) -> None:
+    agent = _agent(home, Clock())
+    answer = agent.handle(
+        {"op": "hand_out", "name": "t1", "command": "kube kubectl", "want": "access_token"},
+        os.getpid(),
+    )
+    assert answer["ok"] is True, answer
+    assert (answer["token"], answer["expires_at"]) == (TOKEN, None)
+    assert (answer["provider"], answer["preset"]) == ("github", "github")
+    assert _events(home)[-1]["command"] == "kube kubectl"
+    # An imported token has no ID token: refused and audited, with the documented exit.
+    answer = agent.handle({"op": "hand_out", "name": "t1", "command": "x", "want": "id_token"}, 1)
+    assert answer["ok"] is False
+    assert (answer["error"]["exit"], answer["error"]["code"]) == (4, "no_id_token")
+    # Another origin than the provider's: refused before anything is audited.
+    before = len(_events(home))
+    for origin in (["https", "gitlab.com", 443], ["http", "github.com", 443]):
+        answer = agent.handle(
+            {"op": "hand_out", "name": "t1", "command": "git", "origin": origin}, os.getpid()
+        )
+        assert answer["ok"] is False
+        assert answer["error"]["code"] == "elsewhere"
+    assert len(_events(home)) == before
+    answer = agent.handle(
+        {"op": "hand_out", "name": "t1", "command": "git", "origin": ["https", "github.com", 443]},
+        os.getpid(),
+    )
+    assert answer["ok"] is True
+    for bad in ({"want": "refresh_token"}, {"origin": ["ftp", "x", 1]}, {"origin": "github.com"}):
+        answer = agent.handle({"op": "hand_out", "name": "t1", "command": "x", **bad}, 1)
+        assert answer["ok"] is False
+        assert answer["error"]["exit"] == 2, bad
+
+
+def test_a_client_falls_back_where_the_agent_does_not_know_hand_out(
+    home: Path, tmp_path: Path
+) -> None:
+    """An agent started before an upgrade answers "unknown request": the client then does the
+    work itself (None), it does not fail."""
+    from vault.keys import agent as client
+
+    path = str(tmp_path / "run" / "vault" / "old.sock")
+    old = Agent(_paths.resolve(), path)
+    assert old.unlock(Secret(PASSPHRASE))
+    listener, lock_fd = listen(path)
+    saved = _OPS.pop("hand_out")
+    thread = threading.Thread(target=old.serve, args=(listener,), daemon=True)
+    thread.start()
+    try:
+        original = client.socket_path
+        client.socket_path = lambda *_: path  # type: ignore[assignment]
+        try:
+            assert client.hand_out("t1", 0, command="kube x") is None
+            assert client.fast_token("t1", 0, to_terminal=False) is None
+        finally:
+            client.socket_path = original
+    finally:
+        _OPS["hand_out"] = saved
+        old.stopping.set()
+        thread.join(10)
+        listener.close()
+        os.close(lock_fd)
