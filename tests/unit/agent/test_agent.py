@@ -362,7 +362,7 @@ def test_a_client_falls_back_where_the_agent_does_not_know_hand_out(
     thread.start()
     try:
         original = client.socket_path
-        client.socket_path = lambda *_: path  # type: ignore[assignment]
+        client.socket_path = lambda *_: path
         try:
             assert client.hand_out("t1", 0, command="kube x") is None
             assert client.fast_token("t1", 0, to_terminal=False) is None
