@@ -179,7 +179,7 @@ def _view(report: Mapping[str, Any]) -> dict[str, Any]:
         owner: int | None, name: object, provider: object, where: str, event: Mapping[str, Any]
     ) -> None:
         kind, outcome, day = event.get("event"), event.get("outcome"), _day(event.get("time"))
-        bad = outcome in _BAD
+        bad = isinstance(outcome, str) and outcome in _BAD
         segment = 1 if bad else 0 if kind == "used" and outcome == "success" else 2
         u, k = users(event.get("user")), kinds(kind)
         row = {

@@ -71,7 +71,7 @@ def odd_lives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[AuditLog
     folder = tmp_path / "state"
     folder.mkdir(mode=0o700)
     w = Writer(folder / "audit.jsonl", monkeypatch)
-    gh = {"provider": "github", "issuer": "https://github.com"}
+    gh: dict[str, Any] = {"provider": "github", "issuer": "https://github.com"}
     # Before the reset: a token issued and used, whose issue the report will never see.
     w.add("issued", name="old", fingerprint="fp-old", command="login", **gh)
     w.add("used", name="old", fingerprint="fp-old", command="token", **gh)
@@ -112,14 +112,14 @@ def odd_lives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[AuditLog
     w.add("deleted", name="gh", fingerprint="fp-gh3", outcome="not_revoked", reason="forced", **gh)
     # Names that never held a token: a lookup, a login interrupted, one failed, one denied.
     w.add("used", name="nosuch", outcome="failure", reason="no such token", command="token")
-    work = {"provider": "work", "issuer": "https://idp.example.com"}
+    work: dict[str, Any] = {"provider": "work", "issuer": "https://idp.example.com"}
     for reason in ("interrupted", "access_denied"):
         w.add(
             "login_failed", name="work", outcome="failure", reason=reason, command="login", **work
         )
     w.add("denied", name="work", outcome="denied", rule="allowed_scopes", command="login", **work)
     # ci: a prune that waits for the revocation, then the prune.
-    lab = {"provider": "gitlab", "issuer": "https://gitlab.com"}
+    lab: dict[str, Any] = {"provider": "gitlab", "issuer": "https://gitlab.com"}
     w.add("issued", name="ci", fingerprint="fp-ci", command="import", **lab)
     w.add("used", name="ci", fingerprint="fp-ci", command="exec glab", host="ci-runner", **lab)
     w.add("pruned", name="ci", fingerprint="fp-ci", outcome="revoke_pending", **lab)
