@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 IDP    := tests/harness/idp
 LOCK   := $(PY) -m uv pip compile --universal --python-version 3.11 --generate-hashes --quiet
-SOURCES := $(shell find vault -name '*.py' -o -name py.typed)
+SOURCES := $(shell find vault -name '*.py' -o -name py.typed -o -path 'vault/audit/templates/*' -type f)
 
 .PHONY: setup install demo test test-fast lint typecheck imports pytest bench lock audit-deps \
 	mutate clean

@@ -54,7 +54,9 @@ def _import_installed_vault() -> None:
         pytest.exit("vault is imported from the source folder, not installed: run make install", 2)
     stale = [
         str(src.relative_to(root))
-        for src in sorted((root / "vault").rglob("*.py"))
+        for src in sorted(
+            [*(root / "vault").rglob("*.py"), *(root / "vault").glob("audit/templates/*")]
+        )
         if not (installed / src.relative_to(root / "vault")).is_file()
         or (installed / src.relative_to(root / "vault")).read_bytes() != src.read_bytes()
     ]

@@ -380,3 +380,35 @@ def test_audit_commands_refuse_a_fifo_or_symlink_promptly(
         assert ("symlink" if "symlink" in kind else "not a regular file") in first, (args, r)
         assert all(line.startswith("vault: hint: ") for line in rest), (args, r)
         assert "Traceback" not in r.stderr
+
+
+def test_filters_by_user_host_command_and_durations(vault: VaultCLI) -> None:
+    """`--user`, `--host`, `--command` (whole words from the start) on show and report; `--since`
+    and `--until` take durations as policies write them; a bad value is exit 2 naming it."""
+    _setup(vault)
+    assert vault.run("token", "nosuch").returncode != 0  # a lookup: an attempt, not a token
+    me = _records(vault)[0]
+    r = vault.run("audit", "show", "--json", "--user", str(me["user"]), "--since", "1h")
+    assert len(r.stdout.splitlines()) == 7
+    assert vault.run("audit", "show", "--json", "--user", "someone-else").stdout == ""
+    r = vault.run("audit", "show", "--json", "--host", str(me["host"]), "--command", "token")
+    assert [json.loads(line)["name"] for line in r.stdout.splitlines()] == ["a"] * 3 + ["nosuch"]
+    assert vault.run("audit", "show", "--json", "--command", "tok").stdout == ""
+    assert vault.run("audit", "show", "--json", "--until", "1h").stdout == ""
+    table = vault.run("audit", "show", "--event", "issued").stdout
+    assert "USER" in table.splitlines()[0]
+    assert str(me["host"]) in table
+    report = json.loads(vault.run("audit", "report", "--json", "--since", "7d").stdout)
+    assert [(t["name"], t["life"], t["status"]) for t in report["tokens"]] == [
+        ("a", 1, "active"),
+        ("b", 1, "deleted"),
+    ]
+    assert [(a["name"], a["failed_lookups"]) for a in report["attempts"]] == [("nosuch", 1)]
+    assert report["users"][0]["user"] == me["user"]
+    assert report["users"][0]["uses"] == 3
+    for option in ("--since", "--until"):
+        for bad in ("yesterday", "1x", "0h", "-1h"):
+            r = vault.run("audit", "report", f"{option}={bad}")
+            assert r.returncode == 2, (option, bad, r)
+            assert r.stderr.startswith(f"vault: error: {option}: "), r.stderr
+            assert "Traceback" not in r.stderr

@@ -195,11 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     def filters(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--since", metavar="T", help="RFC 3339 time or date")
-        p.add_argument("--until", metavar="T", help="RFC 3339 time or date")
+        when = "an RFC 3339 time, a date, or a duration back from now (30m, 1h, 7d)"
+        p.add_argument("--since", metavar="T", help=when)
+        p.add_argument("--until", metavar="T", help=when)
         p.add_argument("--event", metavar="E", help="issued, used, refreshed, revoked, ...")
         p.add_argument("--token", metavar="NAME")
         p.add_argument("--provider", metavar="P")
+        p.add_argument("--user", metavar="U", help="records of this user (exactly)")
+        p.add_argument("--host", metavar="H", help="records from this host (exactly)")
+        p.add_argument(
+            "--command", metavar="C", help="records of this command, or of C followed by a space"
+        )
 
     p = audit_cmd("show", "cmd_show", "the audit records, filtered, as a table or JSON lines")
     filters(p)

@@ -37,12 +37,15 @@ def test_the_report_of_a_log(tmp_path: Path) -> None:
     assert report["log"]["events"] == 6
     assert report["log"]["verified"] is True
     assert report["log"]["verify_message"] == "intact: 6 records"
-    gh, gl = report["tokens"]
+    (gh,) = report["tokens"]
     assert (gh["name"], gh["uses"], gh["status"], gh["issued_by"]) == ("gh", 2, "revoked", "import")
     assert gh["fingerprints"] == ["f1"]
     assert [e["event"] for e in gh["events"]] == ["issued", "used", "used", "revoked"]
-    assert (gl["name"], gl["denials"], gl["status"]) == ("gl", 1, "active")
+    # A denial of a name that was never issued is an attempt, not a token.
+    (gl,) = report["attempts"]
+    assert (gl["name"], gl["denials"], gl["attempts"]) == ("gl", 1, 1)
     assert gl["events"][0]["rule"] == "r1 (None)"
+    assert [v["event"] for v in report["vault_events"]] == ["log_rotated"]
     json.dumps(report)  # JSON-compatible
 
 
@@ -73,4 +76,5 @@ def test_a_tampered_log(tmp_path: Path) -> None:
     report = build_report(log, hwm, now=NOW)
     assert report["log"]["verified"] is False
     assert report["log"]["verify_message"].startswith("TAMPERED: ")
-    assert [t["name"] for t in report["tokens"]] == ["GL", "gh"]
+    assert [t["name"] for t in report["tokens"]] == ["gh"]
+    assert [a["name"] for a in report["attempts"]] == ["GL"]

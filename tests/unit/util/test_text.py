@@ -124,7 +124,7 @@ def test_every_consumer_neutralises_every_character() -> None:
         sent, decoded = _sd_and_msg(value)
         assert not _unsafe_in(sent), repr(ch)
         assert decoded["name"] == value, repr(ch)  # the exact event survives in the MSG
-        shown = html._esc(value)
+        shown = html.clean(value)
         assert not _unsafe_in(shown), repr(ch)
         if ch in INVISIBLES:
             assert f"\u27e8U+{ord(ch):04X}\u27e9" in shown, repr(ch)
@@ -157,7 +157,7 @@ def test_syslog_escapes_them_all(value: str) -> None:
 @given(value=HOSTILE)
 @settings(max_examples=300, deadline=None)
 def test_the_html_report_neutralises_them_all(value: str) -> None:
-    shown = html._esc(value)
+    shown = html.clean(value)
     assert not _unsafe_in(shown)
     for ch in set(value) & INVISIBLES:
         assert f"\u27e8U+{ord(ch):04X}\u27e9" in shown
@@ -167,4 +167,4 @@ def test_safe_text_is_left_alone() -> None:
     plain = "gh-token_1 (repo, read:org) \u00e9\u4e2d\U0001f600"
     assert clean(plain) == plain
     assert redact_event(None, "info", {"event": plain})["event"] == plain
-    assert html._clean(plain) == plain
+    assert html.clean(plain) == plain

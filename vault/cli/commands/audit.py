@@ -17,7 +17,7 @@ from vault.audit.chain import AuditLog, Hwm, fingerprint, verify
 from vault.audit.report import EVENTS, SUMMARY, Filters, build_report, matching
 from vault.cli.app import App
 from vault.cli.render import dump_json, table
-from vault.errors import IntegrityError, UsageError
+from vault.errors import ConfigError, IntegrityError, UsageError
 from vault.fs.durable import atomic_write
 from vault.store.vault import Snapshot
 from vault.util.text import clean, parse_time
@@ -75,20 +75,43 @@ def cmd_verify(app: App, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _time_arg(text: str | None, what: str) -> str | None:
+def time_arg(text: str | None, option: str, now: float) -> str | None:
+    """``--since``/``--until``: an RFC 3339 time, a date (midnight UTC), or a duration as
+    policies write them (``30m``, ``1h``, ``7d``, ``1d12h``: vault.policy.rules.parse_duration)
+    meaning that long before ``now``; as UTC ``YYYY-MM-DDTHH:MM:SS``. Anything else is a usage
+    error (exit 2) naming the option."""
     if text is None:
         return None
     try:
         ts = parse_time(text)
-    except ValueError as exc:
-        raise UsageError(f"{what}: {exc}") from None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+    except ValueError:
+        ts = None
+    except (OverflowError, OSError):  # a year out of range
+        raise UsageError(f"{option}: {clean(text, 80)!r} is out of range") from None
+    if ts is None:
+        from vault.policy.rules import parse_duration
+
+        try:
+            ts = max(0, int(now) - parse_duration(text, option, "duration"))
+        except ConfigError:
+            ts = None
+    if ts is None:
+        raise UsageError(
+            f"{option}: {clean(text, 80)!r} is not a time",
+            hint="an RFC 3339 time (2026-11-23T08:00:00Z), a date (2026-11-23) or a duration "
+            "back from now (30m, 1h, 7d)",
+        )
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+    except (OverflowError, OSError, ValueError):
+        raise UsageError(f"{option}: {clean(text, 80)!r} is out of range") from None
 
 
 def _filters(ns: argparse.Namespace) -> Filters:
     """The filter options, checked."""
-    since = _time_arg(ns.since, "--since")
-    until = _time_arg(ns.until, "--until")
+    now = time.time()
+    since = time_arg(ns.since, "--since", now)
+    until = time_arg(ns.until, "--until", now)
     if ns.event and ns.event not in EVENTS:
         raise UsageError(f"unknown event {ns.event!r}", hint=f"events: {', '.join(EVENTS)}")
     return Filters(
@@ -97,6 +120,9 @@ def _filters(ns: argparse.Namespace) -> Filters:
         event=ns.event or None,
         token=ns.token or None,
         provider=getattr(ns, "provider", None) or None,
+        user=getattr(ns, "user", None) or None,
+        host=getattr(ns, "host", None) or None,
+        command=getattr(ns, "command", None) or None,
     )
 
 
@@ -146,13 +172,30 @@ def cmd_show(app: App, ns: argparse.Namespace) -> int:
                 _cell(doc.get("name"), 40),
                 _cell(doc.get("provider"), 24),
                 _cell(doc.get("outcome"), 12),
+                _cell(doc.get("user"), 32),
+                _cell(doc.get("host"), 40),
+                _cell(doc.get("command"), 40),
                 _cell(doc.get("reason") or doc.get("rule"), 80),
             ]
         )
     if not rows:
         app.say("No audit records match.")
         return 0
-    table(["SEQ", "TIME", "EVENT", "NAME", "PROVIDER", "OUTCOME", "REASON"], rows)
+    table(
+        [
+            "SEQ",
+            "TIME",
+            "EVENT",
+            "NAME",
+            "PROVIDER",
+            "OUTCOME",
+            "USER",
+            "HOST",
+            "COMMAND",
+            "REASON",
+        ],
+        rows,
+    )
     return 0
 
 
@@ -185,13 +228,25 @@ def cmd_report(app: App, ns: argparse.Namespace) -> int:
             sys.stdout.buffer.write(page)
         else:
             atomic_write(target, page, what="report")
-            app.say(f"Wrote the report ({len(report['tokens'])} tokens) to {target}.")
+            app.say(
+                f"Wrote the report ({len(report['tokens'])} token lives, "
+                f"{len(report['attempts'])} names only attempted) to {target}."
+            )
         return 0
     rows = [{k: t[k] for k in SUMMARY} for t in report["tokens"]]
     log = report["log"]
     if app.json:
         out = sys.stdout.buffer
-        out.write(_terminal_safe_json({"version": 1, "log": log, "tokens": rows}) + b"\n")
+        doc = {
+            "version": 1,
+            "log": log,
+            "filters": report["filters"],
+            "tokens": rows,
+            "attempts": [_without_events(a) for a in report["attempts"]],
+            "vault_events": [_without_events(v) for v in report["vault_events"]],
+            **{key: report[key] for key in ("users", "hosts", "commands", "days", "kinds")},
+        }
+        out.write(_terminal_safe_json(doc) + b"\n")
         out.flush()
     elif ns.csv:
         # The verdict first, as the table, JSON and HTML reports give it: one comment row.
@@ -205,35 +260,72 @@ def cmd_report(app: App, ns: argparse.Namespace) -> int:
         for row in rows:
             writer.writerow({k: _csv_safe(v) for k, v in row.items()})
     else:
-        app.say(f"Audit log {clean(log['path'])}: {clean(log['verify_message'], 2000)}")
-        table(
-            [
-                "NAME",
-                "PROVIDER",
-                "ISSUED",
-                "USES",
-                "LAST USE",
-                "REFRESHES",
-                "ENDED",
-                "DENIALS",
-                "STATUS",
-            ],
-            [
-                [
-                    _cell(r["name"], 40),
-                    _cell(r["provider"], 24),
-                    _cell(str(r["issued"] or "-")[:19], 20),
-                    _cell(r["uses"], 20),
-                    _cell(str(r["last_use"] or "-")[:19], 20),
-                    _cell(r["refreshes"], 20),
-                    _cell(str(r["revoked"] or r["pruned"] or "-")[:19], 20),
-                    _cell(r["denials"], 20),
-                    _cell(r["status"], 12),
-                ]
-                for r in rows
-            ],
-        )
+        _report_tables(app, report, rows)
     return 0
+
+
+def _without_events(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "events"}
+
+
+def _when(value: object) -> str:
+    return _cell(str(value)[:19] if value else None, 20)
+
+
+def _report_tables(app: App, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """`vault audit report` for a person: the verdict, then the lives, attempts, vault events
+    and the records per user and host, each table only when it has rows."""
+    log = report["log"]
+    app.say(f"Audit log {clean(log['path'])}: {clean(log['verify_message'], 2000)}")
+    table(
+        ["NAME", "LIFE", "PROVIDER", "ISSUED", "ENDED", "USES", "LAST USE", "REFRESHES",
+         "DENIALS", "FAILURES", "STATUS", "USERS"],
+        [
+            [_cell(r["name"], 40), _cell(r["life"], 6), _cell(r["provider"], 24),
+             _when(r["issued"]), _when(r["ended"]), _cell(r["uses"], 20),
+             _when(r["last_use"]), _cell(r["refreshes"], 20), _cell(r["denials"], 20),
+             _cell(r["failures"], 20), _cell(r["status"], 12),
+             _cell(" ".join(r["users"]), 60)]
+            for r in rows
+        ],
+    )  # fmt: skip
+    attempts = report["attempts"]
+    if attempts:
+        sys.stdout.write("\nAttempts (names that held no token):\n")
+        table(
+            ["NAME", "PROVIDER", "ATTEMPTS", "LOOKUPS", "LOGINS FAILED", "INTERRUPTED",
+             "DENIALS", "OTHER", "FIRST", "LAST", "USERS"],
+            [
+                [_cell(a["name"], 40), _cell(a["provider"], 24), _cell(a["attempts"], 20),
+                 _cell(a["failed_lookups"], 20), _cell(a["failed_logins"], 20),
+                 _cell(a["interrupted_logins"], 20), _cell(a["denials"], 20),
+                 _cell(a["other"], 20), _when(a["first"]), _when(a["last"]),
+                 _cell(" ".join(a["users"]), 60)]
+                for a in attempts
+            ],
+        )  # fmt: skip
+    if report["vault_events"]:
+        sys.stdout.write("\nVault events:\n")
+        table(
+            ["EVENT", "COUNT", "FIRST", "LAST"],
+            [
+                [_cell(v["event"], 30), _cell(v["count"], 20), _when(v["first"]),
+                 _when(v["last"])]
+                for v in report["vault_events"]
+            ],
+        )  # fmt: skip
+    for key, title in (("users", "USER"), ("hosts", "HOST")):
+        if report[key]:
+            sys.stdout.write(f"\nPer {key[:-1]}:\n")
+            table(
+                [title, "EVENTS", "USES", "DENIALS", "FAILURES", "ATTEMPTS"],
+                [
+                    [_cell(r[key[:-1]], 40), _cell(r["events"], 20), _cell(r["uses"], 20),
+                     _cell(r["denials"], 20), _cell(r["failures"], 20),
+                     _cell(r["attempts"], 20)]
+                    for r in report[key]
+                ],
+            )  # fmt: skip
 
 
 def _csv_safe(value: object) -> object:
@@ -241,6 +333,8 @@ def _csv_safe(value: object) -> object:
     spreadsheet) neutralised; numbers as they are."""
     if isinstance(value, bool) or value is None or isinstance(value, int | float):
         return value
+    if isinstance(value, list):
+        value = " ".join(str(item) for item in value)
     text = clean(value, 2000)
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
