@@ -413,18 +413,28 @@ PAIRED_RUNS = 60
 
 
 def paired(
-    a: list[str], env_a: dict[str, str], b: list[str], env_b: dict[str, str], *, runs: int
+    a: list[str],
+    env_a: dict[str, str],
+    b: list[str],
+    env_b: dict[str, str],
+    *,
+    runs: int,
+    input_a: bytes | None = None,
 ) -> tuple[float, float, float]:
-    """Medians of ``a`` and of ``b`` run alternately (so both see the same moments of a noisy
-    machine), and the median of the per-pair differences a - b, in ms."""
+    """Medians of ``a`` (given ``input_a`` on stdin) and of ``b`` run alternately (so both see
+    the same moments of a noisy machine), and the median of the per-pair differences a - b,
+    in ms."""
     times_a: list[float] = []
     times_b: list[float] = []
     for i in range(runs + 3):
         pair = []
         order = ((True, a, env_a), (False, b, env_b))
         for is_a, argv, env in order if i % 2 else order[::-1]:
+            given = input_a if is_a else None
             start = time.perf_counter()
-            done = subprocess.run(argv, env=env, capture_output=True, timeout=60, check=False)
+            done = subprocess.run(
+                argv, env=env, input=given, capture_output=True, timeout=60, check=False
+            )
             if done.returncode != 0:
                 sys.exit(
                     f"bench: {' '.join(argv)} failed (exit {done.returncode}) in run {i} of "
