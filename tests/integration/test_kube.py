@@ -202,7 +202,7 @@ def served(request: pytest.FixtureRequest, vault: VaultCLI, tmp_path: Path) -> I
 # --- kubectl, a real login --------------------------------------------------------------------
 
 
-def test_kubectl_sends_the_access_token_of_a_real_login(
+def test_kubectl_sends_the_access_token_of_a_real_login(  # noqa: PLR0917 (fixtures)
     kubectl: str, vault: VaultCLI, idp: IdP, api: KubeAPI, tmp_path: Path, served: str
 ) -> None:
     record = _login(vault, idp)
@@ -229,7 +229,7 @@ def test_kubectl_sends_the_access_token_of_a_real_login(
     assert _refresh_grants(idp) == []  # a fresh token: nothing refreshed
 
 
-def test_kubectl_sends_the_id_token_with_id_token(
+def test_kubectl_sends_the_id_token_with_id_token(  # noqa: PLR0917 (fixtures)
     kubectl: str, vault: VaultCLI, idp: IdP, api: KubeAPI, tmp_path: Path, served: str
 ) -> None:
     record = _login(vault, idp)
@@ -269,7 +269,7 @@ def test_the_credential_carries_each_tokens_own_expiry(vault: VaultCLI, idp: IdP
 # --- many kubectl at once: every one served, one refresh --------------------------------------
 
 
-def test_many_kubectl_at_once_share_one_refresh(
+def test_many_kubectl_at_once_share_one_refresh(  # noqa: PLR0917 (fixtures)
     kubectl: str, vault: VaultCLI, idp: IdP, api: KubeAPI, tmp_path: Path, served: str
 ) -> None:
     before = _login(vault, idp)

@@ -167,7 +167,7 @@ def _info(ns: argparse.Namespace) -> ExecInfo:
         info = ns.exec_info = parse_exec_info(
             os.environ.get(EXEC_INFO), stdin_is_terminal=sys.stdin.isatty()
         )
-    return info  # type: ignore[no-any-return]
+    return info
 
 
 def served(ns: argparse.Namespace) -> int | None:
