@@ -75,12 +75,14 @@ def _debug_traceback(exc: BaseException) -> None:
 def entry() -> None:
     """The console script: run `main` and exit with its code.
 
-    `vault token` (a short process a script may start for every request) runs without the
-    garbage collector and, once its output is flushed and no non-daemon thread is left, ends
-    with ``os._exit``: no interpreter teardown, so no atexit handlers. Every other command ends
-    with ``sys.exit``, the interpreter's whole shutdown (atexit handlers included). bench/NOTES.md
-    has the measurements behind this."""
-    fast = sys.argv[1:2] == ["token"]
+    `vault token` and the other commands a tool starts for each of its own (vault.cli.run.FAST:
+    `vault kube`...) run without the garbage collector and, once their output is flushed and no
+    non-daemon thread is left, end with ``os._exit``: no interpreter teardown, so no atexit
+    handlers. Every other command ends with ``sys.exit``, the interpreter's whole shutdown
+    (atexit handlers included). bench/NOTES.md has the measurements behind this."""
+    from vault.cli.run import FAST
+
+    fast = len(sys.argv) > 1 and sys.argv[1] in FAST
     if not _no_core_no_tracing():
         sys.stderr.write("vault: error: cannot forbid core dumps and tracing of this process\n")
         sys.exit(EXIT_INTEGRITY)

@@ -142,6 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("operation", choices=["get", "store", "erase"])
     p.add_argument("--name", required=True, help="the stored token to offer")
 
+    p = add("kube", "kube:cmd_kube", "Kubernetes exec credential plugin (ExecCredential on stdout)")
+    p.usage = (
+        "vault kube NAME [--id-token] [--min-valid SECONDS]\n"
+        "       vault kube setup NAME --cluster C [--id-token] [--user U] "
+        "[--write [--kubeconfig FILE]]"
+    )
+    p.epilog = (
+        "kubectl runs `vault kube NAME` from the kubeconfig entry `vault kube setup` prints or "
+        "writes. `setup` is always the subcommand: a token named setup cannot be used here."
+    )
+    p.add_argument("name", metavar="NAME", help="the stored token (or `setup`)")
+    p.add_argument("setup_name", nargs="?", metavar="SETUP-NAME", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--id-token",
+        action="store_true",
+        help="hand out the OpenID Connect ID token (the API server's OIDC authenticator)",
+    )
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="refresh first if the token expires within SECONDS (default 60)",
+    )
+    setup = p.add_argument_group("vault kube setup")
+    setup.add_argument("--cluster", metavar="C", help="the kubeconfig cluster the user is for")
+    setup.add_argument("--user", metavar="U", help="the kubeconfig user (default vault-NAME)")
+    setup.add_argument(
+        "--write", action="store_true", help="edit the kubeconfig with kubectl instead of printing"
+    )
+    setup.add_argument("--kubeconfig", metavar="FILE", help="with --write: the file to edit")
+
     p = add("rekey", "store:cmd_rekey", "rotate the vault's data key")
     p.add_argument(
         "--new-passphrase",

@@ -63,6 +63,22 @@ FAST: dict[str, Grammar] = {
         ints=(("--min-valid", "min_valid"),),
         defaults=(("min_valid", 0),),
     ),
+    "kube": Grammar(
+        "vault.cli.commands.kube:cmd_kube",
+        "vault.cli.commands.kube:served",
+        (("name", None),),
+        values=(_PASSPHRASE,),
+        ints=(("--min-valid", "min_valid"),),
+        flags=(("--id-token", "id_token"),),
+        defaults=(
+            ("min_valid", 60),
+            ("setup_name", None),
+            ("cluster", None),
+            ("user", None),
+            ("write", False),
+            ("kubeconfig", None),
+        ),
+    ),
 }
 
 

@@ -90,7 +90,11 @@ def loads(data: bytes) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
         value, end = _scan(text, 0)
-    except (UnicodeDecodeError, StopIteration, ValueError, RecursionError) as exc:
+    except (UnicodeDecodeError, StopIteration, ValueError, RecursionError, SystemError) as exc:
+        # SystemError: the C scanner reports a syntax error as json.decoder.JSONDecodeError,
+        # which it looks up in sys.modules only; where the json package was never imported
+        # (this codec's whole point) it returns NULL without an exception, and CPython raises
+        # SystemError for that.
         raise ProtocolError("the message is not one JSON object") from exc
     finally:
         _Decoding.memo.clear()

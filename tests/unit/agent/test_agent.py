@@ -374,3 +374,27 @@ def test_a_client_falls_back_where_the_agent_does_not_know_hand_out(
         thread.join(10)
         listener.close()
         os.close(lock_fd)
+
+
+def test_codec_refuses_malformed_json_where_the_json_package_was_never_imported() -> None:
+    """The C scanner's syntax errors need json.decoder in sys.modules: without it (the agent's
+    client and `vault kube` import no json package) they must still be ProtocolError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vault.keys.agent import ProtocolError, loads\n"
+        "assert 'json' not in sys.modules\n"
+        "for bad in (b'{not json', b'{', b'{\"a\":1', b'{\"a\" 1}', b'[1,]'):\n"
+        "    try:\n"
+        "        loads(bad)\n"
+        "    except ProtocolError:\n"
+        "        continue\n"
+        "    raise SystemExit(f'accepted {bad!r}')\n"
+        "assert 'json' not in sys.modules\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
