@@ -258,6 +258,7 @@ _KINDS: Final = {
     "issued": _Kind("issued", "#1a7f37", "login or import: the token's life starts"),
     "used": _Kind("used", "#3567b0", "uses, counted per bar's time span (bar height = count)"),
     "refreshed": _Kind("refreshed", "#0b7285", "a new access token from the refresh token"),
+    "rejected": _Kind("rejected", "#b35900", "refused by a server it was sent to (git)"),
     "denied": _Kind("denied", "#c62828", "refused by policy"),
     "login_failed": _Kind("login failed", "#d9480f", "a login or refresh that failed"),
     "key_rotated": _Kind("key rotated", "#7048a8", "the vault's key was rotated"),
@@ -299,6 +300,7 @@ def _shape(kind: str) -> str:
             'stroke-width="2.5"/>'
         ),
         "key_rotated": f'<path d="M0-6L6 0L0 6L-6 0Z" fill="{colour}"/>',
+        "rejected": (f'<path d="M-6-5H6L0 6Z" fill="none" stroke="{colour}" stroke-width="2.5"/>'),
         "other": f'<circle r="4" fill="none" stroke="{colour}" stroke-width="2"/>',
     }.get(kind) or _end_bar(kind, 0, -_END_HALF, _END_HALF)
 
@@ -606,7 +608,7 @@ def _row(digest: _Events, first: int, last: int) -> str:
     kind = _kind(raw_kind)
     outcome = event.get("outcome")
     bad_outcome = isinstance(outcome, str) and outcome in _BAD_OUTCOMES
-    bad = " bad" if kind in ("denied", "login_failed") or bad_outcome else ""
+    bad = " bad" if kind in ("denied", "login_failed", "rejected") or bad_outcome else ""
     when = _show_time(times[first]) if times[first] else _esc(event.get("time"))
     return (
         f'<tr class="ev-{kind}{bad}"><td>{when}</td><td>{seq}</td>'

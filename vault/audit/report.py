@@ -31,6 +31,7 @@ EVENTS = (
     "issued",
     "used",
     "refreshed",
+    "rejected",
     "revoked",
     "deleted",
     "pruned",
