@@ -63,6 +63,13 @@ FAST: dict[str, Grammar] = {
         ints=(("--min-valid", "min_valid"),),
         defaults=(("min_valid", 0),),
     ),
+    "credential-helper": Grammar(
+        "vault.cli.commands.git:cmd_credential_helper",
+        "vault.cli.commands.git:served",
+        (("operation", None),),
+        values=(("--name", "name"), _PASSPHRASE),
+        required=("name",),
+    ),
 }
 
 
