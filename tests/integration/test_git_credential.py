@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -597,6 +599,45 @@ def test_the_helper_served_by_the_agent_imports_next_to_nothing(
     )
     heavy = sorted(m for m in loaded if m.split(".")[0] in top or m.startswith(parts))
     assert heavy == []
+
+
+def test_never_a_passphrase_prompt_even_on_a_terminal(passphrase_vault: VaultCLI) -> None:
+    """git runs its helpers whether or not a person is there: a passphrase vault with neither
+    its file nor an unlocked agent is exit 6 and one line, never a prompt on the terminal."""
+    r = passphrase_vault.run("import", "gh", "--provider", "github", input=TOKEN_A)
+    assert r.returncode == 0, r
+    env = passphrase_vault.full_env()
+    env.pop("VAULT_PASSPHRASE_FILE")
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        fcntl.ioctl(2, termios.TIOCSCTTY, 0)  # stderr is the terminal
+
+    proc = subprocess.Popen(
+        [VAULT_BIN, "credential-helper", "get", "--name", "gh"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,  # noqa: PLW1509 (the test needs a controlling tty)
+    )
+    os.close(slave)
+    try:
+        out, _ = proc.communicate(b"protocol=https\nhost=github.com\n\n", timeout=60)
+    finally:
+        proc.kill()
+    screen = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 4096):
+            screen += chunk
+    os.close(master)
+    assert proc.returncode == 6
+    assert out == b""
+    text = screen.decode(errors="replace")
+    assert "never prompts" in text
+    assert "Passphrase" not in text
+    assert len([line for line in text.splitlines() if line.startswith("vault: error")]) == 1
 
 
 # --- the canary -----------------------------------------------------------------------------

@@ -230,9 +230,13 @@ def served(ns: argparse.Namespace) -> int | None:
 
 def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
     """In process (no unlocked agent, an `erase`, or a command line the hand parser left to
-    argparse): the same answers as `served`, by this process's own store."""
+    argparse): the same answers as `served`, by this process's own store. Never a prompt:
+    git runs helpers whether or not a person is there (a passphrase vault needs its file or
+    the agent: exit 6 otherwise)."""
     from vault.errors import NotFoundError
     from vault.util.text import check_name
+
+    ns.never_prompt = True  # read by App.passphrase, made only when the store is first opened
 
     if hasattr(ns, "git_attributes"):
         attributes: Attributes | None = ns.git_attributes
