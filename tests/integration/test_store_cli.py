@@ -81,8 +81,10 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
         "revoke_pending",
         "policy_denial",
         "needs_login",
+        "rejected_at",
     }
     assert tok["needs_login"] is None
+    assert tok["rejected_at"] is None
     one = json.loads(vault.run("status", "gl", "--json").stdout)
     assert one == {**tok, "age_seconds": one["age_seconds"], "expires_in": one["expires_in"]}
     st = json.loads(vault.run("status", "--json").stdout)

@@ -89,6 +89,7 @@ EVENTS = (
     "issued",
     "used",
     "refreshed",
+    "rejected",
     "revoked",
     "deleted",
     "pruned",

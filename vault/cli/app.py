@@ -29,10 +29,14 @@ class App:
     @cached_property
     def passphrase(self) -> PassphraseSource:
         """Where a passphrase comes from (--passphrase-file, VAULT_PASSPHRASE_FILE, the
-        terminal); made when the passphrase backend first needs it."""
+        terminal: never for a command that sets ``never_prompt`` on its namespace, as the
+        helpers other programs start do); made when the passphrase backend first needs it."""
         from vault.keys.passphrase import PassphraseSource
 
-        return PassphraseSource(getattr(self.ns, "passphrase_file", None))
+        return PassphraseSource(
+            getattr(self.ns, "passphrase_file", None),
+            interactive=not getattr(self.ns, "never_prompt", False),
+        )
 
     @cached_property
     def config(self) -> Config:

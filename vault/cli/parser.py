@@ -136,10 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "credential-helper",
-        "use:cmd_credential_helper",
+        "git:cmd_credential_helper",
         "git credential helper: git config credential.helper '!vault credential-helper --name N'",
     )
-    p.add_argument("operation", choices=["get", "store", "erase"])
+    p.add_argument(
+        "operation",
+        metavar="OPERATION",
+        help="get, store, erase or capability, as git gives it (any other: ignored, as git asks)",
+    )
     p.add_argument("--name", required=True, help="the stored token to offer")
 
     p = add("kube", "kube:cmd_kube", "Kubernetes exec credential plugin (ExecCredential on stdout)")

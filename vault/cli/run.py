@@ -79,6 +79,13 @@ FAST: dict[str, Grammar] = {
             ("kubeconfig", None),
         ),
     ),
+    "credential-helper": Grammar(
+        "vault.cli.commands.git:cmd_credential_helper",
+        "vault.cli.commands.git:served",
+        (("operation", None),),
+        values=(("--name", "name"), _PASSPHRASE),
+        required=("name",),
+    ),
 }
 
 

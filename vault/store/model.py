@@ -64,6 +64,10 @@ class TokenRecord:
     revoke_pending: bool = False  # prune could not reach the provider; retried next run
     extra: dict[str, Any] = field(default_factory=dict)
     needs_login: LoginNeeded | None = None  # never handed out or refreshed again
+    # When a server this token was handed to refused it (git's `erase`): its next use
+    # refreshes it first (or, without a refresh token, is refused: a new login is needed).
+    # A refresh, a login or an import for the name clears it.
+    rejected_at: int | None = None
 
     def state(self, now: float | None = None) -> str:
         """needs_login | valid | expiring | refreshable | expired"""
@@ -104,6 +108,7 @@ class TokenRecord:
             expires_at=expires_at,
             scopes=scopes,
             last_refresh=refreshed_at,
+            rejected_at=None,
         )
 
     def to_json(self) -> bytes:
@@ -127,6 +132,8 @@ class TokenRecord:
         if self.needs_login is not None:
             mark = self.needs_login
             doc["needs_login"] = {"cause": mark.cause, "reason": mark.reason, "at": mark.at}
+        if self.rejected_at is not None:  # written only when set: older versions read the rest
+            doc["rejected_at"] = self.rejected_at
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -150,6 +157,7 @@ class TokenRecord:
                 revoke_pending=bool(doc.get("revoke_pending", False)),
                 extra=dict(doc.get("extra") or {}),
                 needs_login=_login_needed(doc.get("needs_login")),
+                rejected_at=_int_or_none(doc.get("rejected_at")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             # The payload passed authentication, so this is a bug or a future format, not an

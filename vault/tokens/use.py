@@ -238,6 +238,13 @@ def check_refreshable(record: TokenRecord) -> str:
     """Where to refresh ``record`` (its token endpoint); AuthError ("expired", nothing tried
     or audited) when it cannot be."""
     name = record.name
+    if not record.refresh_token and record.rejected_at is not None:
+        raise AuthError(
+            f"the token {name!r} was rejected by a server it was sent to (at "
+            f"{rfc3339(record.rejected_at)}) and has no refresh token",
+            hint=f"log in again: vault login {record.provider} --name {name}",
+            code="rejected",
+        )
     if not record.refresh_token:
         raise AuthError(
             f"the token {name!r} expires at {rfc3339(record.expires_at)} and has no refresh token",
@@ -273,7 +280,10 @@ def _wants_refresh(
     waited for the lock, and refreshing again would gain at most a few seconds of validity
     while spending the refresh token once more. A refreshable token obtained "in the future"
     (the clock was ahead then, or went back since) is refreshed: its expiry overstates what
-    is left of it."""
+    is left of it. A token a server rejected (``rejected_at``, git's `erase`) is refreshed
+    first, whatever its expiry: the refresh clears the mark."""
+    if record.rejected_at is not None:
+        return True
     if want == "id_token" and record.id_token is not None:
         expires = _id_token_expiry(record)
         if expires is not None and expires - now <= min_valid and record.refresh_token:

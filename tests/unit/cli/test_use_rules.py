@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault.cli.commands.use import credential_origin
+from vault.cli.commands.git import credential_origin
 from vault.errors import UsageError
 from vault.login.http import parse_header_arg
 from vault.tokens.use import provider_origins

@@ -381,3 +381,27 @@ def test_type_refusals_say_what_was_expected() -> None:
         with pytest.raises(IntegrityError) as info:
             TokenRecord.from_json("gh", json.dumps({**doc, **change}).encode())
         assert str(info.value.__cause__) == expected
+
+
+def test_the_rejected_mark_is_written_only_when_set_and_cleared_by_new_tokens() -> None:
+    """Backward compatible both ways: a record without the key reads as unmarked, and an
+    unmarked record is written exactly as before the field existed."""
+    assert TokenRecord.from_json("gh", FULL_JSON).rejected_at is None
+    assert record().to_json() == FULL_JSON
+    marked = record(rejected_at=4000)
+    assert marked.to_json() == FULL_JSON[:-1] + b',"rejected_at":4000}'
+    assert TokenRecord.from_json("gh", marked.to_json()) == marked
+    renewed = marked.with_tokens(
+        access_token=Secret("at-2"),
+        refresh_token=Secret("rt-2"),
+        id_token=None,
+        expires_at=9000,
+        scopes=("repo",),
+        refreshed_at=4500,
+    )
+    assert renewed.rejected_at is None
+    doc = json.loads(FULL_JSON)
+    for bad in ("4000", 4000.5, True, [1]):
+        doc["rejected_at"] = bad
+        with pytest.raises(IntegrityError):
+            TokenRecord.from_json("gh", json.dumps(doc).encode())

@@ -113,6 +113,7 @@ def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[
             "reason": record.needs_login.reason,
             "since": rfc3339(record.needs_login.at),
         },
+        "rejected_at": rfc3339(record.rejected_at),
     }
 
 

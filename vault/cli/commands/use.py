@@ -1,6 +1,6 @@
-"""Using tokens without seeing them: `vault exec`, `vault api`, and the git credential helper.
-Each obeys policy (age, scopes), refreshes first where needed, and writes a `used` audit event
-(fsynced) before the token leaves the process."""
+"""Using tokens without seeing them: `vault exec` and `vault api` (the git credential helper
+is vault.cli.commands.git). Each obeys policy (age, scopes), refreshes first where needed, and
+writes a `used` audit event (fsynced) before the token leaves the process."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import sys
 import urllib.parse
 
 from vault.cli.app import App
-from vault.errors import EXIT_NETWORK, NotFoundError, UsageError
-from vault.login.http import check_url, host_of, is_loopback_host, origin, parse_header_arg
+from vault.errors import EXIT_NETWORK, UsageError
+from vault.login.http import check_url, host_of, parse_header_arg
 from vault.store.model import TokenRecord
 from vault.util.text import check_name, clean, escape_unsafe
 
@@ -163,49 +163,3 @@ def _write_body(data: bytes, ctype: str) -> None:
         return
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
-
-
-def credential_origin(protocol: str, host: str) -> tuple[str, str, int] | None:
-    """The origin git asks about (``protocol`` and ``host[:port]``), or None when vault never
-    answers for it: anything but https, plain http off loopback, a host with a path, userinfo
-    or anything else a URL could hide in it."""
-    if protocol not in ("https", "http") or not host or any(c in host for c in "/@?#\\ %"):
-        return None
-    asked = origin(f"{protocol}://{host}/")
-    if asked is None or (protocol == "http" and not is_loopback_host(asked[1])):
-        return None
-    return asked
-
-
-def cmd_credential_helper(app: App, ns: argparse.Namespace) -> int:
-    """git's credential helper protocol: attributes on stdin; for `get`, username/password on
-    stdout when the host is the stored token's provider, nothing otherwise. `store` and `erase`
-    do nothing: git never hands vault a credential to keep elsewhere."""
-    fields: dict[str, str] = {}
-    for line in sys.stdin.read(64 * 1024).splitlines():
-        if not line:
-            break
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key] = value
-    if ns.operation != "get":
-        return 0
-    name = check_name(ns.name)
-    protocol, host = fields.get("protocol", ""), fields.get("host", "")
-    asked = credential_origin(protocol, host)
-    if asked is None:
-        return 0  # not https (or http on loopback), or not a plain host[:port]: say nothing
-
-    from vault.cli.serve import in_process
-    from vault.tokens.use import ElsewhereError
-
-    try:
-        got = in_process(
-            app, name, min_valid=60, command=f"git-credential {host.lower()}", origin=asked
-        )
-    except (ElsewhereError, NotFoundError):
-        return 0  # say nothing: git asks its other helpers
-    github = got.is_github or asked[1] == "github.com"
-    username = "x-access-token" if github else "oauth2"
-    sys.stdout.write(f"username={username}\npassword={got.token.reveal()}\n")
-    return 0
