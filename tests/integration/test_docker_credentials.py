@@ -6,11 +6,9 @@ and the helper is driven by hand for the verbs skopeo does not use."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import VAULT_BIN, VaultCLI
+from tests.harness.helper_probe import probe_imports, running_agent
 from tests.harness.registry import REGISTRY, SKOPEO, Registry, make_oci_image, running_registry
 
 pytestmark = pytest.mark.skipif(
@@ -212,23 +211,6 @@ def test_policy_denial_fails_skopeo_and_is_audited(
     assert CANARY.encode() not in r.stdout + r.stderr
 
 
-@contextlib.contextmanager
-def running_agent(vault: VaultCLI, tmp_path: Path) -> Iterator[int]:
-    """`vault agent start` for this vault (a runtime folder of its own); its pid; stopped
-    after."""
-    run = tmp_path / "run"
-    run.mkdir(mode=0o700, exist_ok=True)
-    vault.env["XDG_RUNTIME_DIR"] = str(run)
-    r = vault.run("agent", "start")
-    assert r.returncode == 0, r
-    status = json.loads(vault.run("agent", "status", "--json").stdout)
-    assert status["unlocked"] is True
-    try:
-        yield int(status["pid"])
-    finally:
-        vault.run("agent", "stop")
-
-
 def test_through_the_agent_skopeo_works_the_same(
     vault: VaultCLI, registry: Registry, tmp_path: Path, image: Path
 ) -> None:
@@ -258,68 +240,6 @@ def _through_the_agent(
     assert denied
     assert {e.get("agent") for e in denied} == {agent}
     _no_canary_outside(vault, registry, pushed.stderr, inspected.stderr)
-
-
-# The modules a helper's `get` must not load when the agent serves it (the agent does that
-# work): the same list as `vault token`'s (tests/integration/test_hot_path.py), and more.
-HEAVY = (
-    "argparse",
-    "json",
-    "re",
-    "typing",
-    "pathlib",
-    "dataclasses",
-    "inspect",
-    "httpx",
-    "structlog",
-    "yaml",
-    "keyring",
-    "secretstorage",
-    "jeepney",
-    "hashlib",
-    "hmac",
-    "argon2",
-    "datetime",
-    "cryptography",
-    "secrets",
-    "random",
-    "vault.store",
-    "vault.policy",
-    "vault.audit",
-    "vault.login",
-    "vault.util.redact",
-    "vault.util.log",
-    "vault.cli.parser",
-    "vault.cli.app",
-)
-
-PROBE = (
-    "import sys\n"
-    "from vault.cli.helpers.boundary import run\n"
-    "from vault.cli.helpers.{module} import main\n"
-    "code = run(main, {argv!r}, prog='probe', errors=sys.stdout)\n"
-    "sys.stdout.flush()\n"
-    "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
-
-
-def probe_imports(
-    vault: VaultCLI, module: str, argv: list[str], stdin: bytes = b""
-) -> tuple[subprocess.CompletedProcess[bytes], list[str]]:
-    """Run a helper's main in a fresh interpreter; its result and the heavy modules it loaded."""
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(module=module, argv=argv)],
-        input=stdin,
-        env=vault.full_env(),
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    loaded = set(proc.stderr.decode().split())
-    assert "vault.cli.serve" in loaded  # the probe saw the command's modules
-    heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
-    return proc, sorted(heavy)
 
 
 def test_get_through_the_agent_imports_nothing_heavy(
