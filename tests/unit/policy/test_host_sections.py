@@ -177,3 +177,12 @@ def test_any_entry_loads_or_is_a_config_error(
         assert found.token
         assert found.token.isprintable()
         assert found.username is None or ":" not in found.username
+
+
+def test_a_hostile_host_key_is_shown_without_its_controls() -> None:
+    with pytest.raises(ConfigError) as caught:
+        _load('registries:\n  "\\e]8;;https://evil/\\e\\\\x.io\\u202e": {token: t}\n')
+    message = caught.value.message
+    assert "is not a host" in message
+    assert "\x1b" not in message
+    assert "\u202e" not in message
