@@ -534,6 +534,47 @@ class Agent:
             "warnings": store.warnings,
         }
 
+    def op_hand_out_host(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The token config.yaml's ``kind`` section ("registries", "terraform") names for
+        ``host`` (vault.tokens.hosts.use_for_host, looked up here in config.yaml as it is
+        now): ``{"found": false}`` where it names none, else the token, its expiry, its
+        provider, the host as configured and the user name to send with it."""
+        from vault.tokens.hosts import KINDS, use_for_host
+        from vault.tokens.use import handed
+
+        kind = _text(request, "kind", limit=20)
+        if kind not in KINDS:
+            raise UsageError(f"kind must be one of {', '.join(KINDS)}")
+        host = _text(request, "host", limit=1024)
+        min_valid = request.get("min_valid", 0)
+        if isinstance(min_valid, bool) or not isinstance(min_valid, int) or min_valid < 0:
+            raise UsageError("min_valid must be zero or more seconds")
+        command = _text(request, "command", limit=200)
+        if self.held is None:
+            raise Locked.now()
+        config, policy = self.settings()
+        store = self.store(config)
+        try:
+            found = use_for_host(
+                store, policy, config, kind, host, min_valid=min_valid, command=command
+            )
+        finally:
+            self.forward(config, store)
+        if found is None:
+            return {"found": False, "warnings": store.warnings}
+        record, configured, entry = found
+        token, expires_at = handed(record, "access_token")
+        return {
+            "found": True,
+            "token": token.reveal(),
+            "expires_at": expires_at,
+            "provider": record.provider,
+            "preset": record.extra.get("preset"),
+            "host": configured,
+            "username": entry.username,
+            "warnings": store.warnings,
+        }
+
     def op_key(self, request: dict[str, Any]) -> dict[str, Any]:
         backend = _text(request, "backend", limit=20)
         vault_id, key_id, salt = (_hex(request, f) for f in ("vault_id", "key_id", "salt"))
@@ -655,6 +696,7 @@ _OPS: dict[str, Callable[[Agent, dict[str, Any]], dict[str, Any]]] = {
     "status": Agent.op_status,
     "token": Agent.op_token,
     "hand_out": Agent.op_hand_out,
+    "hand_out_host": Agent.op_hand_out_host,
     "key": Agent.op_key,
     "marks": Agent.op_marks,
     "save_marks": Agent.op_save_marks,

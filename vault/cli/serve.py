@@ -126,6 +126,81 @@ def hand_out(
             sys.stderr.write(f"vault: warning: {warning}\n")
 
 
+class ForHost(Handed):
+    """A token handed out for a host config.yaml names (vault.tokens.hosts): also the host,
+    as configured, and the user name to send with it (None: the section has none)."""
+
+    __slots__ = ("host", "username")
+
+    def __init__(self, handed: Handed, host: str, username: str | None) -> None:
+        super().__init__(handed.token, handed.expires_at, handed.provider, handed.preset)
+        self.host = host
+        self.username = username
+
+    def __repr__(self) -> str:
+        return f"ForHost(host={self.host!r}, provider={self.provider!r})"
+
+
+def for_host(kind: str, asked: str, *, min_valid: int, command: str) -> ForHost | None:
+    """The token config.yaml's ``kind`` section names for the host ``asked``: through the
+    agent where one runs unlocked, else in this process, never asking anyone for anything
+    (no passphrase prompt: a passphrase vault needs the agent or VAULT_PASSPHRASE_FILE).
+    None where the section names no such host (nothing checked or audited then)."""
+    from vault.keys.agent import hand_out_host
+
+    answer = hand_out_host(kind, asked, min_valid, command=command)
+    if answer is not None:
+        if answer.get("found") is not True:
+            return None
+        preset = answer.get("preset")
+        username = answer.get("username")
+        handed = Handed(
+            Secret(answer["token"]),
+            answer["expires_at"],
+            str(answer.get("provider") or ""),
+            preset if isinstance(preset, str) else None,
+        )
+        return ForHost(
+            handed, str(answer.get("host") or ""), username if isinstance(username, str) else None
+        )
+    from types import SimpleNamespace
+
+    from vault.cli.app import App
+
+    app = App(SimpleNamespace(passphrase_file=None))  # type: ignore[arg-type]
+    app.passphrase.interactive = False
+    try:
+        return in_process_for_host(app, kind, asked, min_valid=min_valid, command=command)
+    finally:
+        app.forward_audit()
+        for warning in app.store_warnings():
+            sys.stderr.write(f"vault: warning: {warning}\n")
+
+
+def in_process_for_host(
+    app: App, kind: str, asked: str, *, min_valid: int, command: str
+) -> ForHost | None:
+    """As `for_host`, by this process's own store."""
+    from vault.tokens.hosts import configured, use_for_host
+    from vault.tokens.use import handed
+
+    if configured(app.config, kind, asked) is None:
+        return None  # the store is not opened for a host no section names
+    found = use_for_host(
+        app.store, app.policy, app.config, kind, asked, min_valid=min_valid, command=command
+    )
+    if found is None:
+        return None
+    record, host, entry = found
+    token, expires_at = handed(record, "access_token")
+    preset = record.extra.get("preset")
+    return ForHost(
+        Handed(token, expires_at, record.provider, preset if isinstance(preset, str) else None),
+        host,
+        entry.username,
+    )
+
+
 def rfc3339(ts: int) -> str:
     """UTC, to the second, with Z (as vault.util.text.rfc3339, without importing it)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

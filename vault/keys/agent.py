@@ -358,6 +358,46 @@ def hand_out(
     return answer
 
 
+def hand_out_host(kind: str, host: str, min_valid: int, *, command: str) -> dict[str, Any] | None:
+    """The token config.yaml's ``kind`` section names for ``host``, through this vault's agent
+    (op ``hand_out_host``: vault.tokens.hosts.use_for_host in the agent): ``{"found": false}``
+    where the section names no such host, else ``{"found": true, "token", "expires_at",
+    "provider", "preset", "host", "username"}``; None where no unlocked agent runs (or one too
+    old to know the request). Warnings are printed on stderr; refusals raised (AgentError)."""
+    try:
+        answer = call(
+            {
+                "op": "hand_out_host",
+                "kind": kind,
+                "host": host,
+                "min_valid": min_valid,
+                "command": command,
+            }
+        )
+    except AgentError as exc:
+        if exc.code in ("locked", "protocol"):
+            return None
+        raise
+    if answer is None:
+        return None
+    for warning in answer.get("warnings") or ():
+        sys.stderr.write(f"vault: warning: {warning}\n")
+    if answer.get("found") is False:
+        return answer
+    token, expires_at = answer.get("token"), answer.get("expires_at")
+    username = answer.get("username")
+    if (
+        answer.get("found") is not True
+        or not isinstance(token, str)
+        or not (username is None or isinstance(username, str))
+        or not (
+            expires_at is None or (isinstance(expires_at, int) and not isinstance(expires_at, bool))
+        )
+    ):
+        raise IntegrityError("the agent answered without a token")
+    return answer
+
+
 # --- the key backend that asks the agent first --------------------------------------------
 
 

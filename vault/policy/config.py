@@ -1,4 +1,4 @@
-"""config.yaml: named providers and preferences."""
+"""config.yaml: named providers, preferences, and which token serves which host."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from vault.errors import ConfigError
 from vault.fs.paths import Paths, check_trusted, check_trusted_path, read_config_text
 from vault.policy import safe_yaml as _yaml
+from vault.policy.hosts import HostEntry, host_section
 from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
     from vault.login.providers import Provider
 
-TOP_KEYS = {"key_backend", "providers", "audit"}
+TOP_KEYS = {"key_backend", "providers", "audit", "registries", "terraform"}
 AUDIT_KEYS = {"max_bytes": int, "syslog": str}
 PROVIDER_KEYS = {
     "preset": str,
@@ -41,6 +42,8 @@ class Config:
     providers: dict[str, Provider] = field(default_factory=dict)
     audit_max_bytes: int = 64 * 1024 * 1024
     audit_syslog: str | None = None
+    registries: dict[str, HostEntry] = field(default_factory=dict)  # docker-credential-vault
+    terraform: dict[str, HostEntry] = field(default_factory=dict)  # terraform-credentials-vault
 
     def backend(self) -> tuple[str, str]:
         """The key backend in force and where that choice came from."""
@@ -120,6 +123,8 @@ def load(paths: Paths) -> Config:
         audit_syslog = audit.get("syslog")
     return Config(
         path,
+        registries=host_section(data, "registries", path),
+        terraform=host_section(data, "terraform", path),
         audit_max_bytes=audit_max_bytes,
         audit_syslog=audit_syslog,
         key_backend=backend,
