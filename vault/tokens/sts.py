@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vault.errors import AuthError, NetworkError, UsageError
+from vault.errors import AuthError, NetworkError, UsageError, VaultError
 from vault.secret import MASK, Secret
 from vault.util.text import clean
 
@@ -210,7 +210,9 @@ def parse_issued(body: bytes, *, what: str, now: float) -> Issued:
     return Issued(key_id, Secret(secret), Secret(session), expires, assumed)
 
 
-def error_of(status: int, body: bytes, *, what: str, never_show: tuple[str, ...] = ()) -> Exception:
+def error_of(
+    status: int, body: bytes, *, what: str, never_show: tuple[str, ...] = ()
+) -> VaultError:
     """The error an answer other than 200 stands for: STS's ``<ErrorResponse>`` Code and
     Message, mapped (see NETWORK_CODES, USAGE_CODES; any other code AuthError); a body that is
     not one, by its HTTP status. ``never_show``: texts replaced in the message wherever STS

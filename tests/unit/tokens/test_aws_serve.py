@@ -24,7 +24,7 @@ from vault.policy.rules import Policy, parse_policy
 from vault.secret import Secret
 from vault.store.model import AwsCredentials, TokenRecord
 from vault.store.vault import Store
-from vault.tokens import aws
+from vault.tokens import aws, sts
 from vault.util.record import replace
 from vault.util.text import rfc3339
 
@@ -59,7 +59,7 @@ class Sts:
         self.counter += 1
         expires = rfc3339(self.now[0] + int(form["DurationSeconds"]))
         body = (
-            f'<AssumeRoleWithWebIdentityResponse xmlns="{aws.sts.NAMESPACE}">'
+            f'<AssumeRoleWithWebIdentityResponse xmlns="{sts.NAMESPACE}">'
             "<AssumeRoleWithWebIdentityResult><Credentials>"
             f"<AccessKeyId>ASIA{self.counter:016d}</AccessKeyId>"
             f"<SecretAccessKey>secret-{self.counter}-canary</SecretAccessKey>"
@@ -301,7 +301,7 @@ def test_an_expiring_id_token_that_cannot_be_refreshed_is_refused(fake: Sts) -> 
 
 def test_a_refused_exchange_is_audited_and_nothing_is_kept(fake: Sts) -> None:
     body = (
-        f'<ErrorResponse xmlns="{aws.sts.NAMESPACE}"><Error><Code>InvalidIdentityToken</Code>'
+        f'<ErrorResponse xmlns="{sts.NAMESPACE}"><Error><Code>InvalidIdentityToken</Code>'
         "<Message>no</Message></Error></ErrorResponse>"
     ).encode()
     with _store() as (store, _):
@@ -379,7 +379,7 @@ def test_kept_sets_survive_the_vault_format_and_stay_out_of_reprs(fake: Sts) -> 
 
 
 def test_a_record_written_before_the_field_existed_loads() -> None:
-    old = {
+    old: dict[str, object] = {
         "provider": "github", "issuer": "https://github.com", "client_id": "", "token_type":
         "bearer", "access_token": "tok", "refresh_token": None, "id_token": None, "scopes": [],
         "issued_at": 1_700_000_000, "expires_at": None, "last_refresh": None,
@@ -397,7 +397,7 @@ def test_a_record_written_before_the_field_existed_loads() -> None:
 def test_a_malformed_kept_set_is_an_integrity_error(aws_field: object) -> None:
     from vault.errors import IntegrityError
 
-    doc = {
+    doc: dict[str, object] = {
         "provider": "p", "issuer": "https://i", "client_id": "", "token_type": "bearer",
         "access_token": "tok", "scopes": [], "issued_at": 1, "aws": aws_field,
     }  # fmt: skip

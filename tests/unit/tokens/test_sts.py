@@ -4,11 +4,13 @@ the command line gives, and where the request goes."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness.fake_oauth import fake_oauth
+from tests.harness.fake_oauth import Handler, fake_oauth
 from vault.errors import AuthError, ConfigError, NetworkError, UsageError, VaultError
 from vault.login.http import client
 from vault.secret import Secret
@@ -142,10 +144,8 @@ def test_any_bytes_give_credentials_or_a_typed_error(body: bytes) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["<a>", "</a>", "<b/>", "&amp;", "x", "<!--c-->", "&#65;"])))
 def test_xml_pieces_in_any_order_never_escape_the_parser(pieces: list[str]) -> None:
-    try:
+    with contextlib.suppress(NetworkError):
         sts.parse_xml("".join(pieces).encode(), what="STS")
-    except NetworkError:
-        pass
 
 
 ERRORS = [
@@ -203,7 +203,7 @@ def test_an_error_message_never_carries_the_web_identity_token() -> None:
 
 
 def test_the_request_is_the_unsigned_query_and_the_answer_parsed() -> None:
-    routes = {"/": lambda form: (200, {"Content-Type": "text/xml"}, issued_xml())}
+    routes: dict[str, Handler] = {"/": lambda _: (200, {"Content-Type": "text/xml"}, issued_xml())}
     with fake_oauth(routes) as fake, client(5) as http:
         issued = sts.assume_role_with_web_identity(
             http,
@@ -231,7 +231,7 @@ def test_the_request_is_the_unsigned_query_and_the_answer_parsed() -> None:
 
 
 def test_an_oversized_answer_is_refused_while_it_is_read() -> None:
-    routes = {"/": lambda form: (200, {}, b"<a>" + b"x" * (sts.MAX_ANSWER * 4) + b"</a>")}
+    routes: dict[str, Handler] = {"/": lambda _: (200, {}, b"<a>" + b"x" * (4 * sts.MAX_ANSWER))}
     with fake_oauth(routes) as fake, client(5) as http, pytest.raises(NetworkError) as refused:
         sts.assume_role_with_web_identity(
             http,
@@ -266,7 +266,7 @@ ARNS_BAD = [
     "arn:aws:iam::123456789012:role/de v",
     "arn:aws:iam::123456789012:role/dev\n",
     "arn:aws:iam::123456789012:role/dév",
-    "arn:aws:iam::１２３456789012:role/dev",  # other scripts' digits
+    "arn:aws:iam::\uff11\uff12\uff13456789012:role/dev",  # other scripts' digits
     "arn:evil:iam::123456789012:role/dev",
     "ARN:AWS:IAM::123456789012:ROLE/dev",
     "arn:aws:iam::123456789012:role/" + "x" * 65,
