@@ -90,7 +90,9 @@ def _caller_identity(
         AWS_PROFILE="vault",
     )
     return subprocess.run(
-        [aws, "sts", "get-caller-identity", "--output", "json"],
+        # --endpoint-url as well as AWS_ENDPOINT_URL (which vault, its child, reads): CLIs
+        # older than 1.29 / 2.13 (Debian's awscli) know only the option.
+        [aws, "--endpoint-url", sts.url, "sts", "get-caller-identity", "--output", "json"],
         capture_output=True,
         text=True,
         env=env,
@@ -137,9 +139,10 @@ def test_the_aws_cli_assumes_the_role_with_the_stored_id_token(
         assert json.loads(r.stdout)["Arn"].endswith("assumed-role/dev/carol")
         assert len(sts.actions()) == 1
         assert len(sts.actions("GetCallerIdentity")) == 2
+    via = f"via 127.0.0.1:{sts.port}"  # the ID token went to a host that is not AWS's own
     assert _used(vault) == [
-        ("success", f"aws sts {ROLE} (aws)"),
-        ("success", f"aws sts {ROLE} cached (aws)"),
+        ("success", f"aws sts {ROLE} {via} (aws)"),
+        ("success", f"aws sts {ROLE} cached {via} (aws)"),
     ]
 
 
@@ -230,7 +233,8 @@ def test_max_token_age_caps_the_duration_and_refuses_when_too_little_is_left(
         assert (r.returncode, r.stdout, r.stderr) == (5, "", "")
     assert len(sts.actions()) == 1
     # The tool named is this test's process (pytest-xdist renames its workers while they run).
-    assert _used(vault)[-1] == ("denied", f"aws sts {ROLE} ({tool_above(os.getpid())})")
+    tool = tool_above(os.getpid())
+    assert _used(vault)[-1] == ("denied", f"aws sts {ROLE} via 127.0.0.1:{sts.port} ({tool})")
 
 
 IMPORTED = "ghp_" + "AwsCanary" * 4 + "x"

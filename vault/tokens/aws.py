@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ ALWAYS = 10**12  # ... and one that asks for one (unless another process just re
 ID_TOKEN_FLOOR = 10  # seconds an ID token must have left after a refresh to be sent at all
 MAX_KEPT = 8  # sets kept per token (roles, durations, session names); the oldest go first
 KEEP_WAIT = 10.0  # seconds to wait for the name's lock to keep a set; then it is not kept
+_AWS_HOST = re.compile(r"sts(?:\.[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?(?::443)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,16 @@ class Asked:
     tool: str  # the calling tool, for the audit record (vault.util.peer)
     session_name: str | None = None
     min_valid: int = 300
+
+    def command(self, *, cached: bool) -> str:
+        """What the audit record calls the use: the role, "cached" for a set served from the
+        vault, the endpoint's host when it is not AWS's own (the ID token went there), and the
+        calling tool."""
+        from vault.login.http import host_of
+
+        host = host_of(self.endpoint).lower()
+        via = "" if _AWS_HOST.fullmatch(host) else f" via {host}"
+        return f"aws sts {self.role_arn}{' cached' if cached else ''}{via} ({self.tool})"
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ def serve(
             until = creds.expiration if limit is None else min(creds.expiration, limit)
             if until - now > asked.min_valid:
                 found[:] = [Served(creds, until, cached=True, refreshed=False)]
-                return f"aws sts {asked.role_arn} cached ({asked.tool})"
+                return asked.command(cached=True)
         raise _Miss(record)
 
     try:
@@ -138,7 +150,7 @@ def _exchange(
     from vault.tokens.use import use_token
 
     name = stored.name
-    what = f"aws sts {asked.role_arn} ({asked.tool})"
+    what = asked.command(cached=False)
     now = clock()
     refresh_first = False
     if stored.id_token is None:

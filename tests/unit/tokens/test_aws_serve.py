@@ -136,6 +136,11 @@ def _uses(store: Store) -> list[tuple[object, ...]]:
     ]
 
 
+def _host(fake: Sts) -> str:
+    assert fake.fake is not None
+    return f"127.0.0.1:{fake.fake.port}"
+
+
 def _policy(text: str) -> Policy:
     return Policy([parse_policy("version: 1\n" + text, "/policies/p.yaml", system=False)])
 
@@ -154,8 +159,8 @@ def test_a_set_is_kept_in_the_vault_and_served_from_there(fake: Sts) -> None:
         assert second.credentials == first.credentials
         assert fake.exchanges() == 1  # the second came from the vault
         assert _uses(store) == [
-            ("used", "success", f"aws sts {ROLE} (aws)"),
-            ("used", "success", f"aws sts {ROLE} cached (aws)"),
+            ("used", "success", f"aws sts {ROLE} via {_host(fake)} (aws)"),
+            ("used", "success", f"aws sts {ROLE} cached via {_host(fake)} (aws)"),
         ]
         stored = (store.read() or pytest.fail("no vault")).get("t")
         assert stored is not None
@@ -221,7 +226,7 @@ def test_less_than_sts_minimum_left_is_refused_and_audited(fake: Sts) -> None:
         assert refused.value.rule == "max_token_age"
         assert "at least 15m" in refused.value.message
         assert fake.exchanges() == 0
-        assert _uses(store) == [("denied", "denied", f"aws sts {ROLE} (aws)")]
+        assert _uses(store) == [("denied", "denied", f"aws sts {ROLE} via {_host(fake)} (aws)")]
 
 
 def test_a_kept_set_of_a_token_policy_no_longer_allows_is_never_served(fake: Sts) -> None:
@@ -248,7 +253,7 @@ def test_a_token_without_an_id_token_is_refused_with_what_to_do(fake: Sts) -> No
         assert refused.value.code == "no_id_token"
         assert "openid" in (refused.value.hint or "")
         assert fake.exchanges() == 0
-        assert _uses(store) == [("used", "failure", f"aws sts {ROLE} (aws)")]
+        assert _uses(store) == [("used", "failure", f"aws sts {ROLE} via {_host(fake)} (aws)")]
 
 
 def test_policy_is_named_before_the_missing_id_token(fake: Sts) -> None:
@@ -296,7 +301,7 @@ def test_an_expiring_id_token_that_cannot_be_refreshed_is_refused(fake: Sts) -> 
         assert refused.value.code == "expired"
         assert "no refresh token" in refused.value.message
         assert fake.exchanges() == 0
-        assert _uses(store) == [("used", "failure", f"aws sts {ROLE} (aws)")]
+        assert _uses(store) == [("used", "failure", f"aws sts {ROLE} via {_host(fake)} (aws)")]
 
 
 def test_a_refused_exchange_is_audited_and_nothing_is_kept(fake: Sts) -> None:
@@ -412,3 +417,22 @@ def test_claims_of_anything_but_a_jwt_are_empty() -> None:
     assert not aws.id_token_valid(Secret(jwt({"exp": 100})), 95, 10)
     assert aws.id_token_valid(Secret(jwt({"exp": 100})), 89, 10)
     assert aws.id_token_valid(Secret(jwt({"exp": True})), 10**10, 10)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "named"),
+    [
+        ("https://sts.us-east-1.amazonaws.com/", "aws sts R (aws)"),
+        ("https://sts.amazonaws.com", "aws sts R (aws)"),
+        ("https://sts.cn-north-1.amazonaws.com.cn/", "aws sts R (aws)"),
+        ("https://sts.eu-west-1.amazonaws.com:443/", "aws sts R (aws)"),
+        ("https://sts.us-east-1.amazonaws.com.evil.example/", "aws sts R via "
+         "sts.us-east-1.amazonaws.com.evil.example (aws)"),
+        ("https://STS.example:8443/x", "aws sts R via sts.example:8443 (aws)"),
+        ("http://127.0.0.1:4566", "aws sts R via 127.0.0.1:4566 (aws)"),
+    ],
+)  # fmt: skip
+def test_the_audit_names_an_endpoint_that_is_not_aws_own(endpoint: str, named: str) -> None:
+    asked = aws.Asked(role_arn="R", duration=900, endpoint=endpoint, tool="aws")
+    assert asked.command(cached=False) == named
+    assert asked.command(cached=True) == named.replace("aws sts R", "aws sts R cached")
