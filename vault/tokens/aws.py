@@ -10,50 +10,45 @@ before anything leaves. The steps (``serve``):
 1. the stored record, through use_token without a refresh: a set kept for the same role,
    session name and duration with more than ``min_valid`` left (its expiry capped by the
    token's ``max_token_age`` since login) is served: `used`, "cached";
-2. otherwise, checked before anything is refreshed or sent, each refusal audited: the token
-   has an ID token (a login with the ``openid`` scope), one that is valid for longer than
-   ``min_valid`` or can be refreshed; policy leaves the token at least STS's minimum of 900 s
-   (DurationSeconds is never more than what ``max_token_age`` leaves, so no set outlives it);
-3. use_token again, refreshing first when the ID token expires within ``min_valid`` (its JWT
-   ``exp``, read without verifying: STS verifies it), `used` audited; then the request;
+2. otherwise, checked before anything is refreshed or sent: policy leaves the token at least
+   STS's minimum of 900 s (DurationSeconds is never more than what ``max_token_age`` leaves,
+   so no set outlives it), else a `denied` record and PolicyError;
+3. use_token again, for the ID token (``want="id_token"``): a record without one is refused
+   (a login with the ``openid`` scope gives one), one that expires within ``min_valid`` (its
+   JWT ``exp``) is refreshed first, and one a refresh did not renew is refused, each audited;
+   otherwise `used` audited; then the request;
 4. the set kept with the record (under the name's lock, as a refresh is: a refresh of the
    name in flight keeps its answer, and the set waits for it); a failure to keep it is a
    warning, the set is served all the same.
 
-A failure after the `used` record (STS refused, the ID token still expiring after a refresh)
-adds a failed `used` record saying why. Nothing here prints.
+A failure after the `used` record (STS refused, unreachable, answered garbage) adds a failed
+`used` record saying why. Nothing here prints.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import time
 from dataclasses import dataclass
 
-from vault.errors import AuthError, NotFoundError, VaultError
+from vault.errors import NotFoundError, VaultError
 from vault.policy.rules import Denial, format_duration
 from vault.store.model import AwsCredentials, TokenRecord
 from vault.tokens import sts
 from vault.tokens.events import for_record
-from vault.util.text import rfc3339
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Any, NoReturn
+    from typing import NoReturn
 
     from vault.login.providers import Provider
     from vault.policy.rules import Policy
-    from vault.secret import Secret
     from vault.store.vault import Store
 
     Providers = Mapping[str, Provider]
 
 NEVER = -(10**12)  # use_token's min_valid that never asks for a refresh
-ALWAYS = 10**12  # ... and one that asks for one (unless another process just refreshed it)
-ID_TOKEN_FLOOR = 10  # seconds an ID token must have left after a refresh to be sent at all
 MAX_KEPT = 8  # sets kept per token (roles, durations, session names); the oldest go first
 KEEP_WAIT = 10.0  # seconds to wait for the name's lock to keep a set; then it is not kept
 _AWS_HOST = re.compile(r"sts(?:\.[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?(?::443)?", re.ASCII)
@@ -151,34 +146,26 @@ def _exchange(
 
     name = stored.name
     what = asked.command(cached=False)
-    now = clock()
-    refresh_first = False
-    if stored.id_token is None:
-        _refuse(store, policy, name, what, _no_id_token(stored))
-    elif not id_token_valid(stored.id_token, now, asked.min_valid):
-        refresh_first = True
-        problem = _unrefreshable(stored)
-        if problem is not None:
-            _refuse(store, policy, name, what, problem)
-    denial = duration_denial(policy, stored, now)
+    denial = duration_denial(policy, stored, clock())
     if denial is not None:
         _refuse(store, policy, name, what, denial)
-
+    # The ID token is what is handed out (to STS): use_token refuses a record without one,
+    # refreshes first when it expires within min_valid, and refuses one a refresh did not
+    # renew; each audited.
     record = use_token(
         store,
         policy,
         providers,
         name,
-        min_valid=ALWAYS if refresh_first else NEVER,
+        min_valid=asked.min_valid,
         command=what,
+        want="id_token",
         clock=clock,
     )
-    now = clock()
     token = record.id_token
-    if token is None or not id_token_valid(token, now, ID_TOKEN_FLOOR):
-        error = _no_id_token(record) if token is None else _still_expiring(record, token)
-        _failed(store, record, what, error.message)
-        raise error
+    assert token is not None  # use_token(want="id_token") refuses a record without one
+    now = clock()
+    refreshed = record.last_refresh != stored.last_refresh
     denial = duration_denial(policy, record, now)  # the record as it is now (a refresh)
     if denial is not None:
         _refuse(store, policy, name, what, denial)
@@ -211,7 +198,7 @@ def _exchange(
     )
     _keep(store, record, creds, now)
     until = creds.expiration if limit is None else min(creds.expiration, limit)
-    return Served(creds, until, cached=False, refreshed=refresh_first)
+    return Served(creds, until, cached=False, refreshed=refreshed)
 
 
 # --- decisions on the stored record ------------------------------------------------------
@@ -241,91 +228,24 @@ def duration_denial(policy: Policy, record: TokenRecord, now: float) -> Denial |
     )
 
 
-def claims(token: Secret) -> dict[str, Any]:
-    """The payload of a JWT, not verified (for the expiry and a user name only; STS verifies
-    the token itself); {} when it is not a JWT with a JSON object payload."""
-    parts = token.reveal().split(".")
-    if len(parts) != 3 or len(parts[1]) > 64 * 1024:
-        return {}
-    try:
-        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def id_token_valid(token: Secret, now: float, margin: int) -> bool:
-    """Whether the ID token expires more than ``margin`` seconds from ``now`` (its ``exp``);
-    one without a readable ``exp`` is taken as valid (STS is the judge)."""
-    exp = claims(token).get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
-        return True
-    return exp - now > margin
-
-
 def default_session_name(record: TokenRecord) -> str:
     """The role session name (it names the session in CloudTrail): the ID token's
-    preferred_username, email or sub, else the token's name, made valid for STS."""
-    said = claims(record.id_token) if record.id_token is not None else {}
+    preferred_username, email or sub (read without verifying: STS verifies the token), else
+    the token's name, made valid for STS."""
+    from vault.util import jwt
+
+    said = (jwt.claims(record.id_token.reveal()) if record.id_token is not None else None) or {}
     return sts.session_name_from(
         said.get("preferred_username"), said.get("email"), said.get("sub"), record.name
     )
 
 
-def _no_id_token(record: TokenRecord) -> AuthError:
-    return AuthError(
-        f"the token {record.name!r} has no ID token to exchange with AWS STS",
-        hint=f"log in with the openid scope: vault login {record.provider} --name {record.name} "
-        "--scope openid (or add openid to the provider's scopes in config.yaml)",
-        code="no_id_token",
-    )
-
-
-def _unrefreshable(record: TokenRecord) -> AuthError | None:
-    """Why an expiring ID token cannot be renewed by a refresh, if it cannot."""
-    from vault.tokens.use import check_refreshable
-
-    if record.expires_at is None and record.refresh_token is not None:
-        why = "its access token has no expiry, so vault never refreshes it"
-    else:
-        try:
-            check_refreshable(record)
-            return None
-        except AuthError:
-            why = "it has no refresh token"
-    assert record.id_token is not None
-    return AuthError(
-        f"the ID token of {record.name!r} expires at {_expiry(record.id_token)} and {why}",
-        hint=f"log in again: vault login {record.provider} --name {record.name}",
-        code="expired",
-    )
-
-
-def _still_expiring(record: TokenRecord, token: Secret) -> AuthError:
-    return AuthError(
-        f"the ID token of {record.name!r} expires at {_expiry(token)}, and refreshing the "
-        "token gave no newer one; nothing was sent to AWS STS",
-        hint=f"log in again: vault login {record.provider} --name {record.name}",
-        code="expired",
-    )
-
-
-def _expiry(token: Secret) -> str:
-    exp = claims(token).get("exp")
-    ok = isinstance(exp, (int, float)) and not isinstance(exp, bool)
-    return (rfc3339(exp) or "?") if ok else "?"
-
-
 # --- audit and the kept sets -----------------------------------------------------------------
 
 
-def _refuse(
-    store: Store, policy: Policy, name: str, what: str, why: AuthError | Denial
-) -> NoReturn:
-    """Refuse before the token is used: policy first (a token policy refuses says so,
-    audited by refuse_unusable), then ``why`` audited (a failed `used`, or a `denied`) and
-    raised."""
+def _refuse(store: Store, policy: Policy, name: str, what: str, denial: Denial) -> NoReturn:
+    """Refuse before the token is used: policy first (a token policy refuses says so, audited
+    by refuse_unusable), then ``denial`` audited as a `denied` record and raised."""
     from vault.tokens.use import refuse_unusable
 
     with store.edit() as editor:
@@ -334,13 +254,8 @@ def _refuse(
             raise NotFoundError.for_name(name)
         refuse_unusable(policy, editor, record, command=what)
         key = editor.meta.audit_key
-        if isinstance(why, Denial):
-            editor.audit(for_record("denied", record, key, denial=why, command=what))
-        else:
-            editor.audit(
-                for_record("used", record, key, outcome="failure", reason=why.message, command=what)
-            )
-    raise why.error() if isinstance(why, Denial) else why
+        editor.audit(for_record("denied", record, key, denial=denial, command=what))
+    raise denial.error()
 
 
 def _failed(store: Store, record: TokenRecord, what: str, reason: str) -> None:
