@@ -135,6 +135,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
 
     p = add(
+        "aws",
+        "aws:cmd_aws",
+        "AWS credential_process: the token's ID token exchanged with STS "
+        "AssumeRoleWithWebIdentity (JSON on stdout; messages only to /dev/tty)",
+    )
+    p.add_argument("name")
+    p.add_argument(
+        "--role-arn", required=True, metavar="ARN", help="arn:aws:iam::ACCOUNT:role/NAME"
+    )
+    p.add_argument(
+        "--duration",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the credentials last (900 to 43200; default 3600; policy's "
+        "max_token_age may shorten it)",
+    )
+    p.add_argument(
+        "--session-name",
+        metavar="NAME",
+        help="the role session name (default: the ID token's user, else the token's name)",
+    )
+    p.add_argument(
+        "--region", help="for STS's regional endpoint (default AWS_REGION, AWS_DEFAULT_REGION)"
+    )
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="serve credentials with more than SECONDS left, and send an ID token with more "
+        "(refreshed first otherwise); default 300",
+    )
+    p.epilog = (
+        "In ~/.aws/config: credential_process = vault aws NAME --role-arn ARN. Errors go to "
+        "/dev/tty (nowhere without a terminal), never to stderr; the exit code says what failed."
+    )
+
+    p = add(
         "credential-helper",
         "git:cmd_credential_helper",
         "git credential helper: git config credential.helper '!vault credential-helper --name N'",

@@ -45,6 +45,66 @@ class LoginNeeded:
 
 
 @datarecord(frozen=True)
+class AwsCredentials:
+    """Temporary AWS credentials STS gave for a token's ID token (vault.tokens.aws), kept with
+    the token they came from until shortly before ``expiration``. ``role_arn``,
+    ``session_name`` and ``duration`` (as asked, in seconds) are what they are looked up by.
+    The secret access key and the session token are ``Secret``; the repr shows neither them
+    nor the access key id."""
+
+    role_arn: str
+    session_name: str
+    duration: int
+    access_key_id: str
+    secret_access_key: Secret
+    session_token: Secret
+    expiration: int  # UNIX seconds, as STS said (capped by vault.tokens.aws when served)
+    obtained: int
+
+    def matches(self, role_arn: str, session_name: str, duration: int) -> bool:
+        return (self.role_arn, self.session_name, self.duration) == (
+            role_arn,
+            session_name,
+            duration,
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "role_arn": self.role_arn,
+            "session_name": self.session_name,
+            "duration": self.duration,
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key.reveal(),
+            "session_token": self.session_token.reveal(),
+            "expiration": self.expiration,
+            "obtained": self.obtained,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: object) -> AwsCredentials:
+        if not isinstance(doc, dict):
+            raise TypeError("expected an object")
+        return cls(
+            role_arn=_str(doc["role_arn"]),
+            session_name=_str(doc["session_name"]),
+            duration=_int(doc["duration"]),
+            access_key_id=_str(doc["access_key_id"]),
+            secret_access_key=Secret(_str(doc["secret_access_key"])),
+            session_token=Secret(_str(doc["session_token"])),
+            expiration=_int(doc["expiration"]),
+            obtained=_int(doc["obtained"]),
+        )
+
+
+def _aws_repr(self: AwsCredentials) -> str:
+    return f"AwsCredentials(role_arn={self.role_arn!r}, expiration={self.expiration})"
+
+
+# datarecord's repr shows every field (it replaces one the class defines): this one shows less.
+AwsCredentials.__repr__ = _aws_repr  # type: ignore[method-assign,assignment]
+
+
+@datarecord(frozen=True)
 class TokenRecord:
     """One stored token set. Secrets are ``Secret``; times are UNIX seconds (UTC)."""
 
@@ -68,6 +128,8 @@ class TokenRecord:
     # refreshes it first (or, without a refresh token, is refused: a new login is needed).
     # A refresh, a login or an import for the name clears it.
     rejected_at: int | None = None
+    # AWS credentials obtained with this token (`vault aws`): deleted with it, never listed.
+    aws: tuple[AwsCredentials, ...] = ()
 
     def state(self, now: float | None = None) -> str:
         """needs_login | valid | expiring | refreshable | expired"""
@@ -134,6 +196,8 @@ class TokenRecord:
             doc["needs_login"] = {"cause": mark.cause, "reason": mark.reason, "at": mark.at}
         if self.rejected_at is not None:  # written only when set: older versions read the rest
             doc["rejected_at"] = self.rejected_at
+        if self.aws:
+            doc["aws"] = [c.to_doc() for c in self.aws]
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -158,6 +222,7 @@ class TokenRecord:
                 extra=dict(doc.get("extra") or {}),
                 needs_login=_login_needed(doc.get("needs_login")),
                 rejected_at=_int_or_none(doc.get("rejected_at")),
+                aws=tuple(AwsCredentials.from_doc(c) for c in doc.get("aws") or ()),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             # The payload passed authentication, so this is a bug or a future format, not an

@@ -4,7 +4,8 @@ Two entry points:
 
 - ``scrub_text(text)`` masks what looks like a secret inside free text: token formats (GitHub,
   GitLab, JWT, Google), authorization header values, credentials in URLs, and the values of
-  sensitive ``key=value`` / ``"key": "value"`` / ``('key', 'value')`` pairs.
+  sensitive ``key=value`` / ``"key": "value"`` / ``('key', 'value')`` pairs and
+  ``<Key>value</Key>`` XML elements.
 - ``redact(value)`` walks data (dicts, lists, tuples, sets, nested to any reasonable depth):
   values under sensitive keys and ``Secret`` instances become ``MASK``, every string is scrubbed,
   and any other object is replaced by its scrubbed ``repr``.
@@ -137,6 +138,11 @@ _KEY = re.compile(
     r"""(?<![A-Za-z0-9_\-.])(?P<key>[A-Za-z_][A-Za-z0-9_\-.]{0,127})"""
     r"""(?P<sep>\\?["']?[ \t]*[:=][ \t]*(?:b?(?P<esc>\\)?(?P<q>["']))?)"""
 )
+# ``<SecretAccessKey>value</SecretAccessKey>``: an XML element of a sensitive name (STS answers).
+_XML_ELEMENT = re.compile(
+    r"<(?P<key>[A-Za-z_][A-Za-z0-9_.:\-]{0,127})(?P<attrs>\s[^<>]{0,1024})?>"
+    r"(?P<value>[^<]{1,65536})</(?P=key)\s*>"
+)
 _BARE_VALUE = re.compile(r"""[^\s"'\\&,;}\]\[{)(<>]+""")
 _ESCAPED_VALUE = re.compile(r"""[^\\\r\n"]{0,4096}""")
 # A ``Cookie: a=1; b=2`` header line: all of it. An authorization value: scheme and credentials.
@@ -156,6 +162,15 @@ def _mask_scheme(match: re.Match[str]) -> str:
 
 
 def _mask_pair(match: re.Match[str]) -> str:
+    if not is_sensitive_key(match.group("key")):
+        return match.group(0)
+    start = match.start("value") - match.start()
+    end = match.end("value") - match.start()
+    whole = match.group(0)
+    return whole[:start] + MASK + whole[end:]
+
+
+def _mask_element(match: re.Match[str]) -> str:
     if not is_sensitive_key(match.group("key")):
         return match.group(0)
     start = match.start("value") - match.start()
@@ -205,6 +220,8 @@ def scrub_text(text: str) -> str:
     text = _TOKEN_SCHEME.sub(_mask_scheme, text)
     text = _URL_USERINFO.sub(lambda m: m.group("head") + MASK, text)
     text = _PAIR.sub(_mask_pair, text)
+    if "</" in text:
+        text = _XML_ELEMENT.sub(_mask_element, text)
     return _scrub_key_values(text)
 
 
