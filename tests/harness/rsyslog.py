@@ -252,13 +252,20 @@ def parse_record(line: str) -> Record:
 
 
 def read_records(path: Path) -> list[Record]:
-    """Every complete line of ``path`` (rsyslog output) as a :class:`Record`."""
+    """Every complete line of ``path`` (rsyslog output) that is an RFC 5424 line (one not UTF-8
+    or not of that form is left out), as a :class:`Record`."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
     lines = data.split(b"\n")[:-1]  # the last piece is "" or a line still being written
-    return [parse_record(line.decode("utf-8")) for line in lines]
+    records = []
+    for line in lines:
+        try:
+            records.append(parse_record(line.decode("utf-8")))
+        except ValueError:  # not ours: what a test sent to the wrong input (a TLS hello to TCP)
+            continue
+    return records
 
 
 @dataclass(frozen=True)

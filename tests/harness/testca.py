@@ -40,8 +40,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_ca(folder: Path, label: str = "vault test") -> TestCA:
-    """Write ``ca.pem``, ``server.pem`` and ``server.key`` (0600) into ``folder``."""
+def make_ca(folder: Path, label: str = "vault test", names: list[str] | None = None) -> TestCA:
+    """Write ``ca.pem``, ``server.pem`` and ``server.key`` (0600) into ``folder``. The server
+    certificate names 127.0.0.1 and localhost, or only the DNS ``names`` when given."""
     import ipaddress
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def make_ca(folder: Path, label: str = "vault test") -> TestCA:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
+        .subject_name(_name(names[0] if names else "127.0.0.1"))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -86,7 +87,9 @@ def make_ca(folder: Path, label: str = "vault test") -> TestCA:
         .not_valid_after(end)
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [x509.DNSName(name) for name in names]
+                if names
+                else [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
             ),
             critical=False,
         )

@@ -213,7 +213,14 @@ def _escape_char(match: re.Match[str]) -> str:
 
 
 def _sd_value(value: object) -> str | None:
-    """The text of a scalar field (scopes: words joined by spaces); None for anything else."""
+    """:func:`_field_text` with ``"``, ``\\`` and ``]`` escaped for an SD PARAM-VALUE."""
+    text = _field_text(value)
+    return None if text is None else _SD_ESCAPE.sub(lambda m: "\\" + m.group(), text)
+
+
+def _field_text(value: object) -> str | None:
+    """The text of a scalar field (scopes: words joined by spaces), unsafe characters shown as
+    escapes; None for anything else."""
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, int | str):
@@ -228,8 +235,7 @@ def _sd_value(value: object) -> str | None:
         text = " ".join(str(item) for item in value)
     else:
         return None
-    text = _UNSAFE.sub(_escape_char, text)
-    return _SD_ESCAPE.sub(lambda m: "\\" + m.group(), text)
+    return _UNSAFE.sub(_escape_char, text)
 
 
 def _sd_name(key: object) -> str:
@@ -589,7 +595,7 @@ class SyslogSink:
             if len(fields) >= _MAX_JOURNAL_FIELDS:
                 break
             name = journal_field_name(f"VAULT_{key}")
-            text = _sd_value(event[key])
+            text = _field_text(event[key])
             if name is None or name in seen or text is None:
                 continue
             seen.add(name)
