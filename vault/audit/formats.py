@@ -279,8 +279,13 @@ def _seq(record: dict[Any, Any]) -> int | None:
     return None
 
 
+def _outcome(record: dict[Any, Any]) -> str | None:
+    outcome = record.get("outcome")
+    return outcome if isinstance(outcome, str) else None
+
+
 def _failed(record: dict[Any, Any]) -> bool:
-    return record.get("outcome") in _FAILED
+    return _outcome(record) in _FAILED
 
 
 def _severity(record: dict[Any, Any], kind: str) -> int:
@@ -344,12 +349,12 @@ def _bounded(doc: dict[str, Any], extras_key: tuple[str, ...], mapped: dict[str,
 
 
 def _status(record: dict[Any, Any]) -> tuple[int, str]:
-    outcome = record.get("outcome")
+    outcome = _outcome(record)
     if outcome == "success":
         return 1, "Success"
     if outcome in _FAILED:
         return 2, "Failure"
-    text = _text(outcome)
+    text = _text(record.get("outcome"))
     if text is None:
         return 0, "Unknown"
     return 99, text
@@ -436,7 +441,7 @@ def to_ocsf(record: dict[Any, Any]) -> dict[str, Any]:
 
 
 def _ecs_outcome(record: dict[Any, Any]) -> str:
-    outcome = record.get("outcome")
+    outcome = _outcome(record)
     if outcome == "success":
         return "success"
     if outcome in _FAILED:
