@@ -105,6 +105,8 @@ def make_ca(folder: Path, label: str = "vault test", names: list[str] | None = N
     key_file = folder / "server.key"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    ca_file.chmod(0o644)  # whatever the umask: vault refuses a CA file others may write
+    cert_file.chmod(0o644)
     key_file.touch(mode=0o600)
     key_file.write_bytes(
         key.private_bytes(

@@ -13,12 +13,14 @@
       openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum
 
   The pin adds to the CA check; it never replaces it.
+* A CA file that group or others may write is refused (:func:`client_context`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import ssl
 from typing import Final
@@ -43,8 +45,11 @@ def parse_pin(pin: str) -> bytes:
 
 def client_context(ca_file: str | None) -> ssl.SSLContext:
     """A client context: TLS 1.2+, certificate and host name checked, ``ca_file`` or the
-    system's CAs trusted."""
+    system's CAs trusted. A CA file that group or others may write is refused: whoever can
+    change it chooses whom the audit records go to."""
     try:
+        if ca_file is not None and os.stat(ca_file).st_mode & 0o022:
+            raise TlsSettingsError(f"cannot use tls_ca {ca_file}: group or others may write it")
         context = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc

@@ -149,6 +149,22 @@ def test_tls_unusable_ca_file(tmp_path: Path, content: bytes | None) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_tls_ca_writable_by_others_is_refused(rsyslog: Rsyslog, tmp_path: Path) -> None:
+    port, ca = tls_of(rsyslog)
+    copy = tmp_path / "ca.pem"
+    copy.write_bytes(ca.ca_file.read_bytes())
+    copy.chmod(0o664)
+    sink = SyslogSink.from_config(f"tls:127.0.0.1:{port}", tls_ca=str(copy))
+    with pytest.raises(SyslogError, match="group or others may write it"):
+        sink.send(EVENT)
+    copy.chmod(0o644)
+    marker = unique()
+    SyslogSink.from_config(f"tls:127.0.0.1:{port}", tls_ca=str(copy)).send(
+        {**EVENT, "fingerprint": marker}
+    )
+    assert len(rsyslog.wait_for(marker, 1)) == 1
+
+
 def test_tls_to_a_plain_tcp_port_fails_cleanly(rsyslog: Rsyslog) -> None:
     """A TLS client on rsyslog's plain TCP input: the handshake fails (or times out), bounded."""
     _, ca = tls_of(rsyslog)
