@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Result, VaultCLI
-from tests.harness.rsyslog import Received, Record, Rsyslog
+from tests.harness.rsyslog import Received, Record, Rsyslog, find_rsyslogd, start_rsyslog
 from tests.harness.testca import make_ca
 
 RESOLVE_HOOK = Path(__file__).parent.parent / "harness" / "resolvehook"
@@ -324,3 +325,52 @@ def test_bad_audit_settings_exit_3(vault: VaultCLI, text: str, fragment: str) ->
     assert first.startswith(f"vault: error: {config}:"), r
     assert fragment in first, r
     assert "Traceback" not in r.stderr
+
+
+# -- the agent forwards what it writes, in the configured format -----------------------------------
+
+
+def test_agent_forwards_ecs_to_the_local_socket(passphrase_vault: VaultCLI, tmp_path: Path) -> None:
+    """The agent writes agent_started, agent_unlocked and the used record itself: each reaches
+    a private rsyslog (this test's alone, so every record in it is this vault's)."""
+    if find_rsyslogd() is None:
+        pytest.skip("rsyslogd is not installed (Debian: apt-get install -y rsyslog)")
+    vault = passphrase_vault
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    vault.env["XDG_RUNTIME_DIR"] = str(run)
+    rs_dir = tmp_path / "rs"
+    rs_dir.mkdir()
+    with start_rsyslog(rs_dir, tls=False) as daemon:
+        configure(vault, syslog=f"unix:{daemon.unix_socket}", format="ecs")
+        assert vault.run("import", "t1", "--provider", "github", input=CANARY).returncode == 0
+        started = vault.run("agent", "start")
+        assert started.returncode == 0, started
+        status = json.loads(vault.run("agent", "status", "--json").stdout)
+        pid = status["pid"]
+        assert isinstance(pid, int)
+        try:
+            env = dict(vault.env)
+            env.pop("VAULT_PASSPHRASE_FILE")
+            result = VaultCLI(vault.home, env).run("token", "t1")
+            assert result.stdout == CANARY + "\n", result
+        finally:
+            os.kill(pid, signal.SIGKILL)
+        local = local_records(vault)
+        received = daemon.wait_for_received('"action":"used"', 1)
+        assert received, daemon.received()
+        docs = {
+            json.loads(got.msg)["event"]["sequence"]: json.loads(got.msg)
+            for got in daemon.received()
+        }
+        no_canary(daemon)
+    by_agent = [r for r in local if r["event"] in ("agent_started", "agent_unlocked", "used")]
+    assert [r["event"] for r in by_agent] == ["agent_started", "agent_unlocked", "used"]
+    for record in local:
+        assert docs[record["seq"]]["event"]["action"] == record["event"], (record, docs)
+    unlocked = docs[by_agent[1]["seq"]]
+    assert unlocked["event"]["category"] == ["authentication", "session"]
+    assert unlocked["event"]["type"] == ["start"]
+    used = docs[by_agent[2]["seq"]]
+    assert used["process"]["pid"] != pid  # the client's pid; the agent's is vault.agent
+    assert used["vault"]["agent"] == pid
