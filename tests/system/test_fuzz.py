@@ -166,7 +166,8 @@ YAML_BITS = [
 YAML_KEYS = [
     "version", "max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers", "storage",
     "key_backends", "vault_dirs", "tokens", "print_to_terminal", "providers", "github",
-    "key_backend", "audit", "max_bytes", "syslog", "issuer", "client_id", "scopes", "<<", "1",
+    "key_backend", "audit", "max_bytes", "syslog", "format", "tls_ca", "tls_pin", "issuer",
+    "client_id", "scopes", "<<", "1",
 ]  # fmt: skip
 YAML_TAGS = [
     "", "", "", "!!int ", "!!float ", "!!bool ", "!!str ", "!!null ", "!!binary ", "!!timestamp ",

@@ -422,11 +422,13 @@ class Agent:
     def forward(self, config: Config, store: Store) -> None:
         if not config.audit_syslog or not store.appended:
             return
-        from vault.audit.forward import SyslogError, SyslogSink
+        from vault.audit.forward import SyslogError, sink_for
 
         try:
-            with SyslogSink.from_config(config.audit_syslog) as sink:
-                sink.send_many(store.appended)
+            sink = sink_for(config)
+            if sink is not None:
+                with sink:
+                    sink.send_many(store.appended)
         except SyslogError as exc:
             store.warnings.append(f"audit events not forwarded to syslog: {exc}")
         store.appended.clear()

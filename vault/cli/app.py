@@ -120,16 +120,18 @@ class App:
         from vault.errors import VaultError
 
         try:
-            target = self.config.audit_syslog
+            config = self.config
         except VaultError:
             return
-        if not target:
+        if not config.audit_syslog:
             return
-        from vault.audit.forward import SyslogError, SyslogSink
+        from vault.audit.forward import SyslogError, sink_for
 
         try:
-            with SyslogSink.from_config(target) as sink:
-                sink.send_many(self.store.appended)
+            sink = sink_for(config)
+            if sink is not None:
+                with sink:
+                    sink.send_many(self.store.appended)
         except SyslogError as exc:
             self.store.warnings.append(f"audit events not forwarded to syslog: {exc}")
         self.store.appended.clear()

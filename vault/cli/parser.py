@@ -284,7 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = audit_cmd("show", "cmd_show", "the audit records, filtered, as a table or JSON lines")
     filters(p)
-    p.add_argument("--json", action="store_true", help="JSON lines, exactly as stored")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "ocsf", "ecs"),
+        help="table (default); json: lines exactly as stored; ocsf, ecs: one document a line",
+    )
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p = audit_cmd("verify", "cmd_verify", "check the log's chain and high-water mark")
     p.add_argument("--json", action="store_true")
     p = audit_cmd("report", "cmd_report", "per-token summary for auditors")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from vault.errors import ConfigError
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
     from vault.login.providers import Provider
 
 TOP_KEYS = {"key_backend", "providers", "audit", "registries", "terraform"}
-AUDIT_KEYS = {"max_bytes": int, "syslog": str}
+AUDIT_KEYS = {"max_bytes": int, "syslog": str, "format": str, "tls_ca": str, "tls_pin": str}
+AUDIT_FORMATS = ("rfc5424", "ocsf", "ecs")
+"""``audit.format``: what a forwarded event's syslog MSG holds (vault.audit.forward)."""
+_PIN_RE = re.compile(r"sha256:[0-9a-fA-F]{64}")
 PROVIDER_KEYS = {
     "preset": str,
     "issuer": str,
@@ -44,6 +48,10 @@ class Config:
     audit_syslog: str | None = None
     registries: dict[str, HostEntry] = field(default_factory=dict)  # docker-credential-vault
     terraform: dict[str, HostEntry] = field(default_factory=dict)  # terraform-credentials-vault
+    audit_format: str = "rfc5424"
+    audit_tls_ca: str | None = None
+    """An absolute path (``~`` expanded; a relative one is taken from the config's folder)."""
+    audit_tls_pin: str | None = None
 
     def backend(self) -> tuple[str, str]:
         """The key backend in force and where that choice came from."""
@@ -102,35 +110,63 @@ def load(paths: Paths) -> Config:
         for name, section in raw.items():
             where = _yaml.where(path, raw, name)
             providers[name] = _provider(name, section, where, path)
-    audit = data.get("audit")
-    audit_max_bytes = 64 * 1024 * 1024
-    audit_syslog = None
-    if audit is not None:
-        if not isinstance(audit, dict):
-            raise ConfigError(f"{_yaml.where(path, data, 'audit')}: audit must be a mapping")
-        for key, value in audit.items():
-            at = _yaml.where(path, audit, key)
-            expected = AUDIT_KEYS.get(key)
-            if expected is None:
-                raise ConfigError(f"{at}: unknown key {key!r} in audit (known: max_bytes, syslog)")
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise ConfigError(f"{at}: audit.{key} must be a {expected.__name__}")
-        if "max_bytes" in audit:
-            audit_max_bytes = audit["max_bytes"]
-            if audit_max_bytes < 4096:
-                at = _yaml.where(path, audit, "max_bytes")
-                raise ConfigError(f"{at}: audit.max_bytes must be at least 4096")
-        audit_syslog = audit.get("syslog")
+    audit = _audit(data.get("audit"), data, path, paths.config_file.parent)
     return Config(
         path,
         registries=host_section(data, "registries", path),
         terraform=host_section(data, "terraform", path),
-        audit_max_bytes=audit_max_bytes,
-        audit_syslog=audit_syslog,
+        **audit,
         key_backend=backend,
         key_backend_source=_yaml.where(path, data, "key_backend"),
         providers=providers,
     )
+
+
+def _audit(audit: Any, data: dict[str, Any], path: str, folder: Path) -> dict[str, Any]:
+    """The ``audit:`` section as Config's ``audit_*`` fields, checked: every key known and of
+    its type, ``format`` one of :data:`AUDIT_FORMATS`, ``tls_ca``/``tls_pin`` only with a
+    ``tls:`` syslog address and the pin of the form ``sha256:<64 hex>``."""
+    out: dict[str, Any] = {}
+    if audit is None:
+        return out
+    if not isinstance(audit, dict):
+        raise ConfigError(f"{_yaml.where(path, data, 'audit')}: audit must be a mapping")
+    for key, value in audit.items():
+        at = _yaml.where(path, audit, key)
+        expected = AUDIT_KEYS.get(key)
+        if expected is None:
+            raise ConfigError(
+                f"{at}: unknown key {key!r} in audit (known: {', '.join(sorted(AUDIT_KEYS))})"
+            )
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(f"{at}: audit.{key} must be a {expected.__name__}")
+    if "max_bytes" in audit:
+        if audit["max_bytes"] < 4096:
+            at = _yaml.where(path, audit, "max_bytes")
+            raise ConfigError(f"{at}: audit.max_bytes must be at least 4096")
+        out["audit_max_bytes"] = audit["max_bytes"]
+    out["audit_syslog"] = audit.get("syslog")
+    if "format" in audit:
+        if audit["format"] not in AUDIT_FORMATS:
+            at = _yaml.where(path, audit, "format")
+            raise ConfigError(f"{at}: audit.format must be one of {', '.join(AUDIT_FORMATS)}")
+        out["audit_format"] = audit["format"]
+    for key in ("tls_ca", "tls_pin"):
+        if key in audit and not str(audit.get("syslog") or "").startswith("tls:"):
+            at = _yaml.where(path, audit, key)
+            raise ConfigError(f"{at}: audit.{key} applies only to a tls: syslog address")
+    if "tls_ca" in audit:
+        ca = audit["tls_ca"]
+        if not ca or "\0" in ca:
+            at = _yaml.where(path, audit, "tls_ca")
+            raise ConfigError(f"{at}: audit.tls_ca must be the path of a PEM file")
+        out["audit_tls_ca"] = str(folder / os.path.expanduser(ca))
+    if "tls_pin" in audit:
+        if not _PIN_RE.fullmatch(audit["tls_pin"]):
+            at = _yaml.where(path, audit, "tls_pin")
+            raise ConfigError(f"{at}: audit.tls_pin must be sha256: followed by 64 hex digits")
+        out["audit_tls_pin"] = audit["tls_pin"]
+    return out
 
 
 def _provider(name: str, section: Any, where: str, path: str) -> Provider:

@@ -4,6 +4,8 @@ socket, read back from the file rsyslog writes with its RFC 5424 template."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import threading
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.rsyslog import (
+    Received,
     Record,
     Rsyslog,
     find_rsyslogd,
@@ -60,6 +63,20 @@ def fmt(event: Mapping[str, object], **kwargs: object) -> bytes:
 def split(message: bytes) -> Record:
     """Parse a formatted message with the same parser as rsyslog's output."""
     return parse_record(message.decode("utf-8"))
+
+
+_LOCAL_LINE = re.compile(
+    r"<(\d{1,3})>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d "
+    r"\d\d:\d\d:\d\d (\S+): (.*)"
+)
+
+
+def local_line(message: bytes) -> tuple[int, str, str]:
+    """(PRI, TAG, MSG) of a ``<PRI>Mmm dd hh:mm:ss TAG: MSG`` line (printable ASCII)."""
+    text = message.decode("ascii")
+    match = _LOCAL_LINE.fullmatch(text)
+    assert match is not None, text
+    return int(match.group(1)), match.group(2), match.group(3)
 
 
 def unique() -> str:
@@ -127,8 +144,6 @@ def test_naive_time_is_refused_and_default_is_now() -> None:
 
 
 def test_default_hostname_and_procid() -> None:
-    import os
-
     record = split(format_rfc5424(EVENT))
     assert record.hostname == socket.gethostname()
     assert record.procid == str(os.getpid())
@@ -448,17 +463,26 @@ def test_unix_stream_socket_fallback(tmp_path: Path) -> None:
     assert not thread.is_alive()
     messages = bytes(received).split(b"\0")
     assert messages[-1] == b""
-    records = [split(message) for message in messages[:-1]]
-    assert [r.sd[SD_ID]["name"] for r in records] == ["one", "two", "three"]
-    assert [r.msgid for r in records] == ["issued", "used", "used"]
+    lines = [local_line(message) for message in messages[:-1]]
+    assert [json.loads(msg)["name"] for _, _, msg in lines] == ["one", "two", "three"]
+    assert {tag for _, tag, _ in lines} == {f"vault[{os.getpid()}]"}
 
 
 # -- against a real rsyslogd ---------------------------------------------------------------------
 
 
+NETWORK = ["tcp", "udp", "tls"]
+"""The transports that carry RFC 5424 (the unix socket carries the local line)."""
+
+
 def sink_for(daemon: Rsyslog, transport: str, **kwargs: object) -> SyslogSink:
+    if transport == "tls":
+        if daemon.tls_port is None or daemon.ca is None:
+            pytest.skip("rsyslog's gtls driver is not installed (apt-get install rsyslog-gnutls)")
+        kwargs.setdefault("tls_ca", str(daemon.ca.ca_file))
     address = {
         "tcp": f"tcp:127.0.0.1:{daemon.tcp_port}",
+        "tls": f"tls:127.0.0.1:{daemon.tls_port}",
         "udp": f"udp:127.0.0.1:{daemon.udp_port}",
         "unix": f"unix:{daemon.unix_socket}",
     }[transport]
@@ -470,7 +494,7 @@ def event_json(record: Record) -> object:
     return json.loads(record.msg[1:])
 
 
-@pytest.mark.parametrize("transport", ["tcp", "udp", "unix"])
+@pytest.mark.parametrize("transport", NETWORK)
 def test_rsyslog_parses_the_event(rsyslog: Rsyslog, transport: str) -> None:
     marker = unique()
     event: dict[str, object] = {
@@ -518,7 +542,7 @@ def test_rsyslog_parses_the_event(rsyslog: Rsyslog, transport: str) -> None:
     assert before <= stamp <= datetime.now(UTC)
 
 
-@pytest.mark.parametrize("transport", ["tcp", "udp", "unix"])
+@pytest.mark.parametrize("transport", NETWORK)
 def test_rsyslog_denied_is_a_warning(rsyslog: Rsyslog, transport: str) -> None:
     marker = unique()
     event = {"event": "denied", "name": marker, "outcome": "denied", "rule": "allowed_scopes"}
@@ -529,7 +553,7 @@ def test_rsyslog_denied_is_a_warning(rsyslog: Rsyslog, transport: str) -> None:
     assert record.sd[SD_ID] == {"name": marker, "outcome": "denied", "rule": "allowed_scopes"}
 
 
-@pytest.mark.parametrize("transport", ["tcp", "udp", "unix"])
+@pytest.mark.parametrize("transport", NETWORK)
 def test_rsyslog_batch_arrives_as_separate_records_in_order(
     rsyslog: Rsyslog, transport: str
 ) -> None:
@@ -545,7 +569,7 @@ def test_rsyslog_batch_arrives_as_separate_records_in_order(
     assert [record.sd[SD_ID]["seq"] for record in records] == [str(n) for n in range(25)]
 
 
-@pytest.mark.parametrize("transport", ["tcp", "udp", "unix"])
+@pytest.mark.parametrize("transport", NETWORK)
 def test_rsyslog_sequence_of_sends(rsyslog: Rsyslog, transport: str) -> None:
     """One connection per send: every event arrives, once."""
     marker = unique()
@@ -559,7 +583,7 @@ def test_rsyslog_sequence_of_sends(rsyslog: Rsyslog, transport: str) -> None:
     assert len(rsyslog.wait_for(marker, len(events) + 1, timeout=0.1)) == len(events)
 
 
-@pytest.mark.parametrize("transport", ["tcp", "udp", "unix"])
+@pytest.mark.parametrize("transport", NETWORK)
 def test_rsyslog_hostile_field_does_not_split_the_record(rsyslog: Rsyslog, transport: str) -> None:
     marker = unique()
     hostile: dict[str, object] = {
@@ -593,6 +617,101 @@ def test_rsyslog_hostile_field_does_not_split_the_record(rsyslog: Rsyslog, trans
     # rsyslog found no control characters to escape (it would write #012 for a newline).
     assert "#012" not in first.line
     assert "#033" not in first.line
+
+
+# -- the local line on rsyslog's default imuxsock -------------------------------------------------
+
+
+def local_events(daemon: Rsyslog, marker: str, count: int) -> list[Received]:
+    found = daemon.wait_for_received(marker, count)
+    assert len(found) == count, daemon.received()
+    return found
+
+
+def rsyslog_hostname() -> str:
+    """The host rsyslog gives a local message: its own name, without the domain."""
+    return socket.gethostname().split(".")[0]
+
+
+def test_rsyslog_default_imuxsock_parses_the_local_line(rsyslog: Rsyslog) -> None:
+    """The stock imuxsock parser (the special local one) reads TAG, PID, PRI and MSG right."""
+    marker = unique()
+    event: dict[str, object] = {"seq": 41, "event": "issued", "name": "gh", "fingerprint": marker}
+    sink_for(rsyslog, "unix", hostname="ignored.example").send(event)
+    (got,) = local_events(rsyslog, marker, 1)
+    assert got.inputname == "imuxsock"
+    assert got.programname == "vault"
+    assert got.app_name == "vault"
+    assert got.syslogtag == f"vault[{os.getpid()}]:"
+    assert got.procid == str(os.getpid())
+    assert got.hostname == rsyslog_hostname()  # the receiver's own: a local line has none
+    assert (got.pri, got.facility, got.severity) == (85, 10, 5)
+    assert json.loads(got.msg) == event
+    (record,) = rsyslog.wait_for(marker, 1)
+    assert record.app_name == "vault"
+    assert record.procid == str(os.getpid())
+
+
+def test_rsyslog_local_denied_is_a_warning(rsyslog: Rsyslog) -> None:
+    marker = unique()
+    event = {"event": "denied", "name": marker, "outcome": "denied", "rule": "allowed_scopes"}
+    sink_for(rsyslog, "unix").send(event)
+    (got,) = local_events(rsyslog, marker, 1)
+    assert (got.pri, got.severity) == (84, 4)
+    assert json.loads(got.msg) == event
+
+
+def test_rsyslog_local_batch_and_sequence_in_order(rsyslog: Rsyslog) -> None:
+    marker = unique()
+    events = [
+        {"seq": seq, "event": "used", "fingerprint": marker, "pad": "é" * seq} for seq in range(25)
+    ]
+    sink = sink_for(rsyslog, "unix")
+    sink.send_many(events[:20])
+    for event in events[20:]:
+        sink.send(event)
+    found = local_events(rsyslog, marker, len(events))
+    assert [json.loads(got.msg) for got in found] == events
+    time.sleep(0.3)
+    assert len(rsyslog.wait_for_received(marker, len(events) + 1, timeout=0.1)) == len(events)
+
+
+@pytest.mark.parametrize("message_format", ["rfc5424", "ocsf", "ecs"])
+def test_rsyslog_local_hostile_field_does_not_split_the_record(
+    rsyslog: Rsyslog, message_format: str
+) -> None:
+    marker = unique()
+    hostile: dict[str, object] = {
+        "seq": 1,
+        "event": "used\n<13>Jan  1 00:00:00 forged: x",
+        "name": HOSTILE,
+        "reason": "a\x00b\u2028c\ud800",
+        "fingerprint": marker,
+        HOSTILE: "key",
+    }
+    after = {"seq": 2, "event": "used", "name": "gh", "fingerprint": marker}
+    sink = sink_for(rsyslog, "unix", message_format=message_format)
+    sink.send_many([hostile, after])
+    found = local_events(rsyslog, marker, 2)
+    time.sleep(0.3)
+    assert len(rsyslog.wait_for_received(marker, 3, timeout=0.1)) == 2
+    assert {got.programname for got in found} == {"vault"}
+    docs = [json.loads(got.msg) for got in found]
+    if message_format == "rfc5424":
+        assert docs == [hostile, after]
+    assert all(ch.isascii() and ch.isprintable() for got in found for ch in got.msg)
+    assert "forged" not in {got.programname for got in rsyslog.received()}
+
+
+def test_local_tag_keeps_printable_ascii(tmp_path: Path) -> None:
+    """TAG: PRINTUSASCII without ``[``, ``]``, ``:`` (they would end it early), at most 32."""
+    sink = SyslogSink.from_config(f"unix:{tmp_path / 'x.sock'}", app_name=f"va ult[1]:{HOSTILE}")
+    _, tag, _ = local_line(sink.format(EVENT))
+    assert tag == 'vault1gh"31m' + '\\"\\\\\\' + f"end[{os.getpid()}]"
+    sink = SyslogSink.from_config(f"unix:{tmp_path / 'x.sock'}", app_name="x" * 40)
+    assert local_line(sink.format(EVENT))[1] == "x" * 32 + f"[{os.getpid()}]"
+    sink = SyslogSink.from_config(f"unix:{tmp_path / 'x.sock'}", app_name=" []:")
+    assert local_line(sink.format(EVENT))[1] == f"vault[{os.getpid()}]"
 
 
 def test_rsyslog_large_event_over_tcp(rsyslog: Rsyslog) -> None:

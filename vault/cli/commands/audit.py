@@ -156,11 +156,30 @@ def _cell(value: object, limit: int) -> str:
     return clean("-" if value is None or value == "" else value, limit)
 
 
+def _show_format(ns: argparse.Namespace) -> str:
+    """--format, with --json as its alias for json."""
+    chosen: str | None = getattr(ns, "format", None)
+    if ns.json and chosen not in (None, "json"):
+        raise UsageError(f"--json is --format json: give one of --json, --format {chosen}")
+    return "json" if ns.json else chosen or "table"
+
+
 def cmd_show(app: App, ns: argparse.Namespace) -> int:
-    if app.json:
+    """The records as a table, as stored (json), or as OCSF or ECS documents, one a line;
+    every line printable ASCII (the log is read unverified)."""
+    shape = _show_format(ns)
+    if shape == "json":
         out = sys.stdout.buffer
         for raw, doc in filtered(app, ns):
             out.write(_safe_line(raw, doc))
+        return 0
+    if shape in ("ocsf", "ecs"):
+        from vault.audit.formats import to_ecs, to_ocsf
+
+        convert = to_ocsf if shape == "ocsf" else to_ecs
+        out = sys.stdout.buffer
+        for _, doc in filtered(app, ns):
+            out.write(_terminal_safe_json(convert(doc)) + b"\n")
         return 0
     rows = []
     for _, doc in filtered(app, ns):
