@@ -167,6 +167,7 @@ YAML_KEYS = [
     "version", "max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers", "storage",
     "key_backends", "vault_dirs", "tokens", "print_to_terminal", "providers", "github",
     "key_backend", "audit", "max_bytes", "syslog", "format", "tls_ca", "tls_pin", "issuer",
+    "registries", "terraform", "token", "username",
     "client_id", "scopes", "<<", "1",
 ]  # fmt: skip
 YAML_TAGS = [
