@@ -114,10 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cron", action="store_true", help="with --install-schedule: print cron line")
 
     p = add("exec", "use:cmd_exec", "run a command with the token in its environment")
-    p.add_argument("name")
-    p.add_argument("--env", default="VAULT_TOKEN", metavar="VAR", help="default VAULT_TOKEN")
+    p.add_argument("name", nargs="?", help="the token (optional with --env-file)")
+    p.add_argument("--env", default=None, metavar="VAR", help="default VAULT_TOKEN")
+    p.add_argument(
+        "--env-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="KEY=VALUE lines for CMD's environment, VALUE a literal or vault://NAME[#id_token]; "
+        "repeatable, a later file wins",
+    )
     p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
-    p.epilog = "Usage: vault exec NAME [--env VAR] -- CMD [ARG...]"
+    p.epilog = "Usage: vault exec NAME [--env VAR] [--env-file FILE]... -- CMD [ARG...]"
+
+    p = add("inject", "inject:cmd_inject", "fill {{ vault://NAME }} placeholders of a template")
+    p.add_argument(
+        "-i", "--in-file", dest="template", required=True, metavar="TEMPLATE", help="'-': stdin"
+    )
+    p.add_argument(
+        "-o",
+        "--out-file",
+        dest="output",
+        default=None,
+        metavar="FILE",
+        help="replace FILE (created 0600) instead of writing to stdout",
+    )
+    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
 
     p = add("api", "use:cmd_api", "an authenticated HTTP request, like `gh api`")
     p.add_argument("name")

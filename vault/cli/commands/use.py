@@ -23,14 +23,23 @@ API_DEADLINE = 120.0  # `vault api`: one request, connect to last byte, at most 
 
 def cmd_exec(app: App, ns: argparse.Namespace) -> int:
     """Replace this process with CMD, the token in its environment (never in its argv)."""
-    name = check_name(ns.name)
     cmd = list(ns.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
         raise UsageError("no command to run", hint="vault exec NAME -- CMD [ARGS...]")
-    if not _ENV_NAME.fullmatch(ns.env):
+    if ns.env is not None and not _ENV_NAME.fullmatch(ns.env):
         raise UsageError(f"--env {clean(ns.env, 60)!r} is not an environment variable name")
+    if ns.env_file:
+        if ns.name is None and ns.env is not None:
+            raise UsageError("--env names the variable for NAME's token; give NAME too")
+        from vault.cli.commands.inject import exec_with_env_files
+
+        return exec_with_env_files(app, ns, cmd)
+    if ns.name is None:
+        raise UsageError("no token named", hint="vault exec NAME -- CMD, or --env-file FILE")
+    name = check_name(ns.name)
+    env_var = ns.env or "VAULT_TOKEN"
     import shutil
 
     program = shutil.which(cmd[0])
@@ -41,7 +50,7 @@ def cmd_exec(app: App, ns: argparse.Namespace) -> int:
         name, min_valid=ns.min_valid, command=f"exec {os.path.basename(program)}"
     )
     env = dict(os.environ)
-    env[ns.env] = record.access_token.reveal()
+    env[env_var] = record.access_token.reveal()
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -1,0 +1,284 @@
+"""Secrets into processes and files: `vault exec --env-file FILE -- CMD` and `vault inject -i
+TEMPLATE [-o FILE]`.
+
+Both resolve every reference before anything else happens (CMD started, a byte written), each
+distinct token name once through `App.use_token`: policy checked, refreshed where needed, one
+`used` audit record naming the use, the program or the output and the consumers. One failure and
+nothing runs and nothing is written. Values go only where they are meant to (CMD's environment,
+the output); errors name files, lines and variables, never a value. The formats are
+vault.util.refs'.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+from vault.cli.app import App
+from vault.errors import AuthError, ConfigError, UsageError, VaultError
+from vault.util.record import datarecord
+from vault.util.refs import (
+    ACCESS_TOKEN,
+    ID_TOKEN,
+    MAX_ENV_FILE,
+    MAX_TEMPLATE,
+    Placeholder,
+    Ref,
+    parse_env_file,
+    parse_template,
+    render_template,
+)
+from vault.util.text import check_name, clean
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+
+    from vault.secret import Secret
+    from vault.store.model import TokenRecord
+
+MAX_COMMAND = 400  # characters of the audit record's command string listing the consumers
+
+
+@datarecord(frozen=True)
+class Use:
+    """One consumer of a reference: ``label`` names it in the audit record (a variable),
+    ``where`` in an error (FILE:LINE and the variable)."""
+
+    ref: Ref
+    label: str
+    where: str
+
+
+def resolve(
+    app: App,
+    uses: Sequence[Use],
+    command: Callable[[list[Use]], str],
+    *,
+    min_valid: int,
+    to_terminal: bool = False,
+) -> dict[Ref, Secret]:
+    """The value of every reference of ``uses``: each distinct token name taken out once
+    (App.use_token, audited with ``command(its uses)``), in the order names first appear. The
+    first failure propagates, its message prefixed with where the name was first used; a
+    ``#id_token`` of a token that has none is an AuthError (exit 4) naming the variable, raised
+    before that token's use is audited."""
+    by_name: dict[str, list[Use]] = {}
+    for use in uses:
+        by_name.setdefault(use.ref.name, []).append(use)
+    values: dict[Ref, Secret] = {}
+    for name, its_uses in by_name.items():
+
+        def named(record: TokenRecord, its_uses: list[Use] = its_uses) -> str:
+            _check_fields(record, its_uses)
+            return command(its_uses)
+
+        try:
+            record = app.use_token(
+                name, min_valid=min_valid, command=named, to_terminal=to_terminal
+            )
+            _check_fields(record, its_uses)
+        except VaultError as exc:
+            if not exc.message.startswith(its_uses[0].where):
+                exc.message = f"{its_uses[0].where}: {exc.message}"
+                exc.args = (exc.message,)
+            raise
+        for use in its_uses:
+            token = record.access_token if use.ref.field == ACCESS_TOKEN else record.id_token
+            assert token is not None  # _check_fields
+            values[use.ref] = token
+    return values
+
+
+def _check_fields(record: TokenRecord, uses: list[Use]) -> None:
+    for use in uses:
+        if use.ref.field == ID_TOKEN and record.id_token is None:
+            raise AuthError(
+                f"{use.where}: the token {record.name!r} has no ID token",
+                hint="an ID token comes with an OpenID Connect login that asks for the openid "
+                "scope; access tokens (vault import, GitHub) have none",
+                code="no_id_token",
+            )
+
+
+def _listed(labels: list[str]) -> str:
+    """``(A, B#id_token)``, bounded for the audit record."""
+    out: list[str] = []
+    size = 0
+    for i, label in enumerate(labels):
+        size += len(label) + 2
+        if size > MAX_COMMAND:
+            out.append(f"...{len(labels) - i} more")
+            break
+        out.append(label)
+    return "(" + ", ".join(out) + ")"
+
+
+def _label(var: str, ref: Ref) -> str:
+    return var if ref.field == ACCESS_TOKEN else f"{var}#{ref.field}"
+
+
+# --- reading the input files ----------------------------------------------------------------
+
+
+def read_input(spec: str, what: str, limit: int) -> tuple[bytes, str]:
+    """The bytes of an env file or template (``-``: stdin) and the name errors give it. A regular
+    file must be yours or root's and not writable by others (it decides what a token is sent
+    to); a pipe (`<(...)`, stdin) is read as it comes. Over ``limit`` bytes is a usage error."""
+    if spec == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+        source = "<stdin>"
+    else:
+        source = clean(spec, 200)
+        try:
+            fd = os.open(spec, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError as exc:
+            raise UsageError(f"cannot read the {what} {source}: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise UsageError(f"the {what} {source} is a folder")
+            if stat.S_ISREG(st.st_mode):
+                _check_trusted(st, what, source)
+            chunks: list[bytes] = []
+            size = 0
+            while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
+        except OSError as exc:
+            raise UsageError(f"cannot read the {what} {source}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+    if len(data) > limit:
+        raise UsageError(f"{source}: over the {limit // 1024} KiB limit for the {what}")
+    return data, source
+
+
+def _check_trusted(st: os.stat_result, what: str, source: str) -> None:
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError(
+            f"refusing the {what} {source}: owned by uid {st.st_uid}, neither you nor root; "
+            "its owner decides where your tokens go"
+        )
+    if st.st_mode & stat.S_IWOTH:
+        raise ConfigError(
+            f"refusing the {what} {source}: anyone can write it "
+            f"(mode {stat.S_IMODE(st.st_mode):04o})",
+            hint=f"chmod o-w {source}",
+        )
+
+
+# --- vault exec --env-file ------------------------------------------------------------------
+
+
+def exec_with_env_files(app: App, ns: argparse.Namespace, cmd: list[str]) -> int:
+    """`vault exec [NAME] [--env VAR] --env-file FILE... -- CMD`: CMD's environment is this
+    process's, then each env file in order (a later file's KEY replaces an earlier one's), then
+    NAME's token in VAR (VAULT_TOKEN by default) above all. Only the references that end up in
+    it are resolved; then this process is replaced by CMD (found on the PATH CMD gets)."""
+    env: dict[str, str] = dict(os.environ)
+    refs: dict[str, Use] = {}  # variable -> the reference it is set to, in order
+    for spec in ns.env_file:
+        data, source = read_input(spec, "env file", MAX_ENV_FILE)
+        for entry in parse_env_file(data, source):
+            refs.pop(entry.key, None)
+            if entry.ref is None:
+                env[entry.key] = entry.value
+            else:
+                env.pop(entry.key, None)
+                where = f"{source}:{entry.line}: {entry.key}"
+                refs[entry.key] = Use(entry.ref, _label(entry.key, entry.ref), where)
+    if ns.name is not None:
+        var = ns.env or "VAULT_TOKEN"
+        refs.pop(var, None)
+        refs[var] = Use(Ref(check_name(ns.name)), var, f"{var}=vault://{ns.name}")
+    import shutil
+
+    search = env.get("PATH", os.defpath) if "PATH" not in refs else os.environ.get("PATH")
+    program = shutil.which(cmd[0], path=search)
+    if program is None:
+        app.say(f"vault: error: command not found: {clean(cmd[0], 200)}")
+        return 127
+    base = os.path.basename(program)
+
+    def command(uses: list[Use]) -> str:
+        return f"exec env-file {base} {_listed([u.label for u in uses])}"
+
+    ordered = list(refs.items())
+    values = resolve(app, [use for _, use in ordered], command, min_valid=ns.min_valid)
+    for var, use in ordered:
+        env[var] = values[use.ref].reveal()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(program, cmd, env)  # noqa: S606 (the person's own command, by design)
+    except OSError as exc:
+        app.say(f"vault: error: cannot run {clean(cmd[0], 200)}: {exc.strerror}")
+        return 126
+    return 0  # not reached
+
+
+# --- vault inject ---------------------------------------------------------------------------
+
+
+def cmd_inject(app: App, ns: argparse.Namespace) -> int:
+    """`vault inject -i TEMPLATE [-o FILE]`: every placeholder resolved first, then the output
+    written whole: FILE replaced atomically (0600), or stdout. Never prompts."""
+    app.passphrase.interactive = False
+    if ns.min_valid < 0:
+        raise UsageError("--min-valid must be zero or more seconds")
+    out = Path(os.path.abspath(ns.output)) if ns.output is not None else None
+    if out is not None:
+        _check_output(out, ns.template)
+    data, source = read_input(ns.template, "template", MAX_TEMPLATE)
+    segments = parse_template(data, source)
+    uses = [
+        Use(s.ref, f"line {s.line}", f"{source}:{s.line}")
+        for s in segments
+        if isinstance(s, Placeholder)
+    ]
+    target = "stdout" if out is None else str(out)
+    to_terminal = out is None and sys.stdout.isatty()
+
+    def command(its_uses: list[Use]) -> str:
+        fields = {u.ref.field for u in its_uses}
+        suffix = "" if fields == {ACCESS_TOKEN} else " " + "+".join(sorted(fields))
+        return f"inject {clean(target, 300)}{suffix}"
+
+    values = resolve(app, uses, command, min_valid=ns.min_valid, to_terminal=to_terminal)
+    filled = render_template(
+        segments, {ref: value.reveal().encode() for ref, value in values.items()}, source
+    )
+    if out is None:
+        sys.stdout.buffer.write(filled)
+        sys.stdout.flush()
+        return 0
+    from vault.fs.durable import atomic_write
+
+    _check_output(out, ns.template)  # again: it may have changed while the tokens came
+    atomic_write(out, filled, what="output file")
+    return 0
+
+
+def _check_output(out: Path, template: str) -> None:
+    """Refuse, before any token is used, an output that is not ours to replace: not in a
+    folder, the template itself, or an existing file that is a symlink, not a regular file,
+    someone else's, hard-linked or readable by others (vault.fs.paths.check_private_file,
+    exit 6)."""
+    from vault.fs.paths import check_private_file
+
+    if not out.parent.is_dir():
+        folder = clean(out.parent, 200)
+        raise UsageError(f"cannot write {clean(out, 200)}: {folder} is not a folder")
+    st = check_private_file(out, "to replace the output file")
+    if st is not None and template != "-":
+        try:
+            same = os.path.samefile(template, out)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError("the output file is the template itself")
