@@ -151,16 +151,16 @@ def _env_line(raw: bytes, where: str, number: int) -> EnvEntry | None:
             f"{where}: expected KEY=VALUE (KEY: letters, digits and _, not starting with a digit,"
             " directly before '=')"
         )
-    value = _env_value(rest, f"{where}: {key}")
+    value = _env_value(rest, f"{where} ({key})")
     if not _has_scheme(value):
         return EnvEntry(key, value, None, number)
     try:
         ref = parse_ref(value)
     except RefError as exc:
         if value[: len(SCHEME)].lower() == SCHEME:
-            raise UsageError(f"{where}: {key}: {exc}") from None
+            raise UsageError(f"{where} ({key}): {exc}") from None
         raise UsageError(
-            f"{where}: {key}: vault:// must be the whole value (one reference), not part of it"
+            f"{where} ({key}): vault:// must be the whole value (one reference), not part of it"
         ) from None
     return EnvEntry(key, "", ref, number)
 

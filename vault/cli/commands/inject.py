@@ -190,12 +190,12 @@ def exec_with_env_files(app: App, ns: argparse.Namespace, cmd: list[str]) -> int
                 env[entry.key] = entry.value
             else:
                 env.pop(entry.key, None)
-                where = f"{source}:{entry.line}: {entry.key}"
+                where = f"{source}:{entry.line} ({entry.key})"
                 refs[entry.key] = Use(entry.ref, _label(entry.key, entry.ref), where)
     if ns.name is not None:
         var = ns.env or "VAULT_TOKEN"
         refs.pop(var, None)
-        refs[var] = Use(Ref(check_name(ns.name)), var, f"{var}=vault://{ns.name}")
+        refs[var] = Use(Ref(check_name(ns.name)), var, f"{ns.name} ({var})")
     import shutil
 
     search = env.get("PATH", os.defpath) if "PATH" not in refs else os.environ.get("PATH")
