@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import stat
 import subprocess
 import sys
@@ -354,6 +355,10 @@ def test_inject_refuses_outputs_it_must_not_replace(vault: VaultCLI, tmp_path: P
     link = out.parent / "link"
     link.symlink_to(other)
     refused(link, 6, "it is a symlink")
+    dangling = out.parent / "dangling"
+    dangling.symlink_to(tmp_path / "not-yet")
+    refused(dangling, 6, "it is a symlink")
+    assert not (tmp_path / "not-yet").exists()
     loose = out.parent / "loose"
     loose.write_bytes(b"loose\n")
     loose.chmod(0o644)
@@ -382,6 +387,40 @@ def test_inject_refuses_outputs_it_must_not_replace(vault: VaultCLI, tmp_path: P
     assert template.read_bytes() == TEMPLATE
     assert _used(vault) == []  # every refusal came before any token was used
     _no_canary_outside(vault)
+
+
+def test_inject_to_a_terminal_obeys_policy(vault: VaultCLI, tmp_path: Path) -> None:
+    template, out = _setup_inject(vault, tmp_path)
+    (vault.home / "policies").mkdir(mode=0o700)
+    (vault.home / "policies" / "p.yaml").write_text(
+        "version: 1\ntokens:\n  print_to_terminal: false\n"
+    )
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [VAULT_BIN, "inject", "-i", str(template)],
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            env=vault.full_env(),
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+    try:
+        assert proc.returncode == 5, proc.stderr
+        assert b"tokens.print_to_terminal" in proc.stderr
+        os.set_blocking(master, False)
+        try:
+            shown = os.read(master, 65536)
+        except OSError:  # nothing was written (EAGAIN, or EIO once the other end closed)
+            shown = b""
+        assert GH.encode() not in shown
+    finally:
+        os.close(master)
+    # To a file or a pipe it is allowed.
+    assert vault.run("inject", "-i", str(template), "-o", str(out)).returncode == 0
+    assert vault.run("inject", "-i", str(template)).returncode == 0
 
 
 def test_inject_template_errors(vault: VaultCLI, tmp_path: Path) -> None:

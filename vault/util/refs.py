@@ -114,6 +114,8 @@ def parse_env_file(data: bytes, source: str) -> list[EnvEntry]:
     ``source`` names the file in errors (FILE:LINE)."""
     if len(data) > MAX_ENV_FILE:
         raise UsageError(f"{source}: over the {MAX_ENV_FILE // 1024} KiB limit for an env file")
+    if data.startswith(b"\xef\xbb\xbf"):  # the byte order mark some editors write
+        data = data[3:]
     entries: list[EnvEntry] = []
     seen: dict[str, int] = {}
     for number, raw in enumerate(data.split(b"\n"), start=1):

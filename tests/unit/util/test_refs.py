@@ -241,6 +241,12 @@ def test_comments_blank_lines_line_numbers_and_crlf() -> None:
     ]
 
 
+def test_a_byte_order_mark_at_the_start_only() -> None:
+    assert parse_env_file(b"\xef\xbb\xbfA=1\n", "F") == [EnvEntry("A", "1", None, 1)]
+    with pytest.raises(UsageError, match=r"^F:2: expected KEY=VALUE"):
+        parse_env_file(b"A=1\n\xef\xbb\xbfB=2\n", "F")
+
+
 def test_a_key_twice_in_one_file_is_refused() -> None:
     with pytest.raises(UsageError, match=r"^F:3: A is already set on line 1$"):
         parse_env_file(b"A=1\nB=2\nexport A=vault://gh\n", "F")

@@ -266,14 +266,16 @@ def cmd_inject(app: App, ns: argparse.Namespace) -> int:
 
 def _check_output(out: Path, template: str) -> None:
     """Refuse, before any token is used, an output that is not ours to replace: not in a
-    folder, the template itself, or an existing file that is a symlink, not a regular file,
-    someone else's, hard-linked or readable by others (vault.fs.paths.check_private_file,
-    exit 6)."""
+    folder you can write, the template itself, or an existing file that is a symlink, not a
+    regular file, someone else's, hard-linked or readable by others
+    (vault.fs.paths.check_private_file, exit 6)."""
     from vault.fs.paths import check_private_file
 
+    folder = clean(out.parent, 200)
     if not out.parent.is_dir():
-        folder = clean(out.parent, 200)
         raise UsageError(f"cannot write {clean(out, 200)}: {folder} is not a folder")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {clean(out, 200)}: {folder} is not writable by you")
     st = check_private_file(out, "to replace the output file")
     if st is not None and template != "-":
         try:
