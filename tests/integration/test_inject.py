@@ -104,6 +104,7 @@ def test_env_file_references_reach_the_environment_only(vault: VaultCLI, tmp_pat
     ]
     assert sorted(p.name for p in folder.iterdir()) == [".env"]
     _no_canary_outside(vault)
+    _exec(vault, "--debug", "--env-file", str(env_file))  # nothing of them in the debug log
 
 
 def test_env_files_layer_over_the_environment_and_name_wins(
@@ -166,6 +167,7 @@ def test_one_failure_and_nothing_runs(vault: VaultCLI, tmp_path: Path) -> None:
         "GH=vault://gh\nGL=vault://gl\n": (5, "F:2 (GL): "),
         "GH=vault://gh\nNOPE=vault://nope\n": (4, "F:2 (NOPE): no token named 'nope'"),
         "GH=vault://gh\n\nID=vault://gh#id_token\n": (4, "F:3 (ID): the token 'gh' has no ID"),
+        "NOPE=vault://nope\nN2=vault://nope\n": (4, "F:1 (NOPE): no token named 'nope'"),
         "GH=vault://gh\nBAD=x-vault://gh\n": (2, "F:2 (BAD): vault:// must be the whole"),
         f"A=1\nSECRET={GH} # note\n": (2, "F:2 (SECRET): '#' after a blank"),
         f"A=1\nPGPASSWORD='{GH}\n": (2, "F:2 (PGPASSWORD): the single quote is not closed"),
@@ -177,7 +179,7 @@ def test_one_failure_and_nothing_runs(vault: VaultCLI, tmp_path: Path) -> None:
         env_file.write_text(text)
         r = subprocess_in(vault, tmp_path, "exec", "--env-file", "F", *run)
         assert r.returncode == code, (text, r)
-        assert message in r.stderr, (text, r)
+        assert r.stderr.startswith(f"vault: error: {message}"), (text, r)
         assert not marker.exists()
         assert GH not in r.stderr
         assert GL not in r.stderr
@@ -189,6 +191,7 @@ def test_one_failure_and_nothing_runs(vault: VaultCLI, tmp_path: Path) -> None:
         ("used", "gh", "success"),
         ("denied", "gl", "denied"),
         ("used", "gh", "success"),
+        ("used", "nope", "failure"),
         ("used", "nope", "failure"),
     ]
     _no_canary_outside(vault)
@@ -307,6 +310,10 @@ def test_inject_writes_a_private_file(vault: VaultCLI, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.parent.iterdir()) == ["app.conf"]  # no temporary left
     assert GH.encode() not in proc.stderr
     _no_canary_outside(vault, out)
+    r = vault.run("--debug", "inject", "-i", str(template), "-o", str(out))
+    assert r.returncode == 0, r
+    assert GH not in r.stderr
+    assert GL not in r.stderr
 
 
 def test_inject_to_stdout_from_stdin(vault: VaultCLI, tmp_path: Path) -> None:

@@ -81,10 +81,11 @@ def resolve(
                 name, min_valid=min_valid, command=named, to_terminal=to_terminal
             )
             _check_fields(record, its_uses)
+        except _NoIdToken:
+            raise  # it names its variable itself
         except VaultError as exc:
-            if not exc.message.startswith(its_uses[0].where):
-                exc.message = f"{its_uses[0].where}: {exc.message}"
-                exc.args = (exc.message,)
+            exc.message = f"{its_uses[0].where}: {exc.message}"
+            exc.args = (exc.message,)
             raise
         for use in its_uses:
             token = record.access_token if use.ref.field == ACCESS_TOKEN else record.id_token
@@ -93,10 +94,14 @@ def resolve(
     return values
 
 
+class _NoIdToken(AuthError):
+    """A ``#id_token`` reference to a token without one; the message names the variable."""
+
+
 def _check_fields(record: TokenRecord, uses: list[Use]) -> None:
     for use in uses:
         if use.ref.field == ID_TOKEN and record.id_token is None:
-            raise AuthError(
+            raise _NoIdToken(
                 f"{use.where}: the token {record.name!r} has no ID token",
                 hint="an ID token comes with an OpenID Connect login that asks for the openid "
                 "scope; access tokens (vault import, GitHub) have none",
