@@ -498,3 +498,21 @@ def test_id_tokens_from_a_real_login(vault: VaultCLI, tmp_path: Path) -> None:
             f"exec env-file {PY} (AT, ID#id_token)",
             f"inject {out} id_token",
         ]
+        # Refreshed first when it must be: the command then starts with no signal held off
+        # (a refresh blocks them until its answer is saved), with the refreshed tokens.
+        show = (
+            "import os; print([l for l in open('/proc/self/status') if l.startswith('SigBlk')]"
+            "[0].split()[1], os.environ['AT'], os.environ['ID'].count('.'))"
+        )
+        r = vault.run(
+            "exec", "--min-valid", "999999", "--env-file", str(env_file), "--",
+            sys.executable, "-c", show,
+        )  # fmt: skip
+        assert r.returncode == 0, r
+        blocked, new_access, dots = r.stdout.split()
+        assert (blocked, dots) == ("0" * 16, "2")
+        stored = read_record(vault, "local")
+        assert stored is not None
+        assert new_access == stored["access_token"] != access
+        refreshes = [g for g in idp.grants()["grants"] if g["grant_type"] == "refresh_token"]
+        assert [g["result"] for g in refreshes] == ["ok"]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vault.errors import UsageError
@@ -30,6 +30,8 @@ from vault.util.refs import (
 from vault.util.text import NAME_RE
 
 CANARY = "s3cr3tCanaryValue"
+# No deadline (a loaded machine is not a failure) and no complaint about slow generation.
+RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 names = st.from_regex(NAME_RE, fullmatch=True)
 fields = st.sampled_from(["access_token", "id_token"])
@@ -96,11 +98,13 @@ def test_references_that_do_not(text: str) -> None:
     assert text[8:] not in str(err.value) or len(text) <= 10
 
 
+@RELAXED
 @given(refs)
 def test_a_reference_round_trips(ref: Ref) -> None:
     assert parse_ref(str(ref)) == ref
 
 
+@RELAXED
 @given(st.text(max_size=300))
 def test_any_text_is_a_reference_or_a_ref_error(text: str) -> None:
     ref, error = _outcome(parse_ref, text)
@@ -295,7 +299,7 @@ env_values = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), ma
 )
 
 
-@settings(max_examples=300)
+@settings(RELAXED, max_examples=300)
 @given(st.dictionaries(env_keys, st.one_of(env_values, refs), max_size=12), st.booleans())
 def test_env_file_round_trip(assignments: dict[str, str | Ref], crlf: bool) -> None:
     end = "\r\n" if crlf else "\n"
@@ -309,13 +313,13 @@ def test_env_file_round_trip(assignments: dict[str, str | Ref], crlf: bool) -> N
     assert [e.line for e in entries] == [3 * i + 2 for i in range(len(assignments))]
 
 
-@settings(max_examples=300)
+@settings(RELAXED, max_examples=300)
 @given(env_values.filter(lambda v: "'" not in v and "\n" not in v and "\r" not in v))
 def test_single_quoted_values_are_taken_as_written(value: str) -> None:
     assert _one(f"A='{value}'").value == value
 
 
-@settings(max_examples=500)
+@settings(RELAXED, max_examples=500)
 @given(st.binary(max_size=400))
 def test_any_bytes_parse_or_are_a_usage_error_naming_a_line(data: bytes) -> None:
     entries, error = _outcome(parse_env_file, data, "F")
@@ -332,7 +336,7 @@ def test_any_bytes_parse_or_are_a_usage_error_naming_a_line(data: bytes) -> None
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-@settings(max_examples=300)
+@settings(RELAXED, max_examples=300)
 @given(st.binary(max_size=100), st.binary(max_size=100))
 def test_hostile_bytes_around_a_secret_never_echo_it(before: bytes, after: bytes) -> None:
     data = before + b"\nKEY=" + CANARY.encode() + after
@@ -412,7 +416,7 @@ def _opens(data: bytes) -> bool:
     return re.search(rb"\{\{[ \t]*vault://", data, re.IGNORECASE) is not None
 
 
-@settings(max_examples=300)
+@settings(RELAXED, max_examples=300)
 @given(st.lists(st.one_of(literal, refs), max_size=10), st.sampled_from(["", " ", " \t "]))
 def test_template_round_trip(parts: list[bytes | Ref], pad: str) -> None:
     template = b""
@@ -435,14 +439,14 @@ def test_template_round_trip(parts: list[bytes | Ref], pad: str) -> None:
     assert render_template(segments, _values(*placeholders), "T") == expected
 
 
-@settings(max_examples=500)
+@settings(RELAXED, max_examples=500)
 @given(st.binary(max_size=400))
 def test_bytes_without_a_placeholder_pass_through(data: bytes) -> None:
     assume(not _opens(data))
     assert render_template(parse_template(data, "T"), {}, "T") == data
 
 
-@settings(max_examples=500)
+@settings(RELAXED, max_examples=500)
 @given(st.binary(max_size=200), st.binary(max_size=200))
 def test_any_bytes_around_an_opening_fill_or_name_a_line(before: bytes, after: bytes) -> None:
     data = before + b"{{ vault://" + after
