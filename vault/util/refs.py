@@ -5,23 +5,28 @@ A reference is ``vault://NAME`` (the access token) or ``vault://NAME#access_toke
 or ``vault://NAME#id_token`` (the OpenID Connect ID token), NAME a token name as
 :func:`vault.util.text.check_name` accepts it. The scheme is lower case; nothing may follow.
 
-Env file, one assignment a line (``\\n`` ends a line; one ``\\r`` before it is dropped)::
+Env file, one assignment a line (``\\n`` ends a line; one ``\\r`` before it is dropped, and so
+is a UTF-8 byte order mark at the very start of the file)::
 
-    # a comment (the first non-blank character of the line is '#')
-    PLAIN=some value            # unquoted: the rest of the line, trailing blanks dropped
+    # a comment: a line whose first non-blank character is '#'
+    PLAIN=some value
     export PGPASSWORD=vault://db
-    QUOTED="a \\"b\\"\\n"          # double quotes: escapes \\\\ \\" \\n \\r \\t, nothing else
-    SINGLE='taken as written'   # single quotes: no escapes at all
+    QUOTED="a \\"b\\"\\n"
+    SINGLE='taken as written'  # a comment may follow a quoted value
 
-KEY is ``[A-Za-z_][A-Za-z0-9_]*`` written directly before ``=`` (an optional ``export`` and
-blanks before it). A quoted value ends at its closing quote on the same line; after it only
+An unquoted value is the rest of the line, trailing blanks dropped, taken as written. Inside
+double quotes the escapes are ``\\\\ \\" \\n \\r \\t``, nothing else; inside single quotes there are
+none. KEY is ``[A-Za-z_][A-Za-z0-9_]*`` written directly before ``=`` (an optional ``export``
+and blanks before it). A quoted value ends at its closing quote on the same line; after it only
 blanks, or blanks and a ``#`` comment. There is no variable expansion: ``$`` is a character like
-any other. Refused, each a UsageError naming FILE:LINE and never quoting a value: a NUL or a lone
-``\\r`` anywhere, text that is not UTF-8, a line that is not blank, a comment or ``KEY=VALUE``; a
-blank right after ``=`` (quote a value that starts with one); ``#`` after a blank in an
-unquoted value (an inline comment or not? quote it); an unterminated quote or an unknown
-escape; a KEY set twice in one file; and ``vault://`` (in any case) anywhere in a value that is
-not, as a whole, one valid reference.
+any other. Refused, each a UsageError naming FILE:LINE (and KEY, in parentheses: never written
+``KEY: ...``, which the redaction of error messages would take for a secret) and never quoting
+a value: a NUL or a lone ``\\r`` anywhere, text that is not UTF-8, a line that is not blank, a
+comment or ``KEY=VALUE``; a blank right after ``=`` (quote a value that starts with one); ``#``
+after a blank in an unquoted value (an inline comment or not? quote it); an unterminated quote
+or an unknown escape; a KEY set twice in one file; and ``vault://`` (in any case) anywhere in a
+value that is not, as a whole, one valid reference (quoted or not: the quotes are not part of
+the value).
 
 Template: every ``{{ vault://REF }}`` (blanks optional inside the braces) is a placeholder; any
 ``{{`` followed by blanks and ``vault://`` (in any case) that is not one is an error naming its

@@ -245,6 +245,20 @@ def test_comments_blank_lines_line_numbers_and_crlf() -> None:
     ]
 
 
+def test_the_documented_example_parses_as_documented() -> None:
+    import vault.util.refs as module
+
+    doc = module.__doc__ or ""
+    block = doc.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    example = "\n".join(line[4:] for line in block.splitlines())
+    assert [(e.key, e.value, e.ref) for e in parse_env_file(example.encode(), "doc")] == [
+        ("PLAIN", "some value", None),
+        ("PGPASSWORD", "", Ref("db")),
+        ("QUOTED", 'a "b"\n', None),
+        ("SINGLE", "taken as written", None),
+    ]
+
+
 def test_a_byte_order_mark_at_the_start_only() -> None:
     assert parse_env_file(b"\xef\xbb\xbfA=1\n", "F") == [EnvEntry("A", "1", None, 1)]
     with pytest.raises(UsageError, match=r"^F:2: expected KEY=VALUE"):
