@@ -382,6 +382,12 @@ def test_inject_refuses_outputs_it_must_not_replace(vault: VaultCLI, tmp_path: P
     refused(tmp_path / "missing" / "x", 2, "is not a folder")
     template.chmod(0o600)
     refused(template, 2, "the output file is the template itself")
+    vault_file = vault.home / "vault.enc"
+    before = vault_file.read_bytes()
+    for own in (vault_file, vault.home / "audit.jsonl", vault.home / "new.conf"):
+        refused(own, 2, "the folder is one of vault's own")
+    assert vault_file.read_bytes() == before
+    assert not (vault.home / "new.conf").exists()
     if os.geteuid() == 0:
         foreign = out.parent / "foreign"
         foreign.write_bytes(b"theirs\n")

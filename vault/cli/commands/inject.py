@@ -238,6 +238,7 @@ def cmd_inject(app: App, ns: argparse.Namespace) -> int:
         raise UsageError("--min-valid must be zero or more seconds")
     out = Path(os.path.abspath(ns.output)) if ns.output is not None else None
     if out is not None:
+        _refuse_vaults_own(app, out)
         _check_output(out, ns.template)
     data, source = read_input(ns.template, "template", MAX_TEMPLATE)
     segments = parse_template(data, source)
@@ -267,6 +268,26 @@ def cmd_inject(app: App, ns: argparse.Namespace) -> int:
     _check_output(out, ns.template)  # again: it may have changed while the tokens came
     atomic_write(out, filled, what="output file")
     return 0
+
+
+def _refuse_vaults_own(app: App, out: Path) -> None:
+    """Refuse an output in one of vault's own folders (the vault's, the audit log's, the
+    config's and the policies'): replacing the vault, its key file, its log or a policy with a
+    filled template would destroy it, and nothing else belongs there."""
+    paths = app.paths
+    folders = {
+        paths.vault_dir,
+        paths.audit_file.parent,
+        paths.config_file.parent,
+        paths.policy_dir,
+        paths.system_policy_dir,
+    }
+    where = os.path.realpath(out.parent)
+    if any(where == os.path.realpath(folder) for folder in folders):
+        raise UsageError(
+            f"refusing to write {clean(out, 200)}: the folder is one of vault's own",
+            hint="write the output somewhere else",
+        )
 
 
 def _check_output(out: Path, template: str) -> None:
