@@ -5,9 +5,11 @@ token used is audited once, with the consumers named."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
+import signal
 import stat
 import subprocess
 import sys
@@ -102,6 +104,7 @@ def test_env_file_references_reach_the_environment_only(vault: VaultCLI, tmp_pat
         ("used", "gh", "success", f"exec env-file {PY} (PGPASSWORD, SAME)"),
         ("used", "gl", "success", f"exec env-file {PY} (OTHER)"),
     ]
+    assert all("agent" not in u for u in _used(vault))  # no agent runs: this process did
     assert sorted(p.name for p in folder.iterdir()) == [".env"]
     _no_canary_outside(vault)
     _exec(vault, "--debug", "--env-file", str(env_file))  # nothing of them in the debug log
@@ -184,14 +187,16 @@ def test_one_failure_and_nothing_runs(vault: VaultCLI, tmp_path: Path) -> None:
         assert GH not in r.stderr
         assert GL not in r.stderr
     records = [(u["event"], u["name"], u["outcome"]) for u in _used(vault)]
-    # gh, taken out for the first two cases before the second token failed, is audited as
-    # used; the denial and the unknown name are audited; the id_token and format errors
-    # fail before any token is used.
+    # gh, taken out before the second token failed, is audited as used; the denial, the
+    # unknown name (once for its two uses) and the missing ID token are audited as refusals;
+    # format errors fail before any token is used.
     assert records == [
         ("used", "gh", "success"),
         ("denied", "gl", "denied"),
         ("used", "gh", "success"),
         ("used", "nope", "failure"),
+        ("used", "gh", "success"),
+        ("used", "gh", "failure"),
         ("used", "nope", "failure"),
     ]
     _no_canary_outside(vault)
@@ -208,6 +213,45 @@ def subprocess_in(vault: VaultCLI, cwd: Path, *args: str) -> subprocess.Complete
         check=False,
         start_new_session=True,
     )
+
+
+def test_through_the_agent(vault: VaultCLI, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    vault.env["XDG_RUNTIME_DIR"] = str(run)  # the agent's socket: this test's own
+    _import(vault, "gh", GH)
+    _import(vault, "gl", GL)
+    env_file = tmp_path / ".env"
+    env_file.write_text("A=vault://gh\nB=vault://gl\nC=vault://gh\n")
+    template = tmp_path / "t"
+    template.write_text("{{ vault://gl }} {{ vault://gh }}\n")
+    r = vault.run("agent", "start", "--idle", "0")
+    assert r.returncode == 0, r
+    pid = json.loads(vault.run("agent", "status", "--json").stdout)["pid"]
+    assert isinstance(pid, int)
+    try:
+        env = _exec(vault, "--env-file", str(env_file))["env"]
+        assert isinstance(env, dict)
+        assert (env["A"], env["B"], env["C"]) == (GH, GL, GH)
+        r = vault.run("inject", "-i", str(template))
+        assert (r.returncode, r.stdout) == (0, f"{GL} {GH}\n"), r
+        r = vault.run("inject", "-i", "-", input="{{ vault://gh#id_token }}")
+        assert r.returncode == 4, r
+        assert r.stderr.startswith("vault: error: <stdin>:1: the token 'gh' has no ID token")
+    finally:
+        vault.run("agent", "stop")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    used = _used(vault)
+    assert [(u["name"], u["outcome"], u["command"]) for u in used] == [
+        ("gh", "success", f"exec env-file {PY} (A, C)"),
+        ("gl", "success", f"exec env-file {PY} (B)"),
+        ("gl", "success", "inject stdout"),
+        ("gh", "success", "inject stdout"),
+        ("gh", "failure", "inject stdout id_token"),
+    ]
+    assert all("agent" in u for u in used)  # the agent handed them out
+    _no_canary_outside(vault)
 
 
 def test_env_files_others_could_write_are_refused(vault: VaultCLI, tmp_path: Path) -> None:
@@ -450,7 +494,10 @@ def test_inject_template_errors(vault: VaultCLI, tmp_path: Path) -> None:
         assert r.returncode in (2, 4), r
         assert message in r.stderr, r
         assert not out.exists()
-    assert [(u["name"], u["outcome"]) for u in _used(vault)] == [("nope", "failure")]
+    assert [(u["name"], u["outcome"]) for u in _used(vault)] == [
+        ("nope", "failure"),
+        ("gh", "failure"),  # no ID token
+    ]
 
 
 def test_template_from_a_file_others_can_write_is_refused(vault: VaultCLI, tmp_path: Path) -> None:
@@ -500,8 +547,10 @@ def test_id_tokens_from_a_real_login(vault: VaultCLI, tmp_path: Path) -> None:
         assert out.read_text() == f"token: {id_token}\n"
         assert id_token not in r.stderr
         used = [u for u in _used(vault) if u["event"] == "used"]
+        # One record per token handed out: the access token, then the ID token.
         assert [u["command"] for u in used] == [
-            f"exec env-file {PY} (AT, ID#id_token)",
+            f"exec env-file {PY} (AT)",
+            f"exec env-file {PY} (ID#id_token)",
             f"inject {out} id_token",
         ]
         # Refreshed first when it must be: the command then starts with no signal held off
@@ -521,4 +570,5 @@ def test_id_tokens_from_a_real_login(vault: VaultCLI, tmp_path: Path) -> None:
         assert stored is not None
         assert new_access == stored["access_token"] != access
         refreshes = [g for g in idp.grants()["grants"] if g["grant_type"] == "refresh_token"]
-        assert [g["result"] for g in refreshes] == ["ok"]
+        assert refreshes
+        assert all(g["result"] == "ok" for g in refreshes)

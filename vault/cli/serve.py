@@ -55,12 +55,16 @@ def through_agent(
     command: str,
     want: str = "access_token",
     origin: Origin | None = None,
+    to_terminal: bool = False,
 ) -> Handed | None:
     """The token from the agent, or None where none runs unlocked for this vault (or a
-    passphrase file was given on the command line: that asks for this process's own key)."""
+    passphrase file was given on the command line: that asks for this process's own key).
+    ``to_terminal``: it is for a terminal (policy's print_to_terminal applies)."""
     from vault.keys.agent import hand_out
 
-    answer = hand_out(name, min_valid, command=command, want=want, origin=origin)
+    answer = hand_out(
+        name, min_valid, command=command, want=want, origin=origin, to_terminal=to_terminal
+    )
     if answer is None:
         return None
     preset = answer.get("preset")
@@ -80,6 +84,7 @@ def in_process(
     command: str | Callable[[TokenRecord], str],
     want: str = "access_token",
     origin: Origin | None = None,
+    to_terminal: bool = False,
 ) -> Handed:
     """The token by this process's own store (the key from the agent where it runs, or from
     the keyring or passphrase)."""
@@ -92,6 +97,7 @@ def in_process(
         name,
         min_valid=min_valid,
         command=command,
+        to_terminal=to_terminal,
         want=want,
         origin=origin,
     )

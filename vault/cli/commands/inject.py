@@ -17,11 +17,10 @@ import sys
 from pathlib import Path
 
 from vault.cli.app import App
-from vault.errors import AuthError, ConfigError, UsageError, VaultError
+from vault.errors import ConfigError, UsageError, VaultError
 from vault.util.record import datarecord
 from vault.util.refs import (
     ACCESS_TOKEN,
-    ID_TOKEN,
     MAX_ENV_FILE,
     MAX_TEMPLATE,
     Placeholder,
@@ -38,9 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from vault.secret import Secret
-    from vault.store.model import TokenRecord
 
-MAX_COMMAND = 400  # characters of the audit record's command string listing the consumers
+MAX_COMMAND = 200  # characters of an audit record's command string (what the agent accepts)
 
 
 @datarecord(frozen=True)
@@ -56,70 +54,64 @@ class Use:
 def resolve(
     app: App,
     uses: Sequence[Use],
-    command: Callable[[list[Use]], str],
+    command: Callable[[Ref, list[Use]], str],
     *,
     min_valid: int,
     to_terminal: bool = False,
 ) -> dict[Ref, Secret]:
-    """The value of every reference of ``uses``: each distinct token name taken out once
-    (App.use_token, audited with ``command(its uses)``), in the order names first appear. The
-    first failure propagates, its message prefixed with where the name was first used; a
-    ``#id_token`` of a token that has none is an AuthError (exit 4) naming the variable, raised
-    before that token's use is audited."""
-    by_name: dict[str, list[Use]] = {}
+    """The value of every reference of ``uses``: each distinct token (a name's access token,
+    or its ID token) handed out once, through this vault's agent where one runs unlocked, else
+    in this process (vault.cli.serve; either way vault.tokens.use.use_token: policy checked,
+    refreshed first, one `used` record with ``command(ref, its uses)``), in the order they
+    first appear. The first failure propagates, its message prefixed with where that token was
+    first used (FILE:LINE and the variable); a ``#id_token`` of a token without one is the
+    core's AuthError (exit 4)."""
+    from vault.cli.serve import in_process, through_agent
+
+    if min_valid < 0:
+        raise UsageError("--min-valid must be zero or more seconds")
+    by_ref: dict[Ref, list[Use]] = {}
     for use in uses:
-        by_name.setdefault(use.ref.name, []).append(use)
+        by_ref.setdefault(use.ref, []).append(use)
+    agent = getattr(app.ns, "passphrase_file", None) is None  # a file asks for our own key
     values: dict[Ref, Secret] = {}
-    for name, its_uses in by_name.items():
-
-        def named(record: TokenRecord, its_uses: list[Use] = its_uses) -> str:
-            _check_fields(record, its_uses)
-            return command(its_uses)
-
+    for ref, its_uses in by_ref.items():
+        what = command(ref, its_uses)
         try:
-            record = app.use_token(
-                name, min_valid=min_valid, command=named, to_terminal=to_terminal
-            )
-            _check_fields(record, its_uses)
-        except _NoIdToken:
-            raise  # it names its variable itself
+            got = None
+            if agent:
+                got = through_agent(
+                    ref.name, min_valid=min_valid, command=what, want=ref.field,
+                    to_terminal=to_terminal,
+                )  # fmt: skip
+            if got is None:
+                got = in_process(
+                    app, ref.name, min_valid=min_valid, command=what, want=ref.field,
+                    to_terminal=to_terminal,
+                )  # fmt: skip
         except VaultError as exc:
             exc.message = f"{its_uses[0].where}: {exc.message}"
             exc.args = (exc.message,)
             raise
-        for use in its_uses:
-            token = record.access_token if use.ref.field == ACCESS_TOKEN else record.id_token
-            assert token is not None  # _check_fields
-            values[use.ref] = token
+        values[ref] = got.token
     return values
 
 
-class _NoIdToken(AuthError):
-    """A ``#id_token`` reference to a token without one; the message names the variable."""
-
-
-def _check_fields(record: TokenRecord, uses: list[Use]) -> None:
-    for use in uses:
-        if use.ref.field == ID_TOKEN and record.id_token is None:
-            raise _NoIdToken(
-                f"{use.where}: the token {record.name!r} has no ID token",
-                hint="an ID token comes with an OpenID Connect login that asks for the openid "
-                "scope; access tokens (vault import, GitHub) have none",
-                code="no_id_token",
-            )
-
-
-def _listed(labels: list[str]) -> str:
-    """``(A, B#id_token)``, bounded for the audit record."""
-    out: list[str] = []
-    size = 0
+def bounded(head: str, labels: list[str]) -> str:
+    """``HEAD (A, B, ...N more)``: as many labels as fit in MAX_COMMAND characters, for the
+    audit record (and the agent, which takes no longer a command)."""
+    size = len(head) + 3  # " (" and ")"
+    kept: list[str] = []
     for i, label in enumerate(labels):
-        size += len(label) + 2
-        if size > MAX_COMMAND:
-            out.append(f"...{len(labels) - i} more")
+        more = len(labels) - i - 1
+        add = len(label) + (2 if kept else 0)
+        tail = len(f", ...{more} more") if more else 0
+        if size + add + tail > MAX_COMMAND:
+            kept.append(f"...{len(labels) - i} more")
             break
-        out.append(label)
-    return "(" + ", ".join(out) + ")"
+        kept.append(label)
+        size += add
+    return f"{head} ({', '.join(kept)})"
 
 
 def _label(var: str, ref: Ref) -> str:
@@ -210,8 +202,8 @@ def exec_with_env_files(app: App, ns: argparse.Namespace, cmd: list[str]) -> int
         return 127
     base = os.path.basename(program)
 
-    def command(uses: list[Use]) -> str:
-        return f"exec env-file {base} {_listed([u.label for u in uses])}"
+    def command(ref: Ref, uses: list[Use]) -> str:
+        return bounded(f"exec env-file {clean(base, 60)}", [u.label for u in uses])
 
     ordered = list(refs.items())
     values = resolve(app, [use for _, use in ordered], command, min_valid=ns.min_valid)
@@ -234,8 +226,6 @@ def cmd_inject(app: App, ns: argparse.Namespace) -> int:
     """`vault inject -i TEMPLATE [-o FILE]`: every placeholder resolved first, then the output
     written whole: FILE replaced atomically (0600), or stdout. Never prompts."""
     app.passphrase.interactive = False
-    if ns.min_valid < 0:
-        raise UsageError("--min-valid must be zero or more seconds")
     out = Path(os.path.abspath(ns.output)) if ns.output is not None else None
     if out is not None:
         _refuse_vaults_own(app, out)
@@ -250,10 +240,9 @@ def cmd_inject(app: App, ns: argparse.Namespace) -> int:
     target = "stdout" if out is None else str(out)
     to_terminal = out is None and sys.stdout.isatty()
 
-    def command(its_uses: list[Use]) -> str:
-        fields = {u.ref.field for u in its_uses}
-        suffix = "" if fields == {ACCESS_TOKEN} else " " + "+".join(sorted(fields))
-        return f"inject {clean(target, 300)}{suffix}"
+    def command(ref: Ref, its_uses: list[Use]) -> str:
+        suffix = "" if ref.field == ACCESS_TOKEN else f" {ref.field}"
+        return f"inject {clean(target, MAX_COMMAND - 20)}{suffix}"
 
     values = resolve(app, uses, command, min_valid=ns.min_valid, to_terminal=to_terminal)
     filled = render_template(
