@@ -100,6 +100,9 @@ def resolve(
 def bounded(head: str, labels: list[str]) -> str:
     """``HEAD (A, B, ...N more)``: as many labels as fit in MAX_COMMAND characters, for the
     audit record (and the agent, which takes no longer a command)."""
+    whole = f"{head} ({', '.join(labels)})"
+    if len(whole) <= MAX_COMMAND:
+        return whole
     size = len(head) + 3  # " (" and ")"
     kept: list[str] = []
     for i, label in enumerate(labels):
