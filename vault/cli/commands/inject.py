@@ -2,11 +2,12 @@
 TEMPLATE [-o FILE]`.
 
 Both resolve every reference before anything else happens (CMD started, a byte written), each
-distinct token name once through `App.use_token`: policy checked, refreshed where needed, one
-`used` audit record naming the use, the program or the output and the consumers. One failure and
-nothing runs and nothing is written. Values go only where they are meant to (CMD's environment,
-the output); errors name files, lines and variables, never a value. The formats are
-vault.util.refs'.
+distinct token (a name's access token, or its ID token) once, by vault.cli.serve (the agent
+where one runs unlocked, else this process; vault.tokens.use.use_token either way): policy
+checked, refreshed where needed, one `used` audit record naming the use, the program or the
+output and the consumers. One failure and nothing runs and nothing is written. Values go only
+where they are meant to (CMD's environment, the output); errors name files, lines and
+variables, never a value. The formats are vault.util.refs'.
 """
 
 from __future__ import annotations
