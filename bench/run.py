@@ -263,6 +263,8 @@ def run_all(base: Path, service: SecretService) -> list[str]:
     envap_bare = {k: v for k, v in envap.items() if k != "VAULT_PASSPHRASE_FILE"}
     fill_vault(enva, 1000)
     fill_vault(envap, 1000)
+    for env in (enva, env1k):
+        helper_config(env)
     agents = [enva, envap]
     for env in agents:
         subprocess.run(
@@ -285,6 +287,11 @@ def run_all(base: Path, service: SecretService) -> list[str]:
         )
         agent_vs_floor = paired(token_a, enva, [PY, "-c", "pass"], env1, runs=PAIRED_RUNS)
         pass_vs_keyring = paired(token_a, envap_bare, token_a, enva, runs=PAIRED_RUNS)
+        helpers_agent = {
+            label: paired(argv, enva, ["gh", "auth", "token"], gh_env, runs=PAIRED_RUNS,
+                          input_a=given)
+            for label, argv, given in HELPERS
+        } if shutil.which("gh") else {}  # fmt: skip
         agent_ok, agent_errors = concurrent_tokens(enva, "t00500")
         keep_keyring(service, "8 clients through the agent")
     finally:
@@ -292,6 +299,12 @@ def run_all(base: Path, service: SecretService) -> list[str]:
             subprocess.run(
                 [VAULT_BIN, "agent", "stop"], env=env, capture_output=True, timeout=60, check=False
             )
+    # Without an agent: each helper against `vault token` on the same vault, alternately.
+    helpers_direct = {
+        label: paired(argv, env1k, [VAULT_BIN, "token", "t00500"], env1k, runs=PAIRED_RUNS,
+                      input_a=given)
+        for label, argv, given in HELPERS
+    }  # fmt: skip
     rss = peak_rss_kb([VAULT_BIN, "token", "t00500"], env1k)
     rss10k = peak_rss_kb([VAULT_BIN, "token", "t05000"], env10k)
     # Prune over 10,000 expired tokens.
@@ -399,6 +412,22 @@ def run_all(base: Path, service: SecretService) -> list[str]:
         f"| 11 | 8 processes x 10 s of `vault token` via the agent | {agent_ok / 10:.1f} ops/s, "
         f"{agent_errors} errors | {'yes' if agent_errors == 0 else 'no'} |"
     )
+    number = 12
+    for label, (ms, gh_ms, _) in helpers_agent.items():
+        out.append(
+            f"| {number} | {label} via the agent ≤ 0.5 x `gh auth token` | alternating the two "
+            f"{PAIRED_RUNS} times: {ms:.1f} ms vs {gh_ms:.1f} ms ({ms / gh_ms:.2f} x) | "
+            f"{'yes' if ms <= 0.5 * gh_ms else 'no'} |"
+        )
+        number += 1
+    for label, (ms, token_ms, diff) in helpers_direct.items():
+        out.append(
+            f"| {number} | {label} without an agent no slower than `vault token` (median "
+            f"difference within 5 % of it) | alternating the two {PAIRED_RUNS} times: {ms:.1f} ms "
+            f"vs {token_ms:.1f} ms, median difference {diff:+.1f} ms | "
+            f"{'yes' if diff <= 0.05 * token_ms else 'no'} |"
+        )
+        number += 1
     out.extend(audit_bench(base, service))
     if INCIDENTS:
         out.extend(["", "Incidents during this run: " + "; ".join(INCIDENTS) + "."])
@@ -410,6 +439,36 @@ def run_all(base: Path, service: SecretService) -> list[str]:
 
 PRUNE_RUNS = 3
 PAIRED_RUNS = 60
+
+_BIN = Path(VAULT_BIN).parent
+# The helpers other tools run once per command of theirs, each asked for the same stored token
+# as `vault token t00500` (a github.com token): label, argv, what the calling tool writes on
+# stdin.
+HELPERS: list[tuple[str, list[str], bytes | None]] = [
+    ("`vault kube`", [VAULT_BIN, "kube", "t00500"], None),
+    (
+        "`vault credential-helper get` (git)",
+        [VAULT_BIN, "credential-helper", "get", "--name", "t00500"],
+        b"protocol=https\nhost=github.com\n\n",
+    ),
+    ("`docker-credential-vault get`", [str(_BIN / "docker-credential-vault"), "get"], b"ghcr.io"),
+    (
+        "`terraform-credentials-vault get`",
+        [str(_BIN / "terraform-credentials-vault"), "get", "app.terraform.io"],
+        None,
+    ),
+]
+
+
+def helper_config(env: dict[str, str]) -> None:
+    """config.yaml naming t00500 for a registry and a Terraform host (the docker and Terraform
+    helpers look the host up there)."""
+    home = Path(env["VAULT_HOME"])
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(
+        "registries:\n  ghcr.io: {token: t00500, username: bench}\n"
+        "terraform:\n  app.terraform.io: {token: t00500}\n"
+    )
 
 
 def paired(
