@@ -42,8 +42,13 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at ru
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
+    from vault.audit.signing import Signer
+
 GENESIS = b"0" * 64
 MAC_MARK = b',"mac":"'
+PREV_MARK = b',"prev_sha256":"'
+SIGNATURE_MARK = b',"signature":"'
+SIGN_INTERVAL = 3600  # seconds: an append this long after the last signature signs the head
 LINE_END = b'"}'
 MAX_FIELD = 512
 TAIL_WINDOW = 256 * 1024
@@ -200,9 +205,19 @@ def make_event(
     }
 
 
-def _body(seq: int, when: str, event: dict[str, Any]) -> bytes:
+def _body(seq: int, when: str, event: dict[str, Any], prev: bytes | None = None) -> bytes:
+    """A record's JSON before its MAC; ``prev`` (the SHA-256 of the line before, hex) is its
+    last field, ``prev_sha256``, the keyless chain (vault.audit.keyless)."""
     doc = {"v": 1, "seq": seq, "time": when, **event}
+    if prev is not None:
+        doc["prev_sha256"] = prev.decode()
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def line_hash(line: bytes) -> bytes:
+    """The keyless chain's hash of a record: the hex SHA-256 of its line (without the newline),
+    as the next record's ``prev_sha256`` carries it."""
+    return _hmac.sha256(line).hexdigest().encode()
 
 
 def seal_line(key: bytes, prev_mac: bytes, body: bytes) -> tuple[bytes, bytes]:
@@ -218,6 +233,7 @@ class Tail:
     mac: bytes
     end: int  # offset just after the last complete line
     torn: bytes  # bytes after the last newline (a crash mid-write)
+    hash: bytes = GENESIS  # line_hash of the last complete line
 
 
 def _seq_of(line: bytes) -> int:
@@ -251,7 +267,7 @@ def read_tail(fd: int, size: int) -> Tail | None:
     prev_nl = data.rfind(b"\n", 0, last_nl)
     line = data[prev_nl + 1 : last_nl]
     try:
-        return Tail(_seq_of(line), _mac_of(line), start + last_nl + 1, torn)
+        return Tail(_seq_of(line), _mac_of(line), start + last_nl + 1, torn, line_hash(line))
     except ValueError:
         raise IntegrityError(
             "the audit log's last record is malformed",
@@ -266,18 +282,30 @@ class Hwm:
     seq: int = 0
     mac: str = GENESIS.decode()
     at: int = 0  # when it was saved (UNIX seconds), to space out saves after uses
+    # When the chain head was last signed (UNIX seconds; 0: not yet), so that deciding whether
+    # an append must sign costs nothing (AuditLog.append).
+    signed: int = 0
 
     def dump(self, at: int) -> dict[str, Any]:
-        return {"seq": self.seq, "mac": self.mac, "at": at}
+        doc: dict[str, Any] = {"seq": self.seq, "mac": self.mac, "at": at}
+        if self.signed:
+            doc["signed"] = self.signed
+        return doc
 
     @classmethod
     def load(cls, doc: object) -> Hwm:
         if not isinstance(doc, dict):
             return cls()
         seq, mac, at = doc.get("seq"), doc.get("mac"), doc.get("at", 0)
-        if not isinstance(seq, int) or not isinstance(mac, str) or not isinstance(at, int):
+        signed = doc.get("signed", 0)
+        if (
+            not isinstance(seq, int)
+            or not isinstance(mac, str)
+            or not isinstance(at, int)
+            or not isinstance(signed, int)
+        ):
             raise IntegrityError("the audit high-water mark kept with the key is malformed")
-        return cls(seq, mac, at)
+        return cls(seq, mac, at, signed)
 
 
 def _reason(exc: OSError) -> str:
@@ -309,13 +337,29 @@ def noted(event: dict[str, Any], note: str, *, outcome: str | None = None) -> di
 
 
 class AuditLog:
-    """The log file at ``path`` and its rotated archives, chained under ``audit_key``."""
+    """The log file at ``path`` and its rotated archives, chained under ``audit_key``.
 
-    def __init__(self, path: Path, audit_key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    With ``signing_key`` (the vault's Ed25519 key, vault.audit.signing) it also signs the
+    chain's head: with a ``chain_signed`` record at every rotation (the last record of the file
+    that is closed), when :meth:`append` is asked to ``seal``, and at the first append an hour
+    (SIGN_INTERVAL) or more after the last signature. ``clock``: UNIX seconds now."""
+
+    def __init__(
+        self,
+        path: Path,
+        audit_key: bytes,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        signing_key: Secret | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
         self.audit_key = audit_key
         self.max_bytes = max_bytes
+        self.signing_key = signing_key
+        self.clock = clock
         self.warnings: list[str] = []
+        self._signer: Signer | None = None
 
     def archives(self) -> list[Path]:
         prefix = self.path.name + "."
@@ -329,11 +373,15 @@ class AuditLog:
             return []
         return sorted(found, key=lambda p: int(p.name[len(prefix) :]))
 
-    def append(self, events: list[dict[str, Any]], hwm: Hwm) -> tuple[Hwm, list[dict[str, Any]]]:
+    def append(
+        self, events: list[dict[str, Any]], hwm: Hwm, *, seal: bool = False
+    ) -> tuple[Hwm, list[dict[str, Any]]]:
         """Append ``events`` (call only under the vault's exclusive lock); returns the new
-        high-water mark. Raises IntegrityError, and writes nothing, if the log does not end
-        where the high-water mark says it should."""
-        if not events:
+        high-water mark and the records written (each with ``sha256``, its line's hash, added:
+        what a syslog collector keeps of the chain). Raises IntegrityError, and writes
+        nothing, if the log does not end where the high-water mark says it should.
+        ``seal``: sign the head after them (events may then be empty)."""
+        if not events and not (seal and self.signing_key is not None):
             return hwm, []
         ensure_private_dir(self.path.parent)
         check_private_file(self.path, "audit log")
@@ -346,16 +394,17 @@ class AuditLog:
             if tail is not None and tail.torn:
                 pending.append(self._set_aside(fd, tail))
                 size = tail.end
-            last_seq, last_mac = (tail.seq, tail.mac) if tail else (0, GENESIS)
-            if last_seq == 0 and hwm.seq > 0 and not self.archives():
+            head = (tail.seq, tail.mac, tail.hash) if tail else (0, GENESIS, GENESIS)
+            if head[0] == 0 and hwm.seq > 0 and not self.archives():
                 raise IntegrityError(
                     f"the audit log {self.path} is empty or missing but {hwm.seq} records were "
                     "written; it was deleted or truncated",
                     hint="`vault audit verify` shows what is left; `vault audit reset` starts a "
                     "new log after setting the damaged one aside",
                 )
-            if last_seq == 0 and hwm.seq > 0:
-                last_seq, last_mac = self._archive_tail()
+            if head[0] == 0 and hwm.seq > 0:
+                head = self._archive_tail()
+            last_seq, last_mac, _ = head
             if last_seq < hwm.seq or (last_seq == hwm.seq and last_mac.decode() != hwm.mac):
                 raise IntegrityError(
                     f"the audit log {self.path} ends at record {last_seq} but record {hwm.seq} "
@@ -363,44 +412,105 @@ class AuditLog:
                     hint="run `vault audit verify`; `vault audit reset` sets the log aside and "
                     "starts a new one",
                 )
+            now = self.clock()
+            when = now_rfc3339()
+            signed = hwm.signed
+            written_records: list[dict[str, Any]] = []
             if size >= self.max_bytes and last_seq > 0:
+                if self.signing_key is not None:
+                    # The file's head is signed before it is closed: every archive ends anchored.
+                    line, head, record = self._signature(key, head, when)
+                    self._write(fd, line, size)
+                    written_records.append(record)
+                    signed = int(now)
                 os.close(fd)
                 fd = -1
-                self._rotate(last_seq)
+                self._rotate(head[0])
                 fd = self._open()
+                size = 0
                 pending.insert(
                     0,
-                    make_event("log_rotated", reason=f"previous file ended at record {last_seq}"),
+                    make_event("log_rotated", reason=f"previous file ended at record {head[0]}"),
                 )
-            when = now_rfc3339()
             chunks = []
-            written_records = []
-            seq, mac = last_seq, last_mac
             for event in [*pending, *events]:
-                seq += 1
-                line, mac = seal_line(key, mac, _body(seq, when, event))
+                seq = head[0] + 1
+                line, mac = seal_line(key, head[1], _body(seq, when, event, head[2]))
                 chunks.append(line)
-                written_records.append({"v": 1, "seq": seq, "time": when, **event})
-            data = b"".join(chunks)
-            try:
-                written = os.write(fd, data)
-                if written != len(data):
-                    raise OSError(errno.ENOSPC, "short write")
-                os.fsync(fd)
-            except OSError as exc:
-                # Leave no partial record behind: cut the file back to where it was.
-                try:
-                    os.ftruncate(fd, size)
-                    os.fsync(fd)
-                except OSError:
-                    pass
-                raise IntegrityError(
-                    f"cannot write the audit log {self.path}: {_reason(exc)}{NOT_CARRIED_OUT}"
-                ) from exc
-            return Hwm(seq, mac.decode()), written_records
+                record = {"v": 1, "seq": seq, "time": when, **event}
+                record["prev_sha256"] = head[2].decode()
+                head = (seq, mac, line_hash(line[:-1]))
+                record["sha256"] = head[2].decode()
+                written_records.append(record)
+            if self.signing_key is not None:
+                if seal or (signed and not 0 <= now - signed < SIGN_INTERVAL):
+                    line, head, record = self._signature(key, head, when)
+                    chunks.append(line)
+                    written_records.append(record)
+                    signed = int(now)
+                elif not signed:
+                    signed = int(now)  # the first hour starts with the first record written
+            self._write(fd, b"".join(chunks), size)
+            return Hwm(head[0], head[1].decode(), signed=signed), written_records
         finally:
             if fd >= 0:
                 os.close(fd)
+
+    def _write(self, fd: int, data: bytes, size: int) -> None:
+        """``data`` appended and fsynced; on failure the file is cut back to ``size``."""
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, "short write")
+            os.fsync(fd)
+        except OSError as exc:
+            # Leave no partial record behind: cut the file back to where it was.
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            except OSError:
+                pass
+            raise IntegrityError(
+                f"cannot write the audit log {self.path}: {_reason(exc)}{NOT_CARRIED_OUT}"
+            ) from exc
+
+    def signer(self) -> Signer:
+        """The vault's signer (vault.audit.signing), made when first needed."""
+        if self._signer is None:
+            assert self.signing_key is not None
+            from vault.audit.signing import Signer
+
+            self._signer = Signer(self.signing_key)
+        return self._signer
+
+    def _signature(
+        self, key: bytes, head: tuple[int, bytes, bytes], when: str
+    ) -> tuple[bytes, tuple[int, bytes, bytes], dict[str, Any]]:
+        """The ``chain_signed`` record that signs ``head`` (seq, MAC, line hash): its line, the
+        new head, and the record as written (with ``sha256``)."""
+        signer = self.signer()
+        seq = head[0] + 1
+        event = {
+            **make_event("chain_signed"),
+            "head_seq": head[0],
+            "head_hash": head[2].decode(),
+            "key_fingerprint": signer.fingerprint,
+        }
+        unsigned = _body(seq, when, event, head[2])
+        signature = signer.sign(unsigned[:-1])
+        body = unsigned[:-1] + SIGNATURE_MARK + signature.encode() + b'"}'
+        line, mac = seal_line(key, head[1], body)
+        digest = line_hash(line[:-1])
+        record = {
+            "v": 1,
+            "seq": seq,
+            "time": when,
+            **event,
+            "prev_sha256": head[2].decode(),
+            "signature": signature,
+            "sha256": digest.decode(),
+        }
+        return line, (seq, mac, digest), record
 
     def end(self) -> tuple[int, str]:
         """The (seq, MAC) of the last complete record in the log (its rotated archives too, for a
@@ -416,7 +526,7 @@ class AuditLog:
             return tail.seq, tail.mac.decode()
         if not self.archives():
             return 0, GENESIS.decode()
-        seq, mac = self._archive_tail()
+        seq, mac, _ = self._archive_tail()
         return seq, mac.decode()
 
     def _open(self) -> int:
@@ -479,7 +589,8 @@ class AuditLog:
                 f"{_reason(exc)}{NOT_CARRIED_OUT}"
             ) from exc
 
-    def _archive_tail(self) -> tuple[int, bytes]:
+    def _archive_tail(self) -> tuple[int, bytes, bytes]:
+        """(seq, MAC, line hash) of the last record of the newest archive."""
         archives = self.archives()
         fd = open_private_file(archives[-1], file_kind(archives[-1]))
         try:
@@ -487,8 +598,8 @@ class AuditLog:
         finally:
             os.close(fd)
         if tail is None:
-            return 0, GENESIS
-        return tail.seq, tail.mac
+            return 0, GENESIS, GENESIS
+        return tail.seq, tail.mac, tail.hash
 
     def files(self, *, checked: bool = True) -> list[Path]:
         """The archives, oldest first, then the log. ``checked`` (to read them): each one is

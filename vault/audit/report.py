@@ -98,6 +98,7 @@ EVENTS = (
     "key_rotated",
     "log_rotated",
     "log_reset",
+    "chain_signed",
     "torn_record_set_aside",
     "agent_started",
     "agent_unlocked",

@@ -312,7 +312,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (default); json: lines exactly as stored; ocsf, ecs: one document a line",
     )
     p.add_argument("--json", action="store_true", help="the same as --format json")
-    p = audit_cmd("verify", "cmd_verify", "check the log's chain and high-water mark")
+    p = audit_cmd(
+        "verify",
+        "cmd_verify",
+        "check the log's chain and high-water mark (with the vault), or with --pubkey its "
+        "hash chain and signatures alone (without the vault, on any machine)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--pubkey",
+        metavar="FILE",
+        help="the vault's public key (`vault audit pubkey`): verify without the vault",
+    )
+    p.add_argument(
+        "logs",
+        nargs="*",
+        metavar="LOG",
+        help="with --pubkey: the log files, oldest first (default: this vault's log)",
+    )
+    p = audit_cmd("pubkey", "cmd_pubkey", "the Ed25519 public key that signs this log (PEM)")
+    p.add_argument("--fingerprint", action="store_true", help="only its SHA256 fingerprint")
+    p.add_argument("--json", action="store_true")
+    p = audit_cmd("seal", "cmd_seal", "sign the audit chain's head now")
     p.add_argument("--json", action="store_true")
     p = audit_cmd("report", "cmd_report", "per-token summary for auditors")
     filters(p)

@@ -326,6 +326,10 @@ class Meta:
     # {"after": {"seq", "mac"} | None, "at": UNIX seconds, "events": [...]}. "after" is where
     # the log ended when they were journaled: a log that has gone past it holds them.
     pending: dict[str, Any] | None = None
+    # The Ed25519 key that signs the audit chain's heads (vault.audit.signing): its 32-byte
+    # seed in base64. Made with the vault, or by the first command that writes a vault made
+    # before it existed; kept by `vault rekey` (it identifies the vault to auditors).
+    signing_key: Secret | None = None
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
@@ -340,6 +344,8 @@ class Meta:
             doc["held"] = self.held
         if self.pending is not None:
             doc["pending"] = self.pending
+        if self.signing_key is not None:
+            doc["signing_key"] = self.signing_key.reveal()
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -353,6 +359,7 @@ class Meta:
                 audit=_dict_or_none(doc.get("audit")),
                 held=_held(doc.get("held")),
                 pending=_dict_or_none(doc.get("pending")),
+                signing_key=_signing_key(doc.get("signing_key")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise IntegrityError("vault metadata is malformed") from exc
@@ -361,7 +368,22 @@ class Meta:
     def new(cls) -> Meta:
         import os
 
-        return cls(audit_key=os.urandom(32), state_key=os.urandom(32), created=int(time.time()))
+        from vault.audit.signing import new_seed
+
+        return cls(
+            audit_key=os.urandom(32),
+            state_key=os.urandom(32),
+            created=int(time.time()),
+            signing_key=new_seed(),
+        )
+
+
+def _signing_key(v: object) -> Secret | None:
+    if v is None:
+        return None
+    if len(base64.b64decode(_str(v), validate=True)) != 32:
+        raise ValueError("the audit signing key is not 32 bytes")
+    return Secret(_str(v))
 
 
 def find_record(payload: bytes, name: str) -> bytes | None:

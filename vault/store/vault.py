@@ -112,6 +112,11 @@ class Editor:
     events: list[dict[str, Any]] = field(default_factory=list)
     # The records of kept changes (``keep``), also in ``events``: journaled in the vault first.
     journal: list[dict[str, Any]] = field(default_factory=list)
+    # Sign the audit chain's head after this block's records (`vault audit seal`).
+    seal: bool = False
+    # The vault had no audit signing key (made before there was one): one was made for it
+    # now, and the vault is written with it. Nothing is signed with it until it is written.
+    new_signing_key: bool = False
     _raw: dict[str, bytes] | None = None
     _expect: Callable[[int], None] | None = None  # set by Store.edit
 
@@ -124,6 +129,14 @@ class Editor:
     def audit(self, event: dict[str, Any]) -> None:
         """Record an audit event; it is written (and fsynced) before anything else."""
         self.events.append(event)
+
+    def ensure_signing_key(self) -> None:
+        """Give a vault made before there were audit signing keys one (see new_signing_key)."""
+        if self.meta.signing_key is None:
+            from vault.audit.signing import new_seed
+
+            self.meta = replace(self.meta, signing_key=new_seed())
+            self.new_signing_key = True
 
     def get(self, name: str) -> TokenRecord | None:
         if self._raw is None and self.payload is not None:
@@ -325,7 +338,12 @@ class Store:
     # --- changing --------------------------------------------------------------------
 
     def audit_log(self, meta: Meta) -> AuditLog:
-        return AuditLog(self.paths.audit_file, meta.audit_key, max_bytes=self.audit_max_bytes)
+        return AuditLog(
+            self.paths.audit_file,
+            meta.audit_key,
+            max_bytes=self.audit_max_bytes,
+            signing_key=meta.signing_key,
+        )
 
     @contextlib.contextmanager
     def edit(
@@ -376,6 +394,7 @@ class Store:
                 editor = Editor(Meta.new())
             else:
                 editor = Editor(opened.meta, opened.payload, header=opened.header)
+                editor.ensure_signing_key()
             editor._expect = functools.partial(answer.expect, opened)
             try:
                 try:
@@ -393,6 +412,29 @@ class Store:
             finally:
                 if ours:
                     answer.end()
+
+    def signing_key(self) -> Secret:
+        """The vault's audit signing key (vault.audit.signing), made and written into the
+        vault first if it has none yet. Raises IntegrityError when there is no vault."""
+        if self.read() is None:
+            raise IntegrityError("there is no vault, so there is no audit signing key yet")
+        with self.edit() as editor:  # writes the metadata only if the key is new
+            key = editor.meta.signing_key
+        assert key is not None
+        return key
+
+    def seal(self) -> dict[str, Any]:
+        """Sign the audit chain's head now (`vault audit seal`): appends a ``chain_signed``
+        record and returns it. Raises IntegrityError when there is no vault or the log cannot
+        be written."""
+        self.signing_key()  # in the vault before anything is signed with it
+        before = len(self.appended)
+        with self.edit() as editor:
+            editor.seal = True
+        signed = [r for r in self.appended[before:] if r.get("event") == "chain_signed"]
+        if not signed:
+            raise IntegrityError("the audit chain's head could not be signed")
+        return signed[-1]
 
     def record_event(self, event: dict[str, Any]) -> None:
         """Write one audit event on its own (a refusal before anything else happened). Best
@@ -412,7 +454,8 @@ class Store:
         write_vault: bool,
         answer: Answer | None = None,
     ) -> None:
-        if not write_vault and (not editor.events or opened is None):
+        wanted = editor.events or editor.seal or editor.new_signing_key
+        if not write_vault and (not wanted or opened is None):
             return  # nothing to write; no vault is created just to hold an audit record
         if opened is None:
             self._create(editor)
@@ -427,7 +470,7 @@ class Store:
         written = self.appended[before:]  # with any record the log added (rotation, torn line)
         now = time.time()
         generation = header.generation
-        settle = editor.meta.pending is not None
+        settle = editor.meta.pending is not None or editor.new_signing_key
         if write_vault or settle or _vault_mark_due(written, opened.meta.audit, now):
             # The vault holds the audit mark too: anything but a run of successful uses writes
             # it (with the records unchanged if only the mark moved), so an older key file or
@@ -554,11 +597,13 @@ class Store:
         self, editor: Editor, hwm: Hwm, *, late: list[dict[str, Any]] | None = None
     ) -> Hwm:
         events = [*(late or ()), *editor.events]
-        if not events:
+        if not events and not editor.seal:
             return hwm
-        log("audit.append", events=[e["event"] for e in events], after=hwm.seq)
+        log("audit.append", events=[e["event"] for e in events], after=hwm.seq, seal=editor.seal)
         audit_log = self.audit_log(editor.meta)
-        new_hwm, records = audit_log.append(events, hwm)
+        if editor.new_signing_key:
+            audit_log.signing_key = None  # not yet in the vault: nothing is signed with it
+        new_hwm, records = audit_log.append(events, hwm, seal=editor.seal)
         self.warnings.extend(audit_log.warnings)
         self.appended.extend(records)
         return new_hwm
@@ -613,6 +658,7 @@ class Store:
                 os.rename(path, target)
                 moved.append(str(target))
             editor = Editor(opened.meta)
+            editor.ensure_signing_key()
             editor.audit(
                 make_event(
                     "log_reset",
@@ -626,7 +672,7 @@ class Store:
             # The new chain's mark goes into the vault too: the mark it held (of the old chain)
             # must not make the new log look truncated.
             generation = max(opened.header.generation, opened.stored_generation) + 1
-            meta = replace(opened.meta, audit=hwm.dump(int(time.time())), pending=None)
+            meta = replace(editor.meta, audit=hwm.dump(int(time.time())), pending=None)
             header = opened.header.next_write(generation)
             self._write_vault(header, opened.key, with_meta(opened.payload, meta))
             self._save_state(header, opened.key, generation=generation, hwm=hwm, meta=meta)
@@ -699,6 +745,8 @@ class Store:
             vault_id = old.vault_id
             meta = opened.meta
             rotated = Editor(meta)
+            rotated.ensure_signing_key()  # kept, not rotated: it identifies the vault
+            meta = rotated.meta
             rotated.audit(
                 make_event(
                     "key_rotated",

@@ -242,10 +242,13 @@ def test_read_tail(tmp_path: Path) -> None:
     log = new_log(tmp_path)
     hwm = write(log, 3)
     data = log.path.read_bytes()
-    assert tail_of(log.path) == Tail(3, hwm.mac.encode(), len(data), b"")
+    last = data.splitlines()[-1]
+    assert tail_of(log.path) == Tail(3, hwm.mac.encode(), len(data), b"", chain.line_hash(last))
     with log.path.open("ab") as fh:
         fh.write(b'{"v":1,"seq":4,"ti')
-    assert tail_of(log.path) == Tail(3, hwm.mac.encode(), len(data), b'{"v":1,"seq":4,"ti')
+    assert tail_of(log.path) == Tail(
+        3, hwm.mac.encode(), len(data), b'{"v":1,"seq":4,"ti', chain.line_hash(last)
+    )
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     assert tail_of(empty) is None
@@ -254,9 +257,8 @@ def test_read_tail(tmp_path: Path) -> None:
     assert tail_of(partial) == Tail(0, GENESIS, 0, b'{"v":1,"se')
     one = tmp_path / "one"
     one.write_bytes(data.split(b"\n")[0] + b"\n")
-    assert tail_of(one) == Tail(
-        1, chain._mac_of(data.split(b"\n")[0]), len(data.split(b"\n")[0]) + 1, b""
-    )
+    first = data.split(b"\n")[0]
+    assert tail_of(one) == Tail(1, chain._mac_of(first), len(first) + 1, b"", chain.line_hash(first))
 
 
 def test_read_tail_refusals(tmp_path: Path) -> None:
@@ -284,7 +286,9 @@ def test_read_tail_reads_only_the_window(tmp_path: Path) -> None:
     one = log.path.read_bytes()
     big = tmp_path / "big"
     big.write_bytes(b"y" * (2 * chain.TAIL_WINDOW) + b"\n" + one)
-    assert tail_of(big) == Tail(1, hwm.mac.encode(), big.stat().st_size, b"")
+    assert tail_of(big) == Tail(
+        1, hwm.mac.encode(), big.stat().st_size, b"", chain.line_hash(one[:-1])
+    )
 
 
 # --- the high-water mark ---------------------------------------------------------------
@@ -340,8 +344,10 @@ def test_append_chains_records(tmp_path: Path) -> None:
         doc = json.loads(line)
         assert doc["seq"] == seq
         assert doc["time"] == "2026-01-02T03:04:05.678Z"
-        assert {k: v for k, v in doc.items() if k != "mac"} == record
+        # As written, plus the line's own keyless hash (what a syslog collector keeps).
+        assert {**doc, "sha256": chain.line_hash(line).decode()} == {**record, "mac": doc["mac"]}
         assert list(record)[:3] == ["v", "seq", "time"]
+        assert list(record)[-2:] == ["prev_sha256", "sha256"]
     assert written[0]["event"] == "login"
     assert written[1]["event"] == "used"
     assert hwm == Hwm(2, prev.decode())
@@ -581,7 +587,7 @@ def test_archive_tail_of_an_empty_archive(tmp_path: Path) -> None:
     log = new_log(tmp_path)
     log.path.parent.mkdir()
     (log.path.parent / "audit.jsonl.000000000003").write_bytes(b"")
-    assert log._archive_tail() == (0, GENESIS)
+    assert log._archive_tail() == (0, GENESIS, GENESIS)
     with pytest.raises(IntegrityError, match="ends at record 0 but record 3 was written"):
         log.append(events("used"), Hwm(3, "x"))
 
@@ -876,7 +882,7 @@ def test_read_tail_newline_positions(tmp_path: Path) -> None:
     rec = chain_lines(1)[0]
     framed = tmp_path / "framed"
     framed.write_bytes(b"\n" + rec + b"\n")
-    assert tail_of(framed) == Tail(1, chain._mac_of(rec), len(rec) + 2, b"")
+    assert tail_of(framed) == Tail(1, chain._mac_of(rec), len(rec) + 2, b"", chain.line_hash(rec))
 
 
 def test_find_newline_at_the_offset(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`vault audit verify | show | report | hash | reset`: the audit log for auditors."""
+"""`vault audit verify | show | report | hash | reset | pubkey | seal`: the audit log for
+auditors."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ def cmd_verify(app: App, ns: argparse.Namespace) -> int:
     does not have yet (a kept change whose log could not be written: vault.store.vault): those
     are a warning ("pending" in --json), never tampering; the next command that can write the
     log writes them first, marked as recorded late."""
+    if ns.pubkey is not None:
+        return _verify_signed(app, ns)
+    if ns.logs:
+        raise UsageError(
+            "log files are verified with the public key alone: vault audit verify --pubkey "
+            "FILE LOG..."
+        )
     log, hwm, snapshot = _log_and_hwm(app)
     verdict = verify(log, hwm)
     pending = app.store.unlogged(snapshot.meta)
@@ -388,3 +396,75 @@ def cmd_reset(app: App, ns: argparse.Namespace) -> int:
         f"{', '.join(moved) or 'nothing (there was none)'}."
     )
     return 0
+
+
+# --- signed chain ------------------------------------------------------------------------
+
+
+def _verify_signed(app: App, ns: argparse.Namespace) -> int:
+    """`verify --pubkey FILE [LOG...]`: the keyless chain and its signatures, with nothing of
+    the vault (no key, keyring, config or policy is read): vault.audit.keyless. Exit 0 when
+    intact and anchored (records after the last signature are reported, not failed), 6 when
+    tampered, signed by another key, or not anchored at all."""
+    from vault.audit.keyless import open_given, verify_signed
+    from vault.audit.signing import PublicKey
+
+    source = Path(ns.pubkey)
+    fd = open_given(source)  # a regular file (a public key need not be private)
+    with open(fd, "rb", closefd=True) as fh:
+        data = fh.read(1 << 16)
+    key = PublicKey.from_pem(data, source=str(source))
+    if ns.logs:
+        paths, given = [Path(p) for p in ns.logs], True
+    else:
+        paths, given = AuditLog(app.paths.audit_file, b"").files(), False
+        if not paths:
+            raise UsageError(f"there is no audit log at {app.paths.audit_file}")
+    verdict = verify_signed(paths, key, given=given)
+    if app.json:
+        dump_json(verdict.to_json())
+    for warning in verdict.warnings:
+        app.say(f"vault: warning: {clean(warning, 2000)}")
+    if not verdict.ok:
+        raise IntegrityError(f"the audit log does not verify: {clean(verdict.problem, 2000)}")
+    if not app.json:
+        app.say(
+            f"The audit log verifies with {key.fingerprint}: {verdict.records} records in "
+            f"{verdict.files} file(s), hash chain intact from record {verdict.chain_start} to "
+            f"{verdict.last_seq}, anchored up to record {verdict.anchored_seq} by its signature "
+            f"({clean(verdict.anchored_time or '?', 40)}); {verdict.signatures} signature(s)."
+        )
+    return 0
+
+
+def cmd_pubkey(app: App, ns: argparse.Namespace) -> int:
+    """The public half of the vault's audit signing key, to publish: PEM on stdout, or its
+    fingerprint. Makes the key (written into the vault) for a vault made before there was one."""
+    from vault.audit.signing import Signer
+
+    signer = Signer(app.store.signing_key())
+    if app.json:
+        dump_json(
+            {"algorithm": "ed25519", "fingerprint": signer.fingerprint, "pem": signer.public_pem()}
+        )
+    elif ns.fingerprint:
+        sys.stdout.write(signer.fingerprint + "\n")
+    else:
+        sys.stdout.write(signer.public_pem())
+    return 0
+
+
+def cmd_seal(app: App, ns: argparse.Namespace) -> int:
+    """Sign the chain's head now: a `chain_signed` record is appended."""
+    record = app.store.seal()
+    if app.json:
+        dump_json({k: record.get(k) for k in _SEAL_FIELDS})
+    else:
+        app.say(
+            f"Signed the audit log's head (record {record['head_seq']}) with "
+            f"{record['key_fingerprint']}: record {record['seq']}."
+        )
+    return 0
+
+
+_SEAL_FIELDS = ("seq", "time", "head_seq", "head_hash", "key_fingerprint", "signature", "sha256")
