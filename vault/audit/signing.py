@@ -70,6 +70,12 @@ class Signer:
     def public_pem(self) -> str:
         return public_pem(self.public_raw)
 
+    def public_openssh(self) -> str:
+        """``ssh-ed25519 AAAA... vault-audit``: the form ``ssh-keygen -l -f`` fingerprints."""
+        name = b"ssh-ed25519"
+        blob = len(name).to_bytes(4, "big") + name + (32).to_bytes(4, "big") + self.public_raw
+        return f"ssh-ed25519 {base64.b64encode(blob).decode()} vault-audit"
+
     def __repr__(self) -> str:
         return f"Signer(fingerprint={self.fingerprint!r})"
 

@@ -331,7 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --pubkey: the log files, oldest first (default: this vault's log)",
     )
     p = audit_cmd("pubkey", "cmd_pubkey", "the Ed25519 public key that signs this log (PEM)")
-    p.add_argument("--fingerprint", action="store_true", help="only its SHA256 fingerprint")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--fingerprint", action="store_true", help="only its SHA256 fingerprint")
+    form.add_argument(
+        "--openssh", action="store_true", help="as an OpenSSH public key line (ssh-keygen -l)"
+    )
     p.add_argument("--json", action="store_true")
     p = audit_cmd("seal", "cmd_seal", "sign the audit chain's head now")
     p.add_argument("--json", action="store_true")

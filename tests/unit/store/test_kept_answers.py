@@ -43,14 +43,16 @@ def _faults(store: Store, *, append: str | None = None, write: int | None = None
     real_write = store._write_vault
     writes = [0]
 
-    def fake_append(self: AuditLog, events: list[dict[str, Any]], hwm: Any) -> Any:
+    def fake_append(
+        self: AuditLog, events: list[dict[str, Any]], hwm: Any, **kwargs: Any
+    ) -> Any:
         if append == "fail":
             raise IntegrityError(
                 f"cannot write the audit log {self.path}: the disk is full{NOT_CARRIED_OUT}"
             )
         if append == "crash":
             raise Crash
-        return real_append(self, events, hwm)
+        return real_append(self, events, hwm, **kwargs)
 
     def fake_write(*args: Any, **kwargs: Any) -> None:
         writes[0] += 1

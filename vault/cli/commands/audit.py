@@ -445,10 +445,17 @@ def cmd_pubkey(app: App, ns: argparse.Namespace) -> int:
     signer = Signer(app.store.signing_key())
     if app.json:
         dump_json(
-            {"algorithm": "ed25519", "fingerprint": signer.fingerprint, "pem": signer.public_pem()}
+            {
+                "algorithm": "ed25519",
+                "fingerprint": signer.fingerprint,
+                "pem": signer.public_pem(),
+                "openssh": signer.public_openssh(),
+            }
         )
     elif ns.fingerprint:
         sys.stdout.write(signer.fingerprint + "\n")
+    elif ns.openssh:
+        sys.stdout.write(signer.public_openssh() + "\n")
     else:
         sys.stdout.write(signer.public_pem())
     return 0
