@@ -57,10 +57,11 @@ class Signer:
 
     def __init__(self, key: Secret) -> None:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
         self._key = Ed25519PrivateKey.from_private_bytes(_seed(key))
-        self.public_raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        # public_bytes_raw, not public_bytes(Raw, Raw): serialization (and its ssh module,
+        # tens of milliseconds) is not imported to sign.
+        self.public_raw = self._key.public_key().public_bytes_raw()
         self.fingerprint = fingerprint(self.public_raw)
 
     def sign(self, message: bytes) -> str:
@@ -118,7 +119,9 @@ class PublicKey:
 
         try:
             text = data.strip()
-            key = load_ssh_public_key(text) if text.startswith(b"ssh-") else load_pem_public_key(text)
+            key = (
+                load_ssh_public_key(text) if text.startswith(b"ssh-") else load_pem_public_key(text)
+            )
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise UsageError(
                 f"{source} is not a public key (PEM or OpenSSH)",

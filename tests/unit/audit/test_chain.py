@@ -258,7 +258,9 @@ def test_read_tail(tmp_path: Path) -> None:
     one = tmp_path / "one"
     one.write_bytes(data.split(b"\n")[0] + b"\n")
     first = data.split(b"\n")[0]
-    assert tail_of(one) == Tail(1, chain._mac_of(first), len(first) + 1, b"", chain.line_hash(first))
+    assert tail_of(one) == Tail(
+        1, chain._mac_of(first), len(first) + 1, b"", chain.line_hash(first)
+    )
 
 
 def test_read_tail_refusals(tmp_path: Path) -> None:

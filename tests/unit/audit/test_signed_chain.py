@@ -130,7 +130,8 @@ def test_fingerprint_is_the_one_ssh_keygen_shows(tmp_path: Path) -> None:
 def test_the_key_never_shows() -> None:
     signer = Signer(SEED)
     seed = base64.b64decode(SEED.reveal())
-    assert SEED.reveal() not in repr(signer) and seed.hex() not in repr(signer)
+    assert SEED.reveal() not in repr(signer)
+    assert seed.hex() not in repr(signer)
     with pytest.raises(TypeError):
         pickle.dumps(signer)
     meta = Meta.new()
@@ -224,7 +225,8 @@ def test_every_rotated_file_ends_with_a_signature(tmp_path: Path) -> None:
         assert first["event"] == "log_rotated"
         assert first["prev_sha256"] == hashlib.sha256(lines(older)[-1]).hexdigest()
     verdict = check(log)
-    assert verdict.ok and verdict.signatures == len(archives)
+    assert verdict.ok
+    assert verdict.signatures == len(archives)
     assert chain.verify(log, hwm, workers=1).ok  # the HMAC chain holds as before
 
 
@@ -235,7 +237,8 @@ def test_an_intact_log_is_anchored_up_to_its_last_signature(tmp_path: Path) -> N
     log, _ = sealed_log(tmp_path)
     v = check(log)
     assert (v.ok, v.records, v.chain_start, v.signatures, v.anchored_seq) == (True, 7, 1, 2, 7)
-    assert v.unanchored is None and v.warnings == []
+    assert v.unanchored is None
+    assert v.warnings == []
     assert v.head_sha256 == hashlib.sha256(lines(log.path)[-1]).hexdigest()
 
 
@@ -243,7 +246,9 @@ def test_records_after_the_last_signature_are_reported_not_anchored(tmp_path: Pa
     log, hwm = sealed_log(tmp_path)
     log.append(events("used", "used"), hwm)
     v = check(log)
-    assert v.ok and v.anchored_seq == 7 and v.unanchored == (8, 9)
+    assert v.ok
+    assert v.anchored_seq == 7
+    assert v.unanchored == (8, 9)
     assert v.warnings == [
         "records 8..9 are after the last signature (record 7) and not anchored: an edit or a "
         "truncation after record 7 cannot be told from a log that ended there"
@@ -252,7 +257,8 @@ def test_records_after_the_last_signature_are_reported_not_anchored(tmp_path: Pa
     data = log.path.read_bytes()
     log.path.write_bytes(data[: data.index(b'{"v":1,"seq":9,')])
     v = check(log)
-    assert v.ok and v.unanchored == (8, 8)
+    assert v.ok
+    assert v.unanchored == (8, 8)
 
 
 def test_a_log_cut_before_its_last_signature_is_anchored_by_an_earlier_one(
@@ -265,7 +271,9 @@ def test_a_log_cut_before_its_last_signature_is_anchored_by_an_earlier_one(
     data = log.path.read_bytes()
     log.path.write_bytes(data[: data.index(b'{"v":1,"seq":6,')])
     v = check(log)
-    assert v.ok and v.anchored_seq == 4 and v.unanchored == (5, 5)
+    assert v.ok
+    assert v.anchored_seq == 4
+    assert v.unanchored == (5, 5)
 
 
 def test_nothing_signed_is_not_verified(tmp_path: Path) -> None:
@@ -273,7 +281,8 @@ def test_nothing_signed_is_not_verified(tmp_path: Path) -> None:
     log.append(events("issued", "used"), Hwm())
     v = check(log)
     assert not v.ok
-    assert v.problem is not None and "no record is signed by SHA256:" in v.problem
+    assert v.problem is not None
+    assert "no record is signed by SHA256:" in v.problem
 
 
 def bad(log: AuditLog | list[Path], key: PublicKey | None = None) -> SignedVerdict:
@@ -293,25 +302,32 @@ def test_edit_delete_swap_insert_each_names_the_record(tmp_path: Path) -> None:
     edited[1] = edited[1].replace(b'"name":"n1"', b'"name":"nX"')
     put(edited)
     v = bad(log)
-    assert v.bad_seq == 2 and v.bad_line == 2
-    assert v.problem == f"{log.path}:2: record 2 was altered (its hash is not the one record 3 " \
-        "carries), or a record was put in its place"  # fmt: skip
+    assert v.bad_seq == 2
+    assert v.bad_line == 2
+    assert v.problem == (
+        f"{log.path}:2: record 2 was altered or replaced (record 3, next, does not carry its "
+        "hash; or record 3's prev_sha256 was altered)"
+    )
 
     put(original[:2] + original[3:])  # record 3 deleted
     v = bad(log)
-    assert v.bad_seq == 4 and "records 3..3 were deleted" in str(v.problem)
+    assert v.bad_seq == 4
+    assert "records 3..3 were deleted" in str(v.problem)
 
     put([original[0], original[2], original[1], *original[3:]])  # 2 and 3 swapped
     v = bad(log)
-    assert v.bad_seq == 3 and "records 2..2 were deleted" in str(v.problem)
+    assert v.bad_seq == 3
+    assert "records 2..2 were deleted" in str(v.problem)
 
     put([*original[:3], original[1], *original[3:]])  # a copy of record 2 inserted
     v = bad(log)
-    assert v.bad_seq == 2 and "out of order (expected record 4)" in str(v.problem)
+    assert v.bad_seq == 2
+    assert "out of order (expected record 4)" in str(v.problem)
 
     put([*original[:2], b"garbage", *original[2:]])
     v = bad(log)
-    assert v.bad_line == 3 and "not an audit record" in str(v.problem)
+    assert v.bad_line == 3
+    assert "not an audit record" in str(v.problem)
 
     stripped = list(original)  # the chain hash taken out of a record
     doc = json.loads(stripped[4])
@@ -338,20 +354,23 @@ def test_any_changed_byte_before_the_last_anchor_fails(
     v = check(log)
     mac_start = len(line) - 66  # the last line's MAC: not content, covered by no later record
     if index == len(original) - 1 and at >= mac_start:
-        assert v.ok and v.anchored_seq == 7
+        assert v.ok
+        assert v.anchored_seq == 7
     elif v.ok:
         # Only a change that made the last record something else than a signature can leave
         # the log verifying: then the edited record is never reported as anchored.
         assert index == len(original) - 1
-        assert v.anchored_seq is not None and v.anchored_seq < index + 1
-    else:  # named: the changed line, or the one after it that carries its hash
-        assert v.bad_line in (index + 1, index + 2)
+        assert v.anchored_seq is not None
+        assert v.anchored_seq < index + 1
+    else:  # named: the changed line (1-based index + 1), or a neighbour its hash links
+        assert v.bad_line in (index, index + 1, index + 2)
 
 
 def test_signed_by_another_key_fails(tmp_path: Path) -> None:
     log, _ = sealed_log(tmp_path)
     v = bad(log, public(OTHER_SEED))
-    assert v.bad_seq == 4 and "signed by another key" in str(v.problem)
+    assert v.bad_seq == 4
+    assert "signed by another key" in str(v.problem)
 
     # A log rewritten (hashes recomputed) and signed again by someone else's key.
     forger = AuditLog(tmp_path / "forged" / "audit.jsonl", AUDIT_KEY, clock=Clock(),
@@ -387,10 +406,12 @@ def test_a_truncated_archive_fails_but_a_torn_last_line_is_a_warning(tmp_path: P
     with log.path.open("ab") as fh:
         fh.write(b'{"v":1,"seq":99,"ti')  # a crash mid-write
     v = check(log)
-    assert v.ok and any("partial last record" in w for w in v.warnings)
+    assert v.ok
+    assert any("partial last record" in w for w in v.warnings)
     first.write_bytes(data[: len(data) // 2])  # an archive cut in the middle of a record
     v = bad(log)
-    assert v.bad_file == str(first) and "partial record" in str(v.problem)
+    assert v.bad_file == str(first)
+    assert "partial record" in str(v.problem)
     first.write_bytes(data[: data.rindex(b"\n", 0, len(data) - 1) + 1])  # its last record gone
     v = bad(log)
     assert v.bad_file in (str(log.archives()[1]), str(log.path))
@@ -411,7 +432,9 @@ def test_a_chain_that_starts_after_older_records(tmp_path: Path) -> None:
     hwm, _ = log.append(events("used"), hwm)
     hwm, _ = log.append([], hwm, seal=True)
     v = check(log)
-    assert v.ok and v.chain_start == 3 and v.anchored_seq == 4
+    assert v.ok
+    assert v.chain_start == 3
+    assert v.anchored_seq == 4
     assert v.warnings[0].startswith("records 1..2 were written before the keyless chain")
     assert chain.verify(log, hwm, workers=1).ok
     # The old records are still covered by the HMAC chain only: the keyless check names that.
@@ -427,7 +450,9 @@ def test_a_new_chain_after_a_reset(tmp_path: Path) -> None:
     hwm, _ = log.append(events("log_reset", "used"), Hwm())
     hwm, _ = log.append([], hwm, seal=True)
     v = check([old, log.path])
-    assert v.ok and v.signatures == 3 and v.anchored_seq == 3
+    assert v.ok
+    assert v.signatures == 3
+    assert v.anchored_seq == 3
     assert any("a new chain starts at" in w for w in v.warnings)
 
 
@@ -466,7 +491,12 @@ def test_public_key_parsing(tmp_path: Path) -> None:
     rsa_like = Ed25519PublicKey.from_public_bytes(signer.public_raw).public_bytes(
         Encoding.DER, PublicFormat.SubjectPublicKeyInfo
     )
-    for junk in (b"", b"hello", rsa_like, b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"):
+    for junk in (
+        b"",
+        b"hello",
+        rsa_like,
+        b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+    ):
         with pytest.raises(UsageError, match="is not a public key"):
             PublicKey.from_pem(junk, source="k")
     assert signing.fingerprint(signer.public_raw) == signer.fingerprint

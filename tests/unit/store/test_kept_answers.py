@@ -43,9 +43,7 @@ def _faults(store: Store, *, append: str | None = None, write: int | None = None
     real_write = store._write_vault
     writes = [0]
 
-    def fake_append(
-        self: AuditLog, events: list[dict[str, Any]], hwm: Any, **kwargs: Any
-    ) -> Any:
+    def fake_append(self: AuditLog, events: list[dict[str, Any]], hwm: Any, **kwargs: Any) -> Any:
         if append == "fail":
             raise IntegrityError(
                 f"cannot write the audit log {self.path}: the disk is full{NOT_CARRIED_OUT}"
