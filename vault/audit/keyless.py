@@ -366,8 +366,8 @@ def verify_signed(paths: list[Path], key: PublicKey, *, given: bool = True) -> S
                 number = walker.file(_lines(fd, ending), str(path))
             except _Bad as bad:
                 if bad.where is None:  # a line too long, at the one after the last read
-                    last = walker.prev_where
-                    bad.where = (str(path), last[1] + 1 if last and last[0] == str(path) else 1)
+                    read = walker.prev_where
+                    bad.where = (str(path), read[1] + 1 if read and read[0] == str(path) else 1)
                     bad.problem = f"{_at(bad.where)}: {bad.problem}"
                 raise
             if ending[0]:
