@@ -500,3 +500,30 @@ def test_public_key_parsing(tmp_path: Path) -> None:
         with pytest.raises(UsageError, match="is not a public key"):
             PublicKey.from_pem(junk, source="k")
     assert signing.fingerprint(signer.public_raw) == signer.fingerprint
+
+
+# --- forwarding ----------------------------------------------------------------------------
+
+
+def test_forwarded_records_carry_the_chain_hashes(tmp_path: Path) -> None:
+    """A syslog collector gets every record's prev_sha256 and its own sha256 (the head after
+    it), in the structured data and in the JSON message, as the log has them."""
+    from datetime import UTC, datetime
+
+    from vault.audit.forward import format_rfc5424
+
+    log = new_log(tmp_path)
+    hwm, written = log.append(events("issued"), Hwm())
+    _, sealed = log.append([], hwm, seal=True)
+    on_disk = lines(log.path)
+    for record, line in zip([*written, *sealed], on_disk, strict=True):
+        message = format_rfc5424(record, now=datetime(2026, 1, 2, tzinfo=UTC), hostname="h")
+        head, _, body = message.partition(b"\xef\xbb\xbf")
+        own = hashlib.sha256(line).hexdigest()
+        assert f'sha256="{own}"'.encode() in head
+        assert f'prev_sha256="{json.loads(line)["prev_sha256"]}"'.encode() in head
+        sent = json.loads(body)
+        assert sent["sha256"] == own
+        assert {k: v for k, v in sent.items() if k != "sha256"} == {
+            k: v for k, v in json.loads(line).items() if k != "mac"
+        }
