@@ -3,7 +3,14 @@
 One JSON object per line, appended under the vault's exclusive lock and fsynced before the
 command reports success. Field order is fixed and the MAC is the last field::
 
-    {"v":1,"seq":7,"time":"...","event":"used",...,"fingerprint":"hmac-sha256:...","mac":"<64 hex>"}
+    {"v":1,"seq":7,"time":"...","event":"used",...,"fingerprint":"hmac-sha256:...",
+     "prev_sha256":"<64 hex>","mac":"<64 hex>"}
+
+Two chains run through the log. ``prev_sha256`` is the keyless one: the SHA-256 of the whole
+line before (:func:`line_hash`; 64 zeros for record 1), which anyone can check; the vault's
+Ed25519 key signs its head in ``chain_signed`` records (:meth:`AuditLog.append`, and
+vault.audit.keyless for the check with the public key alone). Records written before it existed
+have no ``prev_sha256``. The MAC is the keyed one:
 
 ``mac = HMAC-SHA256(chain_key, previous_mac + "\\n" + line[: line.rfind(',"mac":"')])``, so the
 verifier hashes the bytes as they are on disk and never re-serialises JSON. The chain starts at 64
