@@ -25,6 +25,7 @@ key_rotated                99 Other             configuration              chang
 log_rotated                99 Other             file                       change
 log_reset                  99 Other             file                       creation
 torn_record_set_aside      99 Other             file                       change
+chain_signed               99 Other             file                       info
 agent_started              99 Other             process                    start
 agent_unlocked             1 Logon              authentication, session    start
 agent_locked               2 Logoff             authentication, session    end
@@ -125,6 +126,7 @@ _KINDS: Final[dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]]] = {
     "log_rotated": (99, ("file",), ("change",)),
     "log_reset": (99, ("file",), ("creation",)),
     "torn_record_set_aside": (99, ("file",), ("change",)),
+    "chain_signed": (99, ("file",), ("info",)),
     "agent_started": (99, ("process",), ("start",)),
     "agent_unlocked": (1, ("authentication", "session"), ("start",)),
     "agent_locked": (2, ("authentication", "session"), ("end",)),

@@ -98,11 +98,11 @@ EVENTS = (
     "key_rotated",
     "log_rotated",
     "log_reset",
-    "chain_signed",
     "torn_record_set_aside",
     "agent_started",
     "agent_unlocked",
     "agent_locked",
+    "chain_signed",
 )
 """The kinds of event an audit record can be (a log may hold others: they are shown too)."""
 

@@ -181,6 +181,7 @@ def test_records_as_vault_writes_them(kind: str, outcome: str) -> None:
         ("log_rotated", (99, "log_rotated"), ["file"], ["change"]),
         ("log_reset", (99, "log_reset"), ["file"], ["creation"]),
         ("torn_record_set_aside", (99, "torn_record_set_aside"), ["file"], ["change"]),
+        ("chain_signed", (99, "chain_signed"), ["file"], ["info"]),
         ("agent_started", (99, "agent_started"), ["process"], ["start"]),
         ("agent_unlocked", (1, "Logon"), ["authentication", "session"], ["start"]),
         ("agent_locked", (2, "Logoff"), ["authentication", "session"], ["end"]),

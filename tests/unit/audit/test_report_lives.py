@@ -130,12 +130,12 @@ def odd_lives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[AuditLog
     kept = "revoked; a token stored under the name meanwhile was kept"
     w.add("revoked", name="k8s", fingerprint="fp-k1", reason=kept, **gh)
     w.add("used", name="k8s", fingerprint="fp-k2", command="kube k8s (kubectl)", **gh)
-    # The vault's own events, and a kind this module does not know.
+    # The vault's own events (chain_signed: the signed chain's, the last of EVENTS).
     w.add("agent_started", reason="idle never")
     w.add("agent_unlocked", reason="key held until 2026-11-12T00:00:00Z")
     w.add("agent_locked", reason="idle")
     w.add("torn_record_set_aside", outcome="warning", reason="12 bytes after record 30")
-    w.add("chain_signed", reason="a kind added later")
+    w.add("chain_signed", reason="the head signed")
     return w.log(), w.hwm
 
 
