@@ -175,7 +175,10 @@ def test_an_edited_copy_fails(
     _write_lines(files[-1], changed)
     try:
         doc = _fails(tmp_path, key, files)
-        assert doc["bad_line"] in (index, index + 1, index + 2)
+        # Named (the changed line, or a neighbour its hash links), or the only signature is
+        # one no more: then nothing is anchored.
+        named = doc["bad_line"] in (index, index + 1, index + 2)
+        assert named or "no record is signed by" in str(doc["problem"]), doc
     finally:
         _write_lines(files[-1], lines)
 
