@@ -122,6 +122,7 @@ _KINDS: Final[dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]]] = {
     "deleted": (2, ("iam",), ("deletion",)),
     "pruned": (2, ("iam",), ("deletion",)),
     "denied": (99, ("authentication",), ("info",)),
+    "rejected": (99, ("authentication",), ("info",)),
     "key_rotated": (99, ("configuration",), ("change",)),
     "log_rotated": (99, ("file",), ("change",)),
     "log_reset": (99, ("file",), ("creation",)),
