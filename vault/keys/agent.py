@@ -346,13 +346,28 @@ def hand_out(
         if exc.code in ("locked", "protocol"):
             return None
         raise
+    return _handed(answer, found=True)
+
+
+def _handed(answer: dict[str, Any] | None, *, found: bool) -> dict[str, Any] | None:
+    """A hand-out answer checked (a token, an expiry or null, a user name or null), its
+    warnings printed on stderr; None where no agent served it. ``found`` false: the answer may
+    also be ``{"found": false}`` (no token for that host)."""
     if answer is None:
         return None
     for warning in answer.get("warnings") or ():
         sys.stderr.write(f"vault: warning: {warning}\n")
+    if not found and answer.get("found") is False:
+        return answer
     token, expires_at = answer.get("token"), answer.get("expires_at")
-    if not isinstance(token, str) or not (
-        expires_at is None or (isinstance(expires_at, int) and not isinstance(expires_at, bool))
+    username = answer.get("username")
+    if (
+        (not found and answer.get("found") is not True)
+        or not isinstance(token, str)
+        or not (username is None or isinstance(username, str))
+        or not (
+            expires_at is None or (isinstance(expires_at, int) and not isinstance(expires_at, bool))
+        )
     ):
         raise IntegrityError("the agent answered without a token")
     return answer
@@ -378,24 +393,7 @@ def hand_out_host(kind: str, host: str, min_valid: int, *, command: str) -> dict
         if exc.code in ("locked", "protocol"):
             return None
         raise
-    if answer is None:
-        return None
-    for warning in answer.get("warnings") or ():
-        sys.stderr.write(f"vault: warning: {warning}\n")
-    if answer.get("found") is False:
-        return answer
-    token, expires_at = answer.get("token"), answer.get("expires_at")
-    username = answer.get("username")
-    if (
-        answer.get("found") is not True
-        or not isinstance(token, str)
-        or not (username is None or isinstance(username, str))
-        or not (
-            expires_at is None or (isinstance(expires_at, int) and not isinstance(expires_at, bool))
-        )
-    ):
-        raise IntegrityError("the agent answered without a token")
-    return answer
+    return _handed(answer, found=False)
 
 
 # --- the key backend that asks the agent first --------------------------------------------

@@ -213,14 +213,9 @@ def exec_with_env_files(app: App, ns: argparse.Namespace, cmd: list[str]) -> int
     values = resolve(app, [use for _, use in ordered], command, min_valid=ns.min_valid)
     for var, use in ordered:
         env[var] = values[use.ref].reveal()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execve(program, cmd, env)  # noqa: S606 (the person's own command, by design)
-    except OSError as exc:
-        app.say(f"vault: error: cannot run {clean(cmd[0], 200)}: {exc.strerror}")
-        return 126
-    return 0  # not reached
+    from vault.cli.commands.use import run_program
+
+    return run_program(app, program, cmd, env)
 
 
 # --- vault inject ---------------------------------------------------------------------------

@@ -51,6 +51,12 @@ def cmd_exec(app: App, ns: argparse.Namespace) -> int:
     )
     env = dict(os.environ)
     env[env_var] = record.access_token.reveal()
+    return run_program(app, program, cmd, env)
+
+
+def run_program(app: App, program: str, cmd: list[str], env: dict[str, str]) -> int:
+    """Replace this process with ``program`` (argv ``cmd``, environment ``env``); 126 where it
+    cannot be run (only then does this return)."""
     sys.stdout.flush()
     sys.stderr.flush()
     try:
