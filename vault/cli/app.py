@@ -86,6 +86,8 @@ class App:
         min_valid: int,
         command: str | Callable[[TokenRecord], str],
         to_terminal: bool = False,
+        want: str = "access_token",
+        origin: tuple[str, str, int] | None = None,
     ) -> TokenRecord:
         """vault.tokens.use.use_token on this invocation's store, policy and providers."""
         from vault.tokens.use import use_token
@@ -98,6 +100,8 @@ class App:
             min_valid=min_valid,
             command=command,
             to_terminal=to_terminal,
+            want=want,
+            origin=origin,
         )
 
     def audit_only(self, event: dict[str, Any]) -> None:

@@ -88,12 +88,9 @@ def in_process(
 ) -> Handed:
     """The token by this process's own store (the key from the agent where it runs, or from
     the keyring or passphrase)."""
-    from vault.tokens.use import handed, use_token
+    from vault.tokens.use import handed
 
-    record = use_token(
-        app.store,
-        app.policy,
-        app.config.providers,
+    record = app.use_token(
         name,
         min_valid=min_valid,
         command=command,
