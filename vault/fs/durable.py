@@ -12,7 +12,7 @@ import fcntl
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from vault.errors import IntegrityError
@@ -303,25 +303,30 @@ class NameLock:
         fd = _open_lock(self.lock_file, exclusive=True)
         assert fd is not None
         try:
-            if limit is None:
-                if not self._attempt(fd):
-                    os.close(fd)
-                    return False
-            else:
-                _wait_for(
-                    lambda: self._attempt(fd),
-                    limit,
-                    lambda: Busy(
-                        f"the token {self.name!r} is busy: another vault process held its lock "
-                        f"({self.lock_file}) for more than {limit:g} s",
-                        hint="it may be refreshing it against a slow provider; retry, or set "
-                        "VAULT_LOCK_TIMEOUT to wait longer",
-                    ),
-                )
+            if not self.take_on(fd, limit):
+                os.close(fd)
+                return False
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
+        return True
+
+    def take_on(self, fd: int, limit: float | None) -> bool:
+        """The lock on ``fd`` (the lock file, opened), waiting at most ``limit`` seconds (None:
+        not at all); it is then held until ``fd`` is closed."""
+        if limit is None:
+            return self._attempt(fd)
+        _wait_for(
+            lambda: self._attempt(fd),
+            limit,
+            lambda: Busy(
+                f"the token {self.name!r} is busy: another vault process held its lock "
+                f"({self.lock_file}) for more than {limit:g} s",
+                hint="it may be refreshing it against a slow provider; retry, or set "
+                "VAULT_LOCK_TIMEOUT to wait longer",
+            ),
+        )
         return True
 
     def release(self) -> None:
@@ -336,3 +341,33 @@ class NameLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class NameLocks:
+    """The locks of many names at once (`vault prune`), each exactly as NameLock takes it, in
+    name order, on one open file description of the lock file: one open and one close for all
+    of them, instead of one each (10,000 of each cost a prune of 10,000 tokens about 3 s). All
+    are dropped together when the block ends."""
+
+    def __init__(self, lock_file: Path, names: Iterable[str]) -> None:
+        self.lock_file = lock_file
+        self.locks = [NameLock(lock_file, name) for name in sorted(set(names))]
+        self._fd: int | None = None
+
+    def __enter__(self) -> NameLocks:
+        fd = _open_lock(self.lock_file, exclusive=True)
+        assert fd is not None
+        try:
+            limit = lock_timeout()
+            for lock in self.locks:
+                lock.take_on(fd, limit)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)

@@ -148,7 +148,7 @@ def run_plan(
     provider could not be reached) only if it is still the one revoked. A token that came into
     the plan meanwhile, or changed (a new login or import under the name), is left to the next
     run; a revocation whose token was replaced meanwhile is audited as such, the new one kept."""
-    from vault.fs.durable import NameLock
+    from vault.fs.durable import NameLocks
     from vault.tokens.events import for_record
     from vault.tokens.lifecycle import Revocation, provider_of, revoke_at_provider
 
@@ -162,9 +162,8 @@ def run_plan(
     with contextlib.ExitStack() as held:
         # Each name in the plan locked first; the provider asked outside the vault's lock.
         revoked: dict[str, tuple[TokenRecord, Revocation | VaultError]] = {}
-        names = sorted({a.name for a in first})
-        for name in names:
-            held.enter_context(NameLock(store.paths.name_lock_file, name))
+        names = {a.name for a in first}
+        held.enter_context(NameLocks(store.paths.name_lock_file, names))
         if any(a.revoke for a in first):
             snapshot = store.read()
             by_name = {r.name: r for r in (snapshot.records() if snapshot else [])}

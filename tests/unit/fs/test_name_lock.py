@@ -121,3 +121,36 @@ def test_released_twice_and_taken_again(tmp_path: Path) -> None:
     assert not lock.held
     assert lock.try_acquire()
     lock.release()
+
+
+def test_many_names_on_one_descriptor_each_hold_as_their_own_lock(tmp_path: Path) -> None:
+    """NameLocks (vault prune): every name it holds is refused to anyone else, a name it does
+    not hold is free, all of them are free again after the block, and a name held elsewhere
+    makes it wait and then report that name busy."""
+    from vault.fs.durable import NameLocks
+
+    lock_file = tmp_path / "names.lock"
+    names = [f"t{i:04d}" for i in range(200)]
+    with NameLocks(lock_file, reversed(names)):
+        for name in names[::17]:
+            assert not NameLock(lock_file, name).try_acquire(), name
+        other = NameLock(lock_file, "not-in-the-plan")
+        assert other.try_acquire()
+        other.release()
+    for name in names[::17]:
+        lock = NameLock(lock_file, name)
+        assert lock.try_acquire(), name
+        lock.release()
+    holder = _holder(lock_file, "t0100")
+    try:
+        os.environ["VAULT_LOCK_TIMEOUT"] = "0.2"
+        with pytest.raises(Busy, match="t0100"), NameLocks(lock_file, names):
+            pass
+        first = NameLock(lock_file, "t0000")
+        assert first.try_acquire()  # what it had taken before giving up was let go
+        first.release()
+    finally:
+        os.environ.pop("VAULT_LOCK_TIMEOUT", None)
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
