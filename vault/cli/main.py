@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    if args[:1] != ["token"]:  # `vault token` is on the hot path: no import for it
+    if "aws" in args:  # the helpers run per command of another tool import nothing for it
         from vault.cli.person import for_helper, to_terminal_only
 
         if for_helper(args):  # its stderr is another program's: a person's words go to the tty

@@ -218,7 +218,7 @@ def cmd_kube(app: App, ns: argparse.Namespace) -> int:
         if ns.min_valid < 0:
             raise UsageError("--min-valid must be zero or more seconds")
         # Nothing is asked on a terminal unless the client says a person is there.
-        app.passphrase.interactive = info.interactive
+        ns.never_prompt = not info.interactive  # read by App.passphrase, made when first needed
         got = in_process(app, name, min_valid=ns.min_valid, command=_command(ns), want=_want(ns))
     except VaultError as exc:
         raise for_kubectl(exc, ns.name, info) from None
