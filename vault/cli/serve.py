@@ -5,7 +5,8 @@ the program that asked).
 
 These helpers are started once for every command of the calling tool, so the agent's path
 imports next to nothing: no argparse, no json package, none of the store, policy or audit
-modules (the agent does that work). Nothing here prints: the commands render what they get.
+modules (the agent does that work). Nothing here prints but the store's and the agent's
+warnings (on stderr): the commands render what they get.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from vault.secret import Secret
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable
 
     from vault.cli.app import App
@@ -101,32 +101,6 @@ def in_process(
     token, expires_at = handed(record, want)
     preset = record.extra.get("preset")
     return Handed(token, expires_at, record.provider, preset if isinstance(preset, str) else None)
-
-
-def hand_out(
-    ns: argparse.Namespace | object,
-    name: str,
-    *,
-    min_valid: int,
-    command: str,
-    want: str = "access_token",
-    origin: Origin | None = None,
-) -> Handed:
-    """Through the agent if one serves this vault, else in this process (an App made for
-    ``ns`` only then)."""
-    if getattr(ns, "passphrase_file", None) is None:
-        got = through_agent(name, min_valid=min_valid, command=command, want=want, origin=origin)
-        if got is not None:
-            return got
-    from vault.cli.app import App
-
-    app = App(ns)  # type: ignore[arg-type]
-    try:
-        return in_process(app, name, min_valid=min_valid, command=command, want=want, origin=origin)
-    finally:
-        app.forward_audit()
-        for warning in app.store_warnings():
-            sys.stderr.write(f"vault: warning: {warning}\n")
 
 
 class ForHost(Handed):
