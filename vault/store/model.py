@@ -105,6 +105,35 @@ AwsCredentials.__repr__ = _aws_repr  # type: ignore[method-assign,assignment]
 
 
 @datarecord(frozen=True)
+class Account:
+    """Whom a token was issued to: the subject (``sub``, or the provider's stable user id) and
+    a name a person recognises (``preferred_username``, ``email``, GitHub's ``login``)."""
+
+    subject: str | None = None
+    display: str | None = None
+
+    def to_doc(self) -> dict[str, str]:
+        doc: dict[str, str] = {}
+        if self.subject is not None:
+            doc["subject"] = self.subject
+        if self.display is not None:
+            doc["display"] = self.display
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: object) -> Account | None:
+        if doc is None:
+            return None
+        if not isinstance(doc, dict):
+            raise TypeError("account: expected an object")
+        subject, display = doc.get("subject"), doc.get("display")
+        return cls(
+            subject=None if subject is None else _str(subject),
+            display=None if display is None else _str(display),
+        )
+
+
+@datarecord(frozen=True)
 class TokenRecord:
     """One stored token set. Secrets are ``Secret``; times are UNIX seconds (UTC)."""
 
@@ -130,6 +159,9 @@ class TokenRecord:
     rejected_at: int | None = None
     # AWS credentials obtained with this token (`vault aws`): deleted with it, never listed.
     aws: tuple[AwsCredentials, ...] = ()
+    # Who the token belongs to, as the provider said at login (ID token claims, userinfo or
+    # the provider's API): not a secret, never used for a decision. None when unknown.
+    account: Account | None = None
 
     def state(self, now: float | None = None) -> str:
         """needs_login | valid | expiring | refreshable | expired"""
@@ -198,6 +230,8 @@ class TokenRecord:
             doc["rejected_at"] = self.rejected_at
         if self.aws:
             doc["aws"] = [c.to_doc() for c in self.aws]
+        if self.account is not None:
+            doc["account"] = self.account.to_doc()
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
@@ -223,6 +257,7 @@ class TokenRecord:
                 needs_login=_login_needed(doc.get("needs_login")),
                 rejected_at=_int_or_none(doc.get("rejected_at")),
                 aws=tuple(AwsCredentials.from_doc(c) for c in doc.get("aws") or ()),
+                account=Account.from_doc(doc.get("account")),
             )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             # The payload passed authentication, so this is a bug or a future format, not an
