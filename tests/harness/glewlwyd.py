@@ -83,6 +83,10 @@ PLUGIN = "vault"
 """The OIDC plugin instance's name: its endpoints are under ``/api/vault/``."""
 
 PUBLIC_CLIENT_ID = "vault-cli"
+CONFIDENTIAL_CLIENT_ID = "vault-confidential"
+CONFIDENTIAL_CLIENT_SECRET = "vault-confidential-secret"
+"""A confidential client for vault (device grant and refresh): Glewlwyd revokes only for
+confidential clients, so a vault configured with it can revoke its own grants."""
 INTROSPECTOR_ID = "introspector"
 INTROSPECTOR_SECRET = "introspector-secret"
 INTROSPECT_SCOPE = "introspect"
@@ -281,6 +285,21 @@ class Glewlwyd:
                 admin,
                 "/client/",
                 {
+                    "client_id": CONFIDENTIAL_CLIENT_ID,
+                    "name": "vault (confidential)",
+                    "confidential": True,
+                    "client_secret": CONFIDENTIAL_CLIENT_SECRET,
+                    "token_endpoint_auth_method": ["client_secret_post", "client_secret_basic"],
+                    "enabled": True,
+                    "authorization_type": ["device_authorization", "refresh_token"],
+                    "redirect_uri": ["http://127.0.0.1/callback"],
+                    "scope": [],
+                },
+            )
+            self._admin(
+                admin,
+                "/client/",
+                {
                     "client_id": INTROSPECTOR_ID,
                     "name": "introspector",
                     "confidential": True,
@@ -316,16 +335,15 @@ class Glewlwyd:
         """Sign in as ``username`` and approve the device login ``user_code`` for ``scope``.
 
         As the package's login page does: ``POST /api/auth/`` (password), consent to the
-        scopes for the public client (``PUT /api/auth/grant/vault-cli``), then
+        scopes for both of vault's clients (``PUT /api/auth/grant/CLIENT``), then
         ``GET /api/vault/device?code=USER_CODE&g_continue``, which must redirect to the
         login page with ``prompt=deviceComplete``.
         """
         with self._session(username, PASSWORD) as person:
-            resp = person.put(
-                self.api(f"/auth/grant/{PUBLIC_CLIENT_ID}"), json={"scope": scope}
-            )
-            if resp.status_code != 200:
-                raise GlewlwydError(f"consent failed: HTTP {resp.status_code} {resp.text}")
+            for client_id in (PUBLIC_CLIENT_ID, CONFIDENTIAL_CLIENT_ID):
+                resp = person.put(self.api(f"/auth/grant/{client_id}"), json={"scope": scope})
+                if resp.status_code != 200:
+                    raise GlewlwydError(f"consent failed: HTTP {resp.status_code} {resp.text}")
             resp = person.get(
                 self.endpoint("device"), params={"code": user_code, "g_continue": ""}
             )
@@ -362,6 +380,18 @@ class Glewlwyd:
             raise GlewlwydError(f"introspection failed: HTTP {resp.status_code} {resp.text}")
         doc: dict[str, object] = resp.json()
         return doc
+
+    def revoke(self, token: str, token_type_hint: str) -> None:
+        """Revoke ``token`` (RFC 7009) with the introspector's ``introspect`` access token, as
+        an administrator would (the plugin lets that scope revoke any token)."""
+        resp = httpx.post(
+            self.endpoint("revoke"),
+            data={"token": token, "token_type_hint": token_type_hint},
+            headers={"Authorization": f"Bearer {self._introspector_token()}"},
+            timeout=10,
+        )
+        if resp.status_code != 200:
+            raise GlewlwydError(f"revocation failed: HTTP {resp.status_code} {resp.text}")
 
     def log_text(self) -> str:
         """What Glewlwyd has logged so far (console log mode, stdout and stderr)."""
