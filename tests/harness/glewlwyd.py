@@ -344,9 +344,7 @@ class Glewlwyd:
                 resp = person.put(self.api(f"/auth/grant/{client_id}"), json={"scope": scope})
                 if resp.status_code != 200:
                     raise GlewlwydError(f"consent failed: HTTP {resp.status_code} {resp.text}")
-            resp = person.get(
-                self.endpoint("device"), params={"code": user_code, "g_continue": ""}
-            )
+            resp = person.get(self.endpoint("device"), params={"code": user_code, "g_continue": ""})
             location = resp.headers.get("location", "")
             if resp.status_code != 302 or "prompt=deviceComplete" not in location:
                 raise GlewlwydError(
@@ -452,7 +450,10 @@ def start_glewlwyd(*, access_ttl: int = 3600, device_ttl: int = 600, interval: i
         raise GlewlwydError(f"{GLEWLWYD} or {INIT_SQL} is missing: apt-get install glewlwyd")
     tmpdir = tempfile.mkdtemp(prefix="vault-glewlwyd-")
     database = os.path.join(tmpdir, "glewlwyd.db")
-    with open(INIT_SQL, encoding="utf-8") as fh, contextlib.closing(sqlite3.connect(database)) as db:
+    with (
+        open(INIT_SQL, encoding="utf-8") as fh,
+        contextlib.closing(sqlite3.connect(database)) as db,
+    ):
         db.executescript(fh.read())
         db.commit()
     started = time.monotonic()
