@@ -68,6 +68,7 @@ from types import TracebackType
 from typing import IO, Self
 
 import httpx
+import pytest
 
 GLEWLWYD = "/usr/bin/glewlwyd"
 INIT_SQL = "/usr/share/dbconfig-common/data/glewlwyd/install/sqlite3"
@@ -500,3 +501,13 @@ def start_glewlwyd(*, access_ttl: int = 3600, device_ttl: int = 600, interval: i
                 _kill_group(proc)
             log.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def glewlwyd_server() -> Iterator[Glewlwyd]:
+    """A configured Glewlwyd for a test module (skipped where the package is not installed);
+    stopped, and its temporary directory removed, after the module."""
+    if not available():
+        pytest.skip("glewlwyd is not installed (Debian: apt-get install -y glewlwyd)")
+    with start_glewlwyd() as server:
+        yield server

@@ -42,6 +42,8 @@ LATER = ACCESS_TTL + 120
 
 NEEDS_LIFECYCLE = "needs the lifecycle branch: "
 
+glewlwyd_server = _glewlwyd.glewlwyd_server  # the harness's fixture, usable in this module
+
 
 class Adapter(Protocol):
     """What differs between providers; everything else is one test body."""
@@ -430,14 +432,6 @@ def test_glewlwyd_refuses_a_public_clients_revocation_and_vault_says_so(vault: V
 # --- fails here, so the table in tests/harness/glewlwyd.py is kept true) -----------------
 
 
-@pytest.fixture(scope="module")
-def glewlwyd() -> Iterator[_glewlwyd.Glewlwyd]:
-    if not _glewlwyd.available():
-        pytest.skip("glewlwyd is not installed (Debian: apt-get install -y glewlwyd)")
-    with _glewlwyd.start_glewlwyd(access_ttl=ACCESS_TTL) as server:
-        yield server
-
-
 def _device_tokens(server: _glewlwyd.Glewlwyd, client: httpx.Client) -> dict[str, object]:
     """A device login straight against Glewlwyd (no vault): the token answer."""
     start = client.post(
@@ -460,7 +454,8 @@ def _device_tokens(server: _glewlwyd.Glewlwyd, client: httpx.Client) -> dict[str
     return {**doc, "_device": device}
 
 
-def test_glewlwyd_quirks_hold(glewlwyd: _glewlwyd.Glewlwyd) -> None:
+def test_glewlwyd_quirks_hold(glewlwyd_server: _glewlwyd.Glewlwyd) -> None:
+    glewlwyd = glewlwyd_server
     with httpx.Client(timeout=10) as client:
         # An issuer with a path: OIDC discovery (appended) answers, RFC 8414 insertion does not.
         oidc = client.get(glewlwyd.issuer + "/.well-known/openid-configuration")
