@@ -11,7 +11,8 @@ oidc-provider, and plays its administrator and the person who approves a login:
   (``/usr/share/glewlwyd/webapp``), a bounded readiness wait on ``GET /config``;
 * configured through its REST API as the init script's administrator (``admin`` /
   ``password``): an OIDC plugin instance (device grant, refresh, introspection and
-  revocation on), the public client :data:`PUBLIC_CLIENT_ID`, the confidential client
+  revocation on), vault's public client :data:`PUBLIC_CLIENT_ID` and confidential client
+  :data:`CONFIDENTIAL_CLIENT_ID` (device grant and refresh), the confidential client
   :data:`INTROSPECTOR_ID` (client credentials, scope :data:`INTROSPECT_SCOPE`, which the
   plugin accepts as the right to introspect and revoke any token), the scopes and the
   user :data:`USERNAME`;
@@ -20,33 +21,45 @@ oidc-provider, and plays its administrator and the person who approves a login:
   HTTP with its session cookie, as the package's login page does;
 * :meth:`Glewlwyd.stop` kills the process group and removes the temporary directory.
 
-Glewlwyd's quirks, met by the lifecycle matrix (``tests/integration/test_provider_matrix.py``),
-and how vault handles each:
+Glewlwyd's quirks, met by the lifecycle matrix (``tests/integration/test_provider_matrix.py``,
+whose ``test_glewlwyd_quirks_hold`` checks each against the running server), and what vault does:
 
 ================================  ==========================================================
 Glewlwyd does                     vault
 ================================  ==========================================================
-issuer with a path                discovery tries RFC 8414 §3.1 path insertion
-(``http://H:P/api/vault``)        (``/.well-known/oauth-authorization-server/api/vault``,
-                                  404 here) and then the OIDC form (issuer +
-                                  ``/.well-known/openid-configuration``), which answers; the
-                                  ``issuer`` in it must equal the configured one exactly.
-``verification_uri`` redirects    shown as given (``.../api/vault/device``); vault never
-(302 to ``login.html?...``)       fetches it. Its host must be the issuer's host, and is.
+an issuer with a path             discovery asks OIDC's form first (issuer +
+(``http://H:P/api/vault``)        ``/.well-known/openid-configuration``: it answers), and
+                                  RFC 8414 §3.1 path insertion
+                                  (``/.well-known/oauth-authorization-server/api/vault``,
+                                  a 404 here) only after a 404; the ``issuer`` in the
+                                  metadata must equal the configured one exactly.
+a ``verification_uri`` that       shown as given (``.../api/vault/device``); vault never
+redirects (302 to ``login.html``) fetches it, and checks only that its origin is the
+                                  issuer's.
 ``token_type: "bearer"``          compared case-insensitively (RFC 6749 §5.1), stored as
                                   ``Bearer``.
-JWT access tokens                 opaque to vault: never parsed or trusted; the expiry is
-                                  ``expires_in`` from the token response.
-refresh tokens do not rotate      a refresh answer without ``refresh_token`` keeps the old
-                                  one (RFC 6749 §6), which stays valid.
-revocation only for confidential  a public client's revocation is refused (401, empty):
-clients                           ``vault revoke`` says it was refused, does not report a
-                                  revocation, and names where the person revokes (the
-                                  provider's own pages: Glewlwyd's profile, "Sessions").
+JWT access tokens                 opaque: vault never reads them; the expiry is
+                                  ``expires_in`` from the token answer (only an ID token's
+                                  ``exp`` is read, for timing).
+refresh tokens that do not        a refresh answer without ``refresh_token`` keeps the old
+rotate (``refresh-token-rolling`` one (RFC 6749 §6), which goes on working.
+off, the default)
+revocation only for confidential  a public client's request gets an empty 401:
+clients                           ``vault revoke`` reports no revocation, keeps the token
+                                  (exit 7; ``--force`` deletes it locally and says it was NOT
+                                  revoked) and says where to revoke: the provider's own
+                                  pages (the issuer; in Glewlwyd, the person's profile
+                                  page lists and revokes sessions). A vault configured
+                                  with a confidential client (``client_secret``) revokes.
+revoking a refresh token leaves   `vault revoke` must revoke the access token too (the
+its access token active           ``lifecycle`` branch).
 errors as empty 400s              a refresh refused with an empty 400 means the refresh
-                                  token no longer works (the ``lifecycle`` branch).
+                                  token no longer works: exit 4, log in again (the
+                                  ``lifecycle`` branch; before it, exit 7 "not JSON").
 no "deny" on the device page      a person cannot refuse a device login in Glewlwyd 2.7.5:
                                   the code stays pending until it expires (exit 4 then).
+``use_secure_connection=false``   (the harness, not vault) the key is left out of the config:
+exits without TLS key files       2.7.5 reads any value as "TLS wanted" and exits without them.
 ================================  ==========================================================
 
 Only the standard library and httpx are used.
