@@ -533,4 +533,15 @@ def revoke(
         doc = {}
     if "error" in doc:
         raise oauth_error(doc, what=what)
+    if resp.status in (401, 403) and provider.client_secret is None:
+        # Glewlwyd (2.7.5) revokes only for confidential clients: a public client's request is
+        # refused with an empty 401, no OAuth error. Not a revocation: the person revokes on
+        # the provider's own pages.
+        raise NetworkError(
+            f"{what}: the provider refused to revoke for the public client "
+            f"{clean(provider.client_id, 100)!r} (HTTP {resp.status}; it may revoke only for "
+            "confidential clients); revoke the grant on the provider's own pages: "
+            f"{clean(provider.revoke_by_hand or provider.issuer, 300)}",
+            code="revocation_refused",
+        )
     raise NetworkError(f"{what}: the provider answered HTTP {resp.status}", code="invalid_response")
