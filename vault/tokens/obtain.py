@@ -108,7 +108,7 @@ def device_login(
         expires_at=None if tokens.expires_in is None else now + tokens.expires_in,
         last_refresh=None,
         source="login",
-        extra=endpoint_extra(provider, endpoints),
+        extra=endpoint_extra(provider, endpoints, tokens),
     )
     with store.edit() as editor:
         editor.put(record)
@@ -137,9 +137,18 @@ def _revoke_unwanted(
         return
 
 
-def endpoint_extra(provider: Provider, endpoints: oauth.Endpoints) -> dict[str, Any]:
-    """What refresh, revoke and `vault api` need later, fixed at login time inside the vault."""
+def endpoint_extra(
+    provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet | None = None
+) -> dict[str, Any]:
+    """What refresh, revoke and `vault api` need later, fixed at login time inside the vault;
+    for GitHub, also the kind of token (``github_token``: app or oauth_app)."""
     extra: dict[str, Any] = {"token_endpoint": endpoints.token_endpoint, "preset": provider.preset}
+    if provider.preset == "github" and tokens is not None:
+        from vault.login.github import token_kind
+
+        extra["github_token"] = token_kind(
+            tokens.access_token, tokens.refresh_token, tokens.expires_in
+        )
     for key in ("revocation_endpoint", "userinfo_endpoint", "introspection_endpoint"):
         value = getattr(endpoints, key)
         if value:
