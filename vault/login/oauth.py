@@ -502,8 +502,7 @@ def refresh(
         err = oauth_error(doc, what=what)
         if isinstance(err, AuthError) and err.code in DEAD_REFRESH:
             raise AuthError(
-                f"{what}: the provider refused the refresh token (expired or revoked) "
-                f"[{err.code}]",
+                f"{what}: the provider refused the refresh token (expired or revoked) [{err.code}]",
                 code="invalid_grant",
             )
         raise err

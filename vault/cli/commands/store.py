@@ -212,8 +212,7 @@ def _verify(app: App, stored: TokenRecord) -> int:
 
     if stored.identity().preset != "github":
         raise UsageError(
-            f"--verify asks GitHub for a token's live scopes; {stored.name!r} is not a "
-            "GitHub token"
+            f"--verify asks GitHub for a token's live scopes; {stored.name!r} is not a GitHub token"
         )
     api = stored.extra.get("api_base")
     if not isinstance(api, str):
