@@ -13,8 +13,10 @@ from vault.login import github
 from vault.login.providers import from_config
 
 labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
-names = st.lists(labels, min_size=1, max_size=5).map(".".join).filter(
-    lambda n: not n.split(".")[-1].isdigit()
+names = (
+    st.lists(labels, min_size=1, max_size=5)
+    .map(".".join)
+    .filter(lambda n: not n.split(".")[-1].isdigit())
 )
 ports = st.integers(min_value=1, max_value=65535)
 
@@ -164,9 +166,7 @@ def test_a_ghes_provider_is_its_own_issuer_for_policy() -> None:
     )
     assert provider.identity().preset == "github"
     assert provider.identity().issuer == "https://ghe.example.com"
-    loop = from_config(
-        "t", {"preset": "github", "host": "127.0.0.1:9999", "client_id": "x"}, "c:1"
-    )
+    loop = from_config("t", {"preset": "github", "host": "127.0.0.1:9999", "client_id": "x"}, "c:1")
     assert loop.identity().issuer == "http://127.0.0.1:9999"
     assert loop.api_base == "http://127.0.0.1:9999/api/v3"
     # An endpoint configured elsewhere still changes the identity (vault.login.providers).
