@@ -104,6 +104,7 @@ class GitHub:
     interval: int = 1
     auto_approve: bool = False  # approve at the first poll (as if the person were quick)
     slow_down_polls: set[int] = field(default_factory=set)  # answer slow_down at these polls
+    extra_scopes: tuple[str, ...] = ()  # granted to an OAuth App beyond what was asked
     lock: threading.Lock = field(default_factory=threading.Lock)
     polls: int = 0
 
@@ -205,6 +206,7 @@ class GitHub:
 
     def _issue(self, app: App, user: str, scopes: tuple[str, ...]) -> dict[str, object]:
         if app.kind == "oauth_app":
+            scopes = tuple(dict.fromkeys(scopes + self.extra_scopes))
             token = Token("gho_" + secrets.token_urlsafe(27), app, user, scopes, None)
             self.tokens[token.value] = token
             return {"access_token": token.value, "token_type": "bearer", "scope": ",".join(scopes)}

@@ -264,16 +264,22 @@ def test_a_delete_github_refuses_is_not_reported_as_a_revocation(
     assert any(d["event"] == "deleted" and d["outcome"] == "not_revoked" for d in events)
 
 
-def test_revoking_without_a_client_secret_says_so_and_where(vault: VaultCLI, gh: GitHub) -> None:
-    app = gh.add_app("oauth_app")
-    _config(vault, gh, app, secret=False)
+@pytest.mark.parametrize(
+    ("kind", "page"),
+    [("oauth_app", "settings/applications"), ("app", "settings/apps/authorizations")],
+)
+def test_revoking_without_a_client_secret_says_so_and_where(
+    vault: VaultCLI, gh: GitHub, kind: str, page: str
+) -> None:
+    app = gh.add_app(kind)
+    _config(vault, gh, app, secret=False, scopes=() if kind == "app" else ("repo",))
     assert _login(vault, gh)[0] == 0
     token = vault.run("token", "ghe").stdout.strip()
     r = vault.run("revoke", "ghe")
     assert r.returncode == 0, r
     assert "NOT revoked" in r.stderr
     assert "client secret" in r.stderr
-    assert f"{gh.base}/settings/applications" in r.stderr
+    assert f"Revoke it by hand at {gh.base}/{page}" in r.stderr
     assert not any(s.method == "DELETE" for s in gh.seen)
     assert _works(gh, token)  # honestly still alive
     events = _audit(vault)
@@ -281,6 +287,31 @@ def test_revoking_without_a_client_secret_says_so_and_where(vault: VaultCLI, gh:
     deleted = [d for d in events if d["event"] == "deleted"]
     assert len(deleted) == 1
     assert deleted[0]["outcome"] == "not_revoked"
+
+
+@pytest.mark.parametrize("secret", [True, False])
+def test_scopes_github_granted_beyond_policy_are_revoked_or_said_not_to_be(
+    vault: VaultCLI, gh: GitHub, tmp_path: Path, secret: bool
+) -> None:
+    app = gh.add_app("oauth_app")
+    _config(vault, gh, app, secret=secret)
+    gh.extra_scopes = ("admin:org",)
+    env = _system_policy(tmp_path, "version: 1\nallowed_scopes: ['read:user', repo]\n")
+    code, _, err = _login(vault, gh, env=env)
+    assert code == 5, err
+    assert "scope 'admin:org' is not in the allowed scopes" in err
+    token = next(iter(gh.tokens))
+    if secret:
+        assert "revoked and nothing was stored" in err
+        assert [s.answer for s in gh.seen if s.method == "DELETE"] == ["204"]
+        assert not _works(gh, token)
+    else:
+        assert "NOT revoked" in err
+        assert "client secret" in err
+        assert f"{gh.base}/settings/applications" in err
+        assert not any(s.method == "DELETE" for s in gh.seen)
+        assert _works(gh, token)
+    assert vault.run("token", "ghe").returncode == 4
 
 
 # --- GitHub App user tokens (ghu_/ghr_) -------------------------------------------------------

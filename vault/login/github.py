@@ -147,12 +147,13 @@ def token_kind(access_token: Secret, refresh_token: Secret | None, expires_in: i
     return APP if refresh_token is not None and expires_in is not None else OAUTH_APP
 
 
-def settings_url(issuer: str, kind: object) -> str:
-    """Where a person revokes the token by hand."""
-    base = issuer.rstrip("/")
-    if kind == APP:
-        return f"{base}/settings/apps/authorizations"
-    return f"{base}/settings/applications"
+def settings_url(page: str, kind: object) -> str:
+    """Where a person revokes the token by hand: ``page`` (the provider's revoke_by_hand, its
+    OAuth apps page), or for a GitHub App token the authorized apps page beside it."""
+    oauth_apps = "/settings/applications"
+    if kind == APP and page.endswith(oauth_apps):
+        return page[: -len(oauth_apps)] + "/settings/apps/authorizations"
+    return page
 
 
 # --- the ten-token limit ----------------------------------------------------------------

@@ -424,7 +424,8 @@ def _revoke_at_github(
     new pair is never stored, its access token is the one deleted."""
     from vault.login import github as _github
 
-    by_hand = _github.settings_url(record.issuer, record.extra.get("github_token"))
+    page = provider.revoke_by_hand or f"{record.issuer.rstrip('/')}/settings/applications"
+    by_hand = _github.settings_url(page, record.extra.get("github_token"))
     api = record.extra.get("api_base")
     if not isinstance(api, str):
         return Revocation(False, "unsupported", "the record names no GitHub API", by_hand)

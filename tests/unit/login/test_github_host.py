@@ -199,6 +199,7 @@ def test_host_misuse_is_a_config_error(doc: dict[str, object]) -> None:
 
 
 def test_the_ten_token_limit_counts_one_app_host_and_scope_set() -> None:
+    held: list[tuple[str, str, tuple[str, ...]]]
     held = [("app", "https://ghe.example.com", ("repo", "read:user"))] * 9
     held += [("app", "https://ghe.example.com/", ("read:user", "repo", "repo"))]
     held += [("other", "https://ghe.example.com", ("repo", "read:user"))]
