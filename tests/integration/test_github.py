@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import VaultCLI, read_record
+from tests.harness.clock import at
 from tests.harness.github import App, GitHub, github_emulator
 
 
@@ -394,6 +395,30 @@ def test_revoking_an_app_token_with_the_client_secret(vault: VaultCLI, gh: GitHu
     assert "Revoked 'ghe'" in r.stderr
     assert [s.answer for s in gh.seen if s.method == "DELETE"] == ["204"]
     assert not _works(gh, str(record["access_token"]))
+    assert _refresh_at_github(gh, app, str(record["refresh_token"]))["error"] == (
+        "bad_refresh_token"
+    )
+
+
+def test_revoking_an_expired_app_token_refreshes_it_first(vault: VaultCLI, gh: GitHub) -> None:
+    """GitHub deletes only a live access token: vault, nine hours on (the ghu_ expired),
+    refreshes first and deletes the new access token; the stored refresh token is spent."""
+    app = gh.add_app("app")
+    _config(vault, gh, app, scopes=())
+    assert _login(vault, gh)[0] == 0
+    record = _record(vault)
+    r = vault.run("revoke", "ghe", env=at(9 * 3600))
+    assert r.returncode == 0, r
+    assert "Revoked 'ghe'" in r.stderr
+    calls = [(s.method, s.path, s.answer) for s in gh.seen if s.path != "/login/device"]
+    assert calls[-2:] == [
+        ("POST", "/login/oauth/access_token", "token"),
+        ("DELETE", f"/api/v3/applications/{app.client_id}/token", "204"),
+    ]
+    deleted = next(s.body for s in gh.seen if s.method == "DELETE")
+    assert deleted is not None
+    assert deleted["access_token"] != record["access_token"]  # the new one
+    assert not _works(gh, str(deleted["access_token"]))
     assert _refresh_at_github(gh, app, str(record["refresh_token"]))["error"] == (
         "bad_refresh_token"
     )
