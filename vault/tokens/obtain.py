@@ -120,9 +120,7 @@ def device_login(
     return record
 
 
-def _revoke_unwanted(
-    provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet
-) -> str:
+def _revoke_unwanted(provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet) -> str:
     """Revoke a grant policy refused; what became of it: "revoked", or "NOT revoked (why)"
     (never reported revoked where it was not)."""
     if provider.preset == "github":
