@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", "store:cmd_status", "the vault, or one token, in detail")
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--verify", action="store_true", help="ask GitHub for the token's live scopes (drift)"
+    )
 
     for name in ("logout", "revoke"):
         p = add(name, "store:cmd_logout", "revoke a token where possible, delete it")

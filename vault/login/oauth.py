@@ -42,7 +42,14 @@ TERMINAL_ERRORS = {
     "invalid_scope": "the provider refused the requested scopes",
     "unsupported_grant_type": "the provider does not support the device flow",
     "invalid_request": "the provider refused the request as malformed",
+    # GitHub's own codes (sent with HTTP 200; vault.login.github)
+    "incorrect_device_code": "the provider does not know the device code",
+    "incorrect_client_credentials": "the provider refused the client_id or client secret",
+    "device_flow_disabled": "the device flow is not enabled for this app (its settings)",
+    "bad_refresh_token": "the provider refused the refresh token (expired, revoked or reused)",
 }
+# Refresh refusals that mean the refresh token is dead: log in again.
+DEAD_REFRESH = ("invalid_grant", "bad_refresh_token")
 
 
 @dataclass(frozen=True)
@@ -493,10 +500,9 @@ def refresh(
     doc = resp.form_or_json(what=what)
     if "error" in doc:
         err = oauth_error(doc, what=what)
-        if isinstance(err, AuthError) and err.code == "invalid_grant":
+        if isinstance(err, AuthError) and err.code in DEAD_REFRESH:
             raise AuthError(
-                f"{what}: the provider refused the refresh token (expired or revoked) "
-                "[invalid_grant]",
+                f"{what}: the provider refused the refresh token (expired or revoked) [{err.code}]",
                 code="invalid_grant",
             )
         raise err
