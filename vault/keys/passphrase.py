@@ -124,30 +124,71 @@ class PassphraseSource:
 
     def _prompt_new(self, prompt: str) -> str:
         """A new passphrase typed twice, strong enough; asked again (TRIES rounds) when it is
-        refused or the two differ."""
+        refused or the two differ. The terminal's echo stays off for the whole exchange, so
+        that what is typed ahead, while a passphrase is being judged, is not shown either."""
         from vault.errors import UsageError
         from vault.keys import strength
 
         self._check_terminal()
-        _tell(
-            f"Choose the vault's passphrase: at least {strength.MIN_LENGTH} characters and hard "
-            "to guess (a few unrelated words work well). It is not shown as you type.\n"
-        )
-        for _ in range(TRIES):
-            first = _read_hidden(prompt)
-            why = strength.weakness(first)
-            if why is not None:
-                _tell(f"That passphrase is refused: {why}\n")
-                continue
-            again = _read_hidden("Repeat the passphrase: ")
-            if not _hmac.compare_digest(first.encode(), again.encode()):
-                _tell("The two passphrases differ; type it again.\n")
-                continue
-            return first
+        with _HiddenTerminal() as tty:
+            tty.say(
+                f"Choose a passphrase for the vault: at least {strength.MIN_LENGTH} characters,"
+                " hard to guess\n(a few unrelated words work well). It is not shown as you type.\n"
+            )
+            for _ in range(TRIES):
+                first = tty.ask(prompt)
+                why = strength.weakness(first)
+                if why is not None:
+                    tty.say(f"That passphrase is refused: {why}\n")
+                    continue
+                again = tty.ask("Repeat the passphrase: ")
+                if not _hmac.compare_digest(first.encode(), again.encode()):
+                    tty.say("The two passphrases differ; type it again.\n")
+                    continue
+                return first
         raise UsageError(
             f"no acceptable new passphrase in {TRIES} tries; nothing was changed",
             hint=f"at least {strength.MIN_LENGTH} characters, hard to guess, typed the same twice",
         )
+
+
+class _HiddenTerminal:
+    """The controlling terminal with its echo off until the block ends (restored however it
+    ends, Ctrl-C included: the terminal keeps generating signals)."""
+
+    def __enter__(self) -> _HiddenTerminal:
+        import termios
+
+        self._fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        import io
+
+        # As getpass opens it: unbuffered read-write bytes, text on top.
+        self._file = io.TextIOWrapper(io.FileIO(self._fd, "w+"), encoding="utf-8", errors="replace")
+        self._saved = termios.tcgetattr(self._fd)
+        quiet = termios.tcgetattr(self._fd)
+        quiet[3] &= ~(termios.ECHO | termios.ECHONL)
+        termios.tcsetattr(self._fd, termios.TCSADRAIN, quiet)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import termios
+
+        try:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+        finally:
+            self._file.close()
+
+    def say(self, text: str) -> None:
+        self._file.write(text)
+        self._file.flush()
+
+    def ask(self, prompt: str) -> str:
+        self.say(prompt)
+        line = self._file.readline()
+        self.say("\n")
+        if not line:
+            raise IntegrityError("no passphrase was typed (end of input)")
+        return line[:-1] if line.endswith("\n") else line
 
 
 def _refuse_weak(passphrase: str, *, where: str) -> None:
@@ -157,7 +198,7 @@ def _refuse_weak(passphrase: str, *, where: str) -> None:
     why = strength.weakness(passphrase)
     if why is not None:
         raise UsageError(
-            f"{where} is refused as a new passphrase: {why}",
+            f"{where} is refused as a new passphrase because {why}",
             hint=f"at least {strength.MIN_LENGTH} characters and hard to guess",
         )
 
@@ -365,9 +406,9 @@ class PassphraseBackend(KeyBackend):
         new_secret: bool = False,
     ) -> tuple[KeyParams, bytes]:
         if new_secret:
-            source = PassphraseSource(
-                os.environ.get("VAULT_NEW_PASSPHRASE_FILE"), interactive=self.source.interactive
-            )
+            source = PassphraseSource(interactive=self.source.interactive)
+            # Never VAULT_PASSPHRASE_FILE: that holds the passphrase being replaced.
+            source.file = os.environ.get("VAULT_NEW_PASSPHRASE_FILE") or None
             secret = source.get(confirm=True, prompt="New vault passphrase: ")
             self.source = source
         else:
