@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--issuer", metavar="URL", help="an ad-hoc OIDC issuer (with --client-id)")
     p.add_argument("--client-id", metavar="ID")
     p.add_argument("--no-browser", action="store_true", help="never offer to open a browser")
+    p.add_argument(
+        "--clipboard",
+        action="store_true",
+        help="copy the code to the clipboard (wl-copy, xclip, xsel, pbcopy or clip.exe)",
+    )
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
     p = add("prune", "prune:cmd_prune", "expire and revoke what policy no longer allows")

@@ -461,6 +461,11 @@ class AgentBackend(KeyBackend):
                 ) + "the agent of this vault is locked: `vault unlock` unlocks it"
             raise
 
+    def refused(self, key: bytes, error: IntegrityError, *, where: str) -> IntegrityError | None:
+        if self.served:  # the agent's key no longer opens the file: nothing to ask again
+            return error
+        return self.backend.refused(key, error, where=where)
+
     def marks(self, vault_id: bytes, state_key: bytes) -> Marks:
         if not self.served:
             return self.backend.marks(vault_id, state_key)

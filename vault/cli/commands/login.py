@@ -44,7 +44,9 @@ def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
 
 
 def cmd_login(app: App, ns: argparse.Namespace) -> int:
-    screen = LoginScreen(json_mode=app.json, no_browser=ns.no_browser)
+    screen = LoginScreen(
+        json_mode=app.json, no_browser=ns.no_browser, clipboard=getattr(ns, "clipboard", False)
+    )
     try:
         return _login(app, ns, screen)
     except VaultError as exc:
