@@ -45,6 +45,7 @@ from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_pr
 from vault.keys.base import BACKENDS, KeyBackend, KeyParams, Marks
 from vault.keys.keyring import KeyringBackend, KeyringStore
 from vault.store import format as fmt
+from vault.store.names import write_index
 from vault.store.model import (
     Meta,
     TokenRecord,
@@ -700,6 +701,7 @@ class Store:
         log("vault.write", generation=header.generation, backend=header.backend, bytes=len(payload))
         blob = fmt.seal(header, key, payload)
         atomic_write(self.paths.vault_file, blob, what="vault file", reserved=reserved)
+        write_index(self.paths.vault_file, payload)  # names only, for shell completion
 
     # --- rekey -----------------------------------------------------------------------
 
