@@ -155,7 +155,7 @@ _vault_words() {
 }
 
 _vault() {
-    local cur=${COMP_WORDS[COMP_CWORD]} path='' npos=0 dd=0 skip=0 i w kind lastopt=''
+    local cur=${COMP_WORDS[COMP_CWORD]} cmdpath='' npos=0 dd=0 skip=0 i w kind lastopt=''
     local _vault_cmd=${COMP_WORDS[0]} _vault_k
     local -a _vault_r
     COMPREPLY=()
@@ -170,15 +170,15 @@ _vault() {
         case $w in
             --) dd=1 ;;
             -*)
-                if [[ $w != *=* ]] && _vault_value "$path" "$w"; then
+                if [[ $w != *=* ]] && _vault_value "$cmdpath" "$w"; then
                     skip=1 lastopt=$w
                     [[ ${COMP_WORDS[i+1]} == = ]] && skip=2
                 fi
                 ;;
             *)
-                _vault_subs "$path"
+                _vault_subs "$cmdpath"
                 if ((${#_vault_r[@]})) && [[ " ${_vault_r[*]} " == *" $w "* ]]; then
-                    path=${path:+$path }$w npos=0
+                    cmdpath=${cmdpath:+$cmdpath }$w npos=0
                 else
                     ((npos++))
                 fi
@@ -195,20 +195,20 @@ _vault() {
     fi
     if ((skip)); then
         [[ $cur == = ]] && return 0
-        _vault_value "$path" "$lastopt" && _vault_fill "$_vault_k" "$cur"
+        _vault_value "$cmdpath" "$lastopt" && _vault_fill "$_vault_k" "$cur"
         return 0
     fi
     if [[ $cur == -* ]]; then
-        _vault_opts "$path"
+        _vault_opts "$cmdpath"
         _vault_words "$cur" "${_vault_r[@]}"
         return 0
     fi
-    _vault_subs "$path"
+    _vault_subs "$cmdpath"
     if ((${#_vault_r[@]})); then
         _vault_words "$cur" "${_vault_r[@]}"
         return 0
     fi
-    _vault_pos "$path" "$npos" && _vault_fill "$_vault_k" "$cur"
+    _vault_pos "$cmdpath" "$npos" && _vault_fill "$_vault_k" "$cur"
     return 0
 }
 
@@ -270,7 +270,7 @@ _vault_fill() {
 }
 
 _vault() {
-    local path='' npos=0 dd=0 skip=0 i w lastopt='' kind
+    local cmdpath='' npos=0 dd=0 skip=0 i w lastopt='' kind
     local -a reply
     for ((i = 2; i < CURRENT; i++)); do
         w=${words[i]}
@@ -279,14 +279,14 @@ _vault() {
         case $w in
             --) dd=$i ;;
             -*)
-                if [[ $w != *=* ]] && _vault_value "$path" "$w"; then
+                if [[ $w != *=* ]] && _vault_value "$cmdpath" "$w"; then
                     skip=1 lastopt=$w
                 fi
                 ;;
             *)
-                _vault_subs "$path"
+                _vault_subs "$cmdpath"
                 if ((${#reply})) && ((${reply[(I)${(b)w}:*]})); then
-                    path=${path:+$path }$w npos=0
+                    cmdpath=${cmdpath:+$cmdpath }$w npos=0
                 else
                     ((npos++))
                 fi
@@ -302,20 +302,20 @@ _vault() {
         return
     fi
     if ((skip)); then
-        _vault_value "$path" "$lastopt" && _vault_fill "$REPLY"
+        _vault_value "$cmdpath" "$lastopt" && _vault_fill "$REPLY"
         return
     fi
     if [[ ${words[CURRENT]} == -* ]]; then
-        _vault_opts "$path"
+        _vault_opts "$cmdpath"
         _describe -t options 'option' reply
         return
     fi
-    _vault_subs "$path"
+    _vault_subs "$cmdpath"
     if ((${#reply})); then
         _describe -t commands 'vault command' reply
         return
     fi
-    _vault_pos "$path" "$npos" && _vault_fill "$REPLY"
+    _vault_pos "$cmdpath" "$npos" && _vault_fill "$REPLY"
 }
 
 if (($+functions[compdef])); then
@@ -387,7 +387,7 @@ end
 function __vault_complete
     set -l words (commandline -opc)
     set -l cur (commandline -ct)
-    set -l path ''
+    set -l cmdpath ''
     set -l npos 0
     set -l dd 0
     set -l skip 0
@@ -405,13 +405,13 @@ function __vault_complete
             case --
                 set dd 1
             case '-*'
-                if not string match -q -- '*=*' $w; and __vault_value "$path" $w >/dev/null
+                if not string match -q -- '*=*' $w; and __vault_value "$cmdpath" $w >/dev/null
                     set skip 1
                     set lastopt $w
                 end
             case '*'
-                if contains -- $w (__vault_subs "$path" | string replace -r '\t.*' '')
-                    set path (string trim -- "$path $w")
+                if contains -- $w (__vault_subs "$cmdpath" | string replace -r '\t.*' '')
+                    set cmdpath (string trim -- "$cmdpath $w")
                     set npos 0
                 else
                     set npos (math $npos + 1)
@@ -426,19 +426,19 @@ function __vault_complete
         return
     end
     if test $skip -gt 0
-        __vault_fill (__vault_value "$path" $lastopt) $cur
+        __vault_fill (__vault_value "$cmdpath" $lastopt) $cur
         return
     end
     if string match -q -- '-*' $cur
-        __vault_opts "$path"
+        __vault_opts "$cmdpath"
         return
     end
-    set -l subs (__vault_subs "$path")
+    set -l subs (__vault_subs "$cmdpath")
     if test (count $subs) -gt 0
         printf '%s\n' $subs
         return
     end
-    set -l kind (__vault_pos "$path" $npos)
+    set -l kind (__vault_pos "$cmdpath" $npos)
     and __vault_fill $kind $cur
 end
 
