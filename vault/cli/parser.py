@@ -239,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("kube", "kube:cmd_kube", "Kubernetes exec credential plugin (ExecCredential on stdout)")
     p.usage = (
         "vault kube NAME [--id-token] [--min-valid SECONDS]\n"
-        "       vault kube setup NAME --cluster C [--id-token] [--user U] "
-        "[--write [--kubeconfig FILE]]"
+        "       vault kube setup NAME --cluster C [--id-token] [--user U]\n"
+        "                        [--write [--kubeconfig FILE]]"
     )
     p.epilog = (
         "kubectl runs `vault kube NAME` from the kubeconfig entry `vault kube setup` prints or "
