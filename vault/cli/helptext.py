@@ -13,6 +13,7 @@ import textwrap
 from dataclasses import dataclass
 
 WIDTH = 80  # no help line is longer (tests/integration/test_help_golden.py checks it)
+EXAMPLE_WIDTH = 68  # nor an example: it fits an 80-column man page, indented (vault.cli.manpage)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ HELP: dict[str, Help] = {
         "under the same policies as a token from `vault login`.",
         (
             "vault import ci --provider github --scope repo < token.txt",
-            "pass show gh-pat | vault import pat --provider github --expires-in 86400",
+            "pass show gh | vault import pat --provider github --expires-in 3600",
         ),
     ),
     "help": Help(
@@ -71,7 +72,7 @@ HELP: dict[str, Help] = {
         "shell.",
         (
             "vault token github",
-            'curl -H "Authorization: Bearer $(vault token work)" https://api.example.com/',
+            'curl -H "Authorization: Bearer $(vault token work)" https://x.example/',
             "vault token work --min-valid 300",
         ),
     ),
@@ -320,7 +321,7 @@ HELP: dict[str, Help] = {
         "~/.aws/config.",
         (
             "# in ~/.aws/config, under [profile work]:",
-            "credential_process = vault aws work --role-arn arn:aws:iam::1234:role/dev",
+            "credential_process = vault aws work --role-arn arn:aws:iam::1:role/dev",
         ),
     ),
     "completion": Help(
