@@ -72,7 +72,7 @@ HELP: dict[str, Help] = {
         "shell.",
         (
             "vault token github",
-            'curl -H "Authorization: Bearer $(vault token work)" https://x.example/',
+            'curl -H "Authorization: Bearer $(vault token work)" https://x.test/',
             "vault token work --min-valid 300",
         ),
     ),
@@ -321,7 +321,7 @@ HELP: dict[str, Help] = {
         "~/.aws/config.",
         (
             "# in ~/.aws/config, under [profile work]:",
-            "credential_process = vault aws work --role-arn arn:aws:iam::1:role/dev",
+            "credential_process=vault aws work --role-arn arn:aws:iam::1:role/dev",
         ),
     ),
     "completion": Help(
