@@ -25,7 +25,7 @@ PATH = f"{Path(VAULT_BIN).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
 
 def _script(vault: VaultCLI, shell: str, tmp_path: Path) -> Path:
     result = vault.run("completion", shell)
-    assert result.returncode == 0 and result.stderr == "", result
+    assert (result.returncode, result.stderr) == (0, ""), result
     path = tmp_path / f"vault.{shell}"
     path.write_text(result.stdout)
     return path
@@ -42,7 +42,7 @@ def _bash(vault: VaultCLI, script: Path, *words: str) -> list[str]:
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 0 and proc.stderr == b"", proc
+    assert (proc.returncode, proc.stderr) == (0, b""), proc
     return [w for w in proc.stdout.decode().split("\n") if w]
 
 
@@ -54,7 +54,7 @@ def _fish(vault: VaultCLI, script: Path, line: str) -> list[str]:
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 0 and proc.stderr == b"", proc
+    assert (proc.returncode, proc.stderr) == (0, b""), proc
     return [w.split("\t")[0] for w in proc.stdout.decode().split("\n") if w]
 
 
@@ -134,8 +134,14 @@ def test_bash_completes_files_and_the_command_after_exec_separator(
 
 def test_bash_registers_the_completion_in_an_interactive_shell(vault: VaultCLI) -> None:
     proc = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-i", "-c",
-         'eval "$(vault completion bash)"; complete -p vault'],
+        [
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-i",
+            "-c",
+            'eval "$(vault completion bash)"; complete -p vault',
+        ],
         capture_output=True,
         env=vault.full_env({"PATH": PATH}),
         timeout=60,
@@ -149,9 +155,17 @@ def test_zsh_completes_commands_actions_options_and_choices(
     vault: VaultCLI, tmp_path: Path
 ) -> None:
     script = _script(vault, "zsh", tmp_path)
-    screens = _zsh(vault, script, "vault audit s", "vault lo", "vault completion ",
-                   "vault list --js", "vault audit show --format ")
-    assert "show  -- " in screens["vault audit s"] and "seal  -- " in screens["vault audit s"]
+    screens = _zsh(
+        vault,
+        script,
+        "vault audit s",
+        "vault lo",
+        "vault completion ",
+        "vault list --js",
+        "vault audit show --format ",
+    )
+    assert "show  -- " in screens["vault audit s"]
+    assert "seal  -- " in screens["vault audit s"]
     assert "verify" not in screens["vault audit s"]
     for name in ("lock", "login", "logout"):
         assert re.search(rf"\b{name} +-- ", screens["vault lo"])
@@ -167,7 +181,10 @@ def test_fish_completes_commands_actions_options_and_choices(
     assert set(_fish(vault, script, "vault lo")) == {"login", "logout", "lock"}
     assert set(_fish(vault, script, "vault audit s")) == {"show", "seal"}
     assert set(_fish(vault, script, "vault audit show --format ")) == {
-        "table", "json", "ocsf", "ecs"
+        "table",
+        "json",
+        "ocsf",
+        "ecs",
     }
     assert "--json" in _fish(vault, script, "vault list --j")
     assert "git" in _fish(vault, script, "vault exec gh -- gi")
@@ -239,12 +256,12 @@ def test_an_index_not_exactly_as_written_gives_no_names(vault: VaultCLI, damage:
 def test_hostile_provider_names_are_never_printed(vault: VaultCLI) -> None:
     vault.home.mkdir(mode=0o700, exist_ok=True)
     (vault.home / "config.yaml").write_text(
-        'providers:\n  "$(touch pwned)":\n    issuer: https://idp.example.com\n'
-        "    client_id: cli\n"
+        'providers:\n  "$(touch pwned)":\n    issuer: https://idp.example.com\n    client_id: cli\n'
     )
     result = vault.run("__complete", "providers")
     assert result.returncode == 0
-    assert "pwned" not in result.stdout and "github" in result.stdout
+    assert "pwned" not in result.stdout
+    assert "github" in result.stdout
 
 
 def test_unknown_complete_kinds_print_nothing(vault: VaultCLI) -> None:

@@ -4,7 +4,7 @@ in tests/golden/help/ (one per command: `audit-show.txt` for `vault audit show -
 The commands are walked from the parser, so a new command needs its golden file. After a
 deliberate change to the help, regenerate the files and review the diff:
 
-    make golden        # VAULT_GOLDEN_UPDATE=1 .venv/bin/pytest tests/integration/test_help_golden.py
+    make golden   # = VAULT_GOLDEN_UPDATE=1 pytest tests/integration/test_help_golden.py
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def test_help_and_bare_vault_and_help_command_agree(tmp_path: Path) -> None:
     assert run("help").stdout == run("--help").stdout
     assert run("help", "audit", "show").stdout == run("audit", "show", "--help").stdout
     bare = run()
-    assert bare.returncode == 0 and bare.stderr == b""
-    assert b"vault help COMMAND" in bare.stdout and b"login" in bare.stdout
+    assert bare.returncode == 0
+    assert bare.stderr == b""
+    assert b"vault help COMMAND" in bare.stdout
+    assert b"login" in bare.stdout
     assert all(len(line) <= 80 for line in bare.stdout.decode().splitlines())

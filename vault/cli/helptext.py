@@ -291,8 +291,7 @@ HELP: dict[str, Help] = {
     ),
     "unlock": Help(
         "unlock the agent again",
-        "Unlock the running agent again, from the keyring or with the passphrase (asked "
-        "once).",
+        "Unlock the running agent again, from the keyring or with the passphrase (asked once).",
         ("vault unlock", "vault unlock --passphrase-file ~/.vault-pass"),
     ),
     "credential-helper": Help(
@@ -407,8 +406,15 @@ class Formatter(argparse.HelpFormatter):
         def flush() -> None:
             if paragraph:
                 words = " ".join(paragraph)
-                out.extend(textwrap.wrap(words, width, initial_indent=indent,
-                                         subsequent_indent=indent, break_on_hyphens=False))
+                out.extend(
+                    textwrap.wrap(
+                        words,
+                        width,
+                        initial_indent=indent,
+                        subsequent_indent=indent,
+                        break_on_hyphens=False,
+                    )
+                )
                 paragraph.clear()
 
         for line in text.splitlines():
@@ -491,7 +497,7 @@ def command_list(parser: argparse.ArgumentParser) -> str:
             listed.add(name)
             entry = HELP.get(name)
             summary = entry.summary if entry else _parser_help(parser, name)
-            lines.append(f"  {name:<18}{summary}"[:WIDTH - 2])
+            lines.append(f"  {name:<18}{summary}"[: WIDTH - 2])
     return "\n".join(lines[1:])
 
 

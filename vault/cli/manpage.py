@@ -160,8 +160,10 @@ def page(parser: argparse.ArgumentParser) -> str:
         ".SH SEE ALSO",
         "\\fBgit-credential\\fR(7), \\fBkubectl\\fR(1), \\fBaws\\fR(1)",
         ".PP",
-        roff("`vault help COMMAND` prints a command's help; `vault completion SHELL` a "
-             "completion script for bash, zsh or fish."),
+        roff(
+            "`vault help COMMAND` prints a command's help; `vault completion SHELL` a "
+            "completion script for bash, zsh or fish."
+        ),
     ]
     return "\n".join(out) + "\n"
 

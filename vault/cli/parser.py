@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "target", metavar="PATH-OR-URL", help="a path under the provider's API, or a full URL"
     )
-    p.add_argument("-X", "--method", default=None, help="the HTTP method (default GET, POST with -d)")
+    p.add_argument(
+        "-X", "--method", default=None, help="the HTTP method (default GET, POST with -d)"
+    )
     p.add_argument("-d", "--data", default=None, help="body; @FILE reads a file, @- stdin")
     p.add_argument(
         "-H",
@@ -406,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
         "topic", nargs="*", metavar="COMMAND", help="a command, and an action of it (audit show)"
     )
     p = add("completion", "help:cmd_completion", "shell completion script for bash, zsh or fish")
-    p.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish")
+    p.add_argument(
+        "shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish"
+    )
 
     from vault.cli.helptext import decorate
 

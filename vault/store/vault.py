@@ -45,7 +45,6 @@ from vault.fs.paths import Paths, check_private_dir, ensure_private_dir, read_pr
 from vault.keys.base import BACKENDS, KeyBackend, KeyParams, Marks
 from vault.keys.keyring import KeyringBackend, KeyringStore
 from vault.store import format as fmt
-from vault.store.names import write_index
 from vault.store.model import (
     Meta,
     TokenRecord,
@@ -55,6 +54,7 @@ from vault.store.model import (
     split_payload,
     with_meta,
 )
+from vault.store.names import write_index
 from vault.util.record import datarecord, field, replace
 from vault.util.trace import log
 
