@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -196,3 +200,26 @@ def test_help_of_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixtu
 def test_help_command_is_the_commands_own_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["help", "exec"]) == 0
     assert capsys.readouterr().out == subcommands(build_parser())["exec"].format_help()
+
+
+def test_vault_token_imports_none_of_the_help(tmp_path: Path) -> None:
+    """The fast path (vault.cli.run.FAST) stays fast: no parser, help, completion."""
+    code = (
+        "import sys; from vault.cli.main import main; main(['token', 'nosuch']); "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    env = {**os.environ, "VAULT_HOME": str(tmp_path / "vh")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=env, check=False, timeout=60
+    )
+    loaded = set(proc.stdout.decode().split())
+    assert "vault.cli.main" in loaded
+    for module in (
+        "argparse",
+        "vault.cli.parser",
+        "vault.cli.helptext",
+        "vault.cli.mistakes",
+        "vault.cli.completion",
+        "difflib",
+    ):
+        assert module not in loaded
