@@ -2,7 +2,7 @@
 (``vault.names``), so that shell completion can offer them without decrypting the vault.
 
 Contract: the index is written (0600, replaced by rename) from the payload of every vault
-write, under the vault's lock; it is a hint for completion and is never read for anything
+write that changes a name, under the vault's lock; it is a hint for completion and is never read for anything
 else. It is not made durable (no fsync): after a crash it may be stale or missing, which costs
 a completion, nothing more. It is read strictly: a private regular file of this user (as the
 vault itself, vault.fs.paths), the exact header, at most `MAX_NAMES` lines each a valid token
@@ -48,8 +48,10 @@ def write_index(vault_file: Path, payload: bytes) -> None:
     """Replace the index beside ``vault_file`` with ``payload``'s names. Never fails: where it
     cannot be written the old index is removed (a missing index is only a lost completion)."""
     path = index_path(vault_file)
-    names = [n for n in payload_names(payload) if NAME_RE.fullmatch(n)][:MAX_NAMES]
-    data = HEADER + b"".join(n.encode() + b"\n" for n in sorted(names))
+    names = sorted(n for n in payload_names(payload) if NAME_RE.fullmatch(n))[:MAX_NAMES]
+    if read_index(vault_file) == names:
+        return  # most writes (a refresh, an audit mark) change no name: no rename
+    data = HEADER + b"".join(n.encode() + b"\n" for n in names)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with contextlib.suppress(FileNotFoundError):
