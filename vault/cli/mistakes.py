@@ -103,9 +103,9 @@ def _explain(exc: UsageError, argv: list[str], parser: argparse.ArgumentParser) 
     _, extras = _parse_known(parser, argv)
     if not extras:
         return UsageError(exc.message, hint=hint)
-    if node.prog == "vault exec":
-        return _missing_separator(argv, extras)
     first = extras[0]
+    if node.prog == "vault exec" and not first.startswith("-"):
+        return _missing_separator(argv, extras)
     if first.startswith("-") and first != "-":
         option = first.partition("=")[0]
         message = f"unknown option {option[:60]} for `{node.prog}`"

@@ -114,6 +114,11 @@ def _error(*argv: str) -> UsageError:
             "put -- before the command: vault exec NAME -- ls -la",
             "up to `--`",
         ),
+        (
+            ["exec", "gh", "--evn", "X"],
+            "unknown option --evn for `vault exec`: did you mean --env?",
+            "see `vault exec --help`",
+        ),
         # vault's own -v is the command's here: everything from the command on goes after --
         (
             ["exec", "gh", "curl", "-v", "a b"],
