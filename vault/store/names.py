@@ -1,12 +1,12 @@
 """The names index: the stored tokens' names, and nothing else, in a file beside the vault
 (``vault.names``), so that shell completion can offer them without decrypting the vault.
 
-Contract: the index is written (0600, replaced by rename) from the payload of every vault
-write that changes a name, under the vault's lock; it is a hint for completion and is never read for anything
-else. It is not made durable (no fsync): after a crash it may be stale or missing, which costs
-a completion, nothing more. It is read strictly: a private regular file of this user (as the
-vault itself, vault.fs.paths), the exact header, at most `MAX_NAMES` lines each a valid token
-name; anything else reads as no index.
+Contract: the index is written (0600, replaced by rename) from the payload of every vault write
+that changes a name, under the vault's lock; it is a hint for completion and is never read for
+anything else. It is not made durable (no fsync): after a crash it may be stale or missing,
+which costs a completion, nothing more. It is read strictly: a private regular file of this
+user (as the vault itself, vault.fs.paths), the exact header, at most `MAX_NAMES` lines each a
+valid token name; anything else reads as no index.
 """
 
 from __future__ import annotations
