@@ -434,5 +434,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if ns.command == "exec":
         ns.cmd = tail or []
     elif tail is not None:
-        raise UsageError("`--` is only for `vault exec NAME -- CMD...`")
+        raise UsageError(
+            "`--` is only for `vault exec NAME -- CMD...`", hint=f"see `vault {ns.command} --help`"
+        )
     return ns
