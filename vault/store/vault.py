@@ -54,6 +54,7 @@ from vault.store.model import (
     split_payload,
     with_meta,
 )
+from vault.store.names import write_index
 from vault.util.record import datarecord, field, replace
 from vault.util.trace import log
 
@@ -715,6 +716,7 @@ class Store:
         log("vault.write", generation=header.generation, backend=header.backend, bytes=len(payload))
         blob = fmt.seal(header, key, payload)
         atomic_write(self.paths.vault_file, blob, what="vault file", reserved=reserved)
+        write_index(self.paths.vault_file, payload)  # names only, for shell completion
 
     # --- rekey -----------------------------------------------------------------------
 
