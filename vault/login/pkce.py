@@ -200,8 +200,8 @@ def exchange(
     *,
     requested: tuple[str, ...],
 ) -> oauth.TokenSet:
-    """RFC 6749 §4.1.3 with the verifier (RFC 7636 §4.5); then the ID token, if any, must carry
-    this request's ``nonce`` (:func:`check_id_token`)."""
+    """RFC 6749 §4.1.3 with the verifier (RFC 7636 §4.5). The caller checks the ID token's
+    ``nonce`` (:func:`check_id_token`) before it keeps anything."""
     what = "token request"
     assert provider.client_id is not None
     form = {
@@ -230,15 +230,15 @@ def exchange(
         raise NetworkError(
             f"{what}: HTTP {resp.status} without an OAuth error", code="invalid_response"
         )
-    tokens = oauth.parse_token_response(doc, requested, provider=provider, what=what)
-    if tokens.id_token is not None:
-        check_id_token(tokens.id_token, auth.nonce)
-    return tokens
+    return oauth.parse_token_response(doc, requested, provider=provider, what=what)
 
 
-def check_id_token(id_token: Secret, nonce: Secret) -> None:
-    """The ID token (straight from the token endpoint) carries this request's ``nonce``
-    (OpenID Connect Core §3.1.3.7 step 11): else it answers another request, and is refused."""
+def check_id_token(id_token: Secret | None, nonce: Secret) -> None:
+    """An ID token (straight from the token endpoint), when there is one, carries this
+    request's ``nonce`` (OpenID Connect Core §3.1.3.7 step 11): else it answers another
+    request, and is refused."""
+    if id_token is None:
+        return
     doc = jwt.claims(id_token.reveal())
     if doc is None:
         raise NetworkError("token request: the id_token is not a JWT", code="invalid_response")

@@ -179,6 +179,11 @@ def web_login(
             try:
                 code = pkce.parse_response(callback.query, auth, endpoints)
                 tokens = pkce.exchange(http, provider, endpoints, auth, code, requested=scopes)
+                try:
+                    pkce.check_id_token(tokens.id_token, auth.nonce)
+                except VaultError:
+                    _revoke_unwanted(provider, endpoints, tokens)  # they answer another login
+                    raise
                 record = keep_login(
                     store,
                     policy,
