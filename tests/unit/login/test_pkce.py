@@ -204,7 +204,8 @@ def test_id_token_nonce() -> None:
     auth = _auth()
     pkce.check_id_token(_jwt({"nonce": auth.nonce.reveal()}), auth.nonce)
     pkce.check_id_token(None, auth.nonce)
-    for claims in ({"nonce": "other"}, {}, {"nonce": 5}):
+    bad: list[dict[str, object]] = [{"nonce": "other"}, {}, {"nonce": 5}]
+    for claims in bad:
         with pytest.raises(AuthError) as err:
             pkce.check_id_token(_jwt(claims), auth.nonce)
         assert err.value.code == "nonce_mismatch"
