@@ -172,6 +172,7 @@ def choose_grant(
         return wanted, f"--{'web' if ns.web else 'device'} was given", None
     allowed = app.policy.allowed_grants(who)
     if not allowed:
+        ns.grant = "device_code"  # the grant that works everywhere, refused too
         denial = app.policy.grant_type_denial(who, "device_code")
         assert denial is not None
         raise denial.error()
