@@ -496,7 +496,10 @@ def test_the_verifier_and_code_reach_only_the_token_endpoint(
     with fake_oauth() as fake:
         _fake_web(fake, iss_supported=False)
         nonce: list[str] = []
-        id_token = lambda: f"{_b64({'alg': 'none'})}.{_b64({'nonce': nonce[0]})}.c2ln"  # noqa: E731
+
+        def id_token() -> str:
+            return f"{_b64({'alg': 'none'})}.{_b64({'nonce': nonce[0]})}.c2ln"
+
         fake.routes["/token"] = lambda _: json_reply(
             fake.token_response(access_token=ACCESS, refresh_token=REFRESH, id_token=id_token())
         )
