@@ -9,6 +9,10 @@ stops it, and plays the person who approves a device-flow login:
 * :func:`approve` / :func:`approve_complete` approve (or deny) a login with
   plain HTTP: verification page, user code form, dev login page, consent.
 * :func:`approve_in_browser` does the same in a real headless Chromium.
+* :func:`authorize` plays the person in a web login (authorization code grant): the
+  provider's login and consent pages over plain HTTP, then the redirect delivered to the
+  CLI's loopback listener (each end can be tampered with, for attack tests);
+  :func:`authorize_in_browser` does it in headless Chromium, which follows the redirect itself.
 
 Command line (used by ``make demo``)::
 

@@ -398,6 +398,7 @@ BROWSER_SCRIPT = """#!{python}
 # then goes through the provider's pages (here: tests.harness.provider.authorize).
 import os, subprocess, sys
 open({record!r}, "w").write(sys.argv[1])
+print("a browser's chatter on its stdout")
 subprocess.Popen(
     [sys.executable, "-c", "import sys; from tests.harness.provider import authorize; "
      "authorize(sys.argv[1])", sys.argv[1]],
@@ -452,6 +453,28 @@ def test_default_over_ssh_is_the_device_flow(configured: VaultCLI, tmp_path: Pat
 def configured_issuer(vault: VaultCLI) -> str:
     text = (vault.home / "config.yaml").read_text()
     return text.split("issuer: ", 1)[1].split("\n", 1)[0]
+
+
+def test_web_opens_the_browser_unless_no_browser(configured: VaultCLI, tmp_path: Path) -> None:
+    env, record = _terminal_env(configured, tmp_path)
+    proc = configured.popen("login", "local", "--web", "--no-browser", "--json", env=env)
+    assert proc.stdout is not None
+    url = json.loads(proc.stdout.readline())["url"]
+    assert not record.exists()  # whoever reads the event opens it
+    authorize(url)
+    code, _, err = finish_login(proc)
+    assert code == 0, err
+    assert "Open this in a browser on this machine:" in err
+    assert not record.exists()
+    # Without --no-browser (and with a display, not over SSH) the browser is opened; what it
+    # might print does not reach the JSON on stdout.
+    proc = configured.popen("login", "local", "--name", "again", "--web", "--json", env=env)
+    out, err_bytes = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err_bytes
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    assert [e["event"] for e in events] == ["authorization_url", "success"]
+    assert record.read_text() == events[0]["url"]
+    assert "Opened in your browser:" in err_bytes.decode()
 
 
 def test_default_is_the_device_flow_when_the_provider_has_no_authorization_endpoint(
