@@ -175,6 +175,7 @@ def test_web_login_end_to_end(configured: VaultCLI, idp: IdP) -> None:
     # The token works like any other: refresh through the stored endpoints.
     r = configured.run("refresh", "local")
     assert r.returncode == 0, r
+    assert configured.run("audit", "verify").returncode == 0  # the chain covers `grant` too
 
 
 def test_device_login_audit_names_its_grant(configured: VaultCLI) -> None:
