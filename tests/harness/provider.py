@@ -9,6 +9,10 @@ stops it, and plays the person who approves a device-flow login:
 * :func:`approve` / :func:`approve_complete` approve (or deny) a login with
   plain HTTP: verification page, user code form, dev login page, consent.
 * :func:`approve_in_browser` does the same in a real headless Chromium.
+* :func:`authorize` plays the person in a web login (authorization code grant): the
+  provider's login and consent pages over plain HTTP, then the redirect delivered to the
+  CLI's loopback listener (each end can be tampered with, for attack tests);
+  :func:`authorize_in_browser` does it in headless Chromium, which follows the redirect itself.
 
 Command line (used by ``make demo``)::
 
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from types import TracebackType
@@ -46,6 +50,7 @@ IDP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idp")
 
 SERVER_SCRIPT = os.path.join(IDP_DIR, "server.mjs")
 BROWSER_SCRIPT = os.path.join(IDP_DIR, "approve-browser.mjs")
+AUTHORIZE_SCRIPT = os.path.join(IDP_DIR, "authorize-browser.mjs")
 NODE_MODULES = os.path.join(IDP_DIR, "node_modules")
 CHROMIUM = "/usr/bin/chromium"
 """The Chromium that :func:`approve_in_browser` drives (Debian's ``chromium``)."""
@@ -159,6 +164,14 @@ class IdP:
         resp = httpx.get(self.url("/_test/grants"), timeout=10)
         resp.raise_for_status()
         data: dict[str, list[dict[str, object]]] = resp.json()
+        return data
+
+    def requests(self) -> list[dict[str, object]]:
+        """Every request the provider received (``/_test/*`` aside), in order: ``t``,
+        ``method``, ``path`` (no query string), from ``GET /_test/requests``."""
+        resp = httpx.get(self.url("/_test/requests"), timeout=10)
+        resp.raise_for_status()
+        data: list[dict[str, object]] = resp.json()["requests"]
         return data
 
     def introspect(self, token: str) -> dict[str, object]:
@@ -443,6 +456,8 @@ class _Page:
     errors: list[str] = field(default_factory=list)
     """Text of ``<p class="red">`` messages (oidc-provider's user-code page errors)."""
     text: str = ""
+    stopped: bool = False
+    """A redirect to the ``stop_at`` URL of :class:`_Browser` (``url``), not followed."""
 
     def form_with(self, name: str, value: str | None = None) -> _Form | None:
         """First form with a control ``name`` (whose value is ``value``, if given)."""
@@ -546,7 +561,8 @@ def _is_loopback(host: str) -> bool:
 class _Browser:
     """An httpx client with cookies that only ever talks to one loopback origin."""
 
-    def __init__(self, start_url: str, deadline: float) -> None:
+    def __init__(self, start_url: str, deadline: float, stop_at: str | None = None) -> None:
+        self.stop_at = None if stop_at is None else httpx.URL(stop_at)
         url = httpx.URL(start_url)
         if url.scheme not in ("http", "https") or not _is_loopback(url.host):
             raise ValueError(f"refusing to approve on a non-loopback URL: {start_url}")
@@ -579,6 +595,14 @@ class _Browser:
         """Send a request and follow same-origin redirects (at most 20); return the final page."""
         target = httpx.URL(url)
         for _ in range(20):
+            stop = self.stop_at
+            if stop is not None and (target.scheme, target.host, target.port, target.path) == (
+                stop.scheme,
+                stop.host,
+                stop.port,
+                stop.path,
+            ):
+                return _Page(url=target, status=0, stopped=True)
             self._check(target)
             if data is not None and method == "POST":
                 body = urllib.parse.urlencode(list(data))
@@ -715,6 +739,122 @@ def approve_complete(
     approve(verification_uri_complete, None, username=username, deny=deny, timeout=timeout)
 
 
+# --------------------------------------------------------------------------- web login (HTTP)
+
+
+@dataclass
+class CallbackResult:
+    """What the CLI's loopback listener answered the redirect :func:`authorize` delivered."""
+
+    callback_url: str
+    """The redirect as the provider sent it (before ``tamper_callback``)."""
+    delivered_url: str
+    """The URL requested from the listener."""
+    status: int
+    text: str
+    headers: dict[str, str]
+
+
+def _query_param(url: str, name: str) -> str | None:
+    values = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get(name)
+    return values[0] if values else None
+
+
+def authorize(
+    authorization_url: str,
+    *,
+    username: str = "alice",
+    deny: bool = False,
+    tamper_request: Callable[[str], str] | None = None,
+    tamper_callback: Callable[[str], str] | None = None,
+    deliver: bool = True,
+    timeout: float = 20,
+) -> CallbackResult:
+    """Act as the person in a web login (authorization code grant), over plain HTTP.
+
+    Opens ``authorization_url`` (after ``tamper_request``, if given, rewrote it: a hostile
+    page changing what is asked), signs in on the provider's dev login page as ``username``,
+    confirms the consent page (or presses Cancel with ``deny=True``) and follows the
+    provider's redirect to the URL's ``redirect_uri`` (the CLI's loopback listener) after
+    ``tamper_callback``, if given, rewrote it (an attacker in the browser's path). With
+    ``deliver=False`` the redirect is returned without being requested.
+
+    Raises:
+        ValueError: the URL is not on a loopback host, or names no redirect_uri.
+        ApprovalError: an unexpected or error page, a redirect off the provider's origin
+            other than to the redirect_uri, or the ``timeout`` (seconds) ran out.
+    """
+    url = tamper_request(authorization_url) if tamper_request else authorization_url
+    redirect_uri = _query_param(url, "redirect_uri")
+    if redirect_uri is None or not _is_loopback(httpx.URL(redirect_uri).host):
+        raise ValueError(f"no loopback redirect_uri in {url}")
+    browser = _Browser(url, time.monotonic() + timeout, stop_at=redirect_uri)
+    try:
+        page = browser.request("GET", url)
+        for _ in range(20):
+            if page.stopped:
+                break
+            if page.status >= 400 and not page.forms:
+                raise ApprovalError(f"error page: {_describe(page)}")
+            login_form = page.form_with("prompt", "login")
+            consent_form = page.form_with("prompt", "consent")
+            if login_form is not None:
+                page = browser.submit(
+                    page, login_form, {"login": username, "password": "any-password"}
+                )
+            elif consent_form is not None:
+                if deny:
+                    abort = next(
+                        (href for href, _ in page.links if href.rstrip("/").endswith("/abort")),
+                        None,
+                    )
+                    if abort is None:
+                        raise ApprovalError(f"no Cancel link on consent page: {_describe(page)}")
+                    page = browser.request("GET", page.url.join(abort))
+                else:
+                    page = browser.submit(page, consent_form)
+            else:
+                raise ApprovalError(f"unexpected page: {_describe(page)}")
+        else:
+            raise ApprovalError("too many pages without reaching the redirect")
+    except httpx.HTTPError as exc:
+        raise ApprovalError(f"HTTP error while authorizing: {exc}") from exc
+    finally:
+        browser.close()
+    callback = str(page.url)
+    target = tamper_callback(callback) if tamper_callback else callback
+    if not deliver:
+        return CallbackResult(callback, target, 0, "", {})
+    resp = deliver_callback(target)
+    return CallbackResult(callback, target, resp.status_code, resp.text, dict(resp.headers))
+
+
+def deliver_callback(url: str, timeout: float = 20) -> httpx.Response:
+    """GET ``url`` (a loopback callback) as a browser would, without following redirects."""
+    if not _is_loopback(httpx.URL(url).host):
+        raise ValueError(f"refusing to deliver a callback off this machine: {url}")
+    return httpx.get(url, timeout=timeout, follow_redirects=False)
+
+
+def authorize_in_browser(
+    authorization_url: str, *, username: str = "alice", timeout: float = 60
+) -> str:
+    """A web login in a real headless Chromium: ``node authorize-browser.mjs URL USERNAME``
+    signs in, consents, lets Chromium follow the redirect to the CLI's loopback listener and
+    returns the text of the page the listener answered.
+
+    Raises:
+        ValueError: the URL or its redirect_uri is not on a loopback host.
+        IdPError: node_modules or Chromium is missing, or the script failed or timed out.
+    """
+    redirect_uri = _query_param(authorization_url, "redirect_uri")
+    if not _is_loopback(httpx.URL(authorization_url).host) or redirect_uri is None:
+        raise ValueError(f"refusing to authorize on a non-loopback URL: {authorization_url}")
+    if not _is_loopback(httpx.URL(redirect_uri).host):
+        raise ValueError(f"refusing a non-loopback redirect_uri: {redirect_uri}")
+    return _run_browser_script(AUTHORIZE_SCRIPT, [authorization_url, username], timeout)
+
+
 # --------------------------------------------------------------------------- approve (browser)
 
 
@@ -771,6 +911,44 @@ def approve_in_browser(
             + err.decode("utf-8", "replace")
             + out.decode("utf-8", "replace")
         )
+
+
+def _run_browser_script(script: str, args: list[str], timeout: float) -> str:
+    """Run a playwright-core script of tests/harness/idp under node; its stdout."""
+    _require_node_modules()
+    if not os.path.isdir(os.path.join(NODE_MODULES, "playwright-core")):
+        raise IdPError("playwright-core is missing: run `npm ci --prefix tests/harness/idp`")
+    if not chromium_available():
+        raise IdPError(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
+    env = dict(os.environ)
+    env["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    env["APPROVE_TIMEOUT_MS"] = str(int(max(timeout - 5, 5) * 1000))
+    name = os.path.basename(script)
+    proc = subprocess.Popen(
+        [_node(), script, *args],
+        cwd=IDP_DIR,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc, grace=2)
+        out, err = proc.communicate()
+        raise IdPError(
+            f"{name} did not finish within {timeout:g} s; stderr:\n"
+            + err.decode("utf-8", "replace")
+        ) from None
+    if proc.returncode != 0:
+        raise IdPError(
+            f"{name} failed with status {proc.returncode}; stderr:\n"
+            + err.decode("utf-8", "replace")
+            + out.decode("utf-8", "replace")
+        )
+    return out.decode("utf-8", "replace")
 
 
 # --------------------------------------------------------------------------- command line

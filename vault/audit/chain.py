@@ -188,8 +188,10 @@ def make_event(
     source: str | None = None,
     command: str | None = None,
     fingerprint: str | None = None,
+    grant: str | None = None,
 ) -> dict[str, Any]:
-    """The fields of one audit event, in the order they are written (seq, time, mac added)."""
+    """The fields of one audit event, in the order they are written (seq, time, mac added).
+    ``grant`` (login events: ``authorization_code`` or ``device_code``) only when given."""
     client = SERVED_PID.get()
     # Every field bounded and sanitised here, whatever its source: one value too long for
     # the tail window would wedge the log (every later append refused until `audit reset`).
@@ -208,6 +210,7 @@ def make_event(
         "host": _field(_host()),
         "pid": os.getpid() if client is None else client,
         "fingerprint": _field(fingerprint),
+        **({} if grant is None else {"grant": _field(grant)}),
         **({} if client is None else {"agent": os.getpid()}),
     }
 

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
 
-    p = add("login", "login:cmd_login", "log in with the OAuth device flow")
+    p = add("login", "login:cmd_login", "log in (in a browser, or with the device flow)")
     p.add_argument("provider", nargs="?", help="provider preset or name from config.yaml")
     p.add_argument("--name", help="store the token under NAME (default: the provider's name)")
     p.add_argument("--scope", action="append", default=[], metavar="S", help="scope to request")
@@ -112,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy the code to the clipboard (wl-copy, xclip, xsel, pbcopy or clip.exe)",
     )
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    grant = p.add_mutually_exclusive_group()
+    grant.add_argument(
+        "--web", action="store_true", help="authorization code with PKCE, through a browser"
+    )
+    grant.add_argument("--device", action="store_true", help="the device flow (a code to enter)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="web login: how long to wait for the browser (default 300, at most 1800)",
+    )
 
     p = add("prune", "prune:cmd_prune", "expire and revoke what policy no longer allows")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")

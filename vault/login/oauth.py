@@ -60,6 +60,9 @@ class Endpoints:
     revocation_endpoint: str | None = None
     introspection_endpoint: str | None = None
     userinfo_endpoint: str | None = None
+    authorization_endpoint: str | None = None  # the authorization code grant (vault.login.pkce)
+    # RFC 9207: the provider puts ``iss`` in every authorization response.
+    iss_parameter_supported: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def discover(http: httpx.Client, provider: Provider) -> Endpoints:
             token_endpoint=_endpoint(provider.token_endpoint) or "",
             revocation_endpoint=_endpoint(provider.revocation_endpoint),
             userinfo_endpoint=_endpoint(provider.userinfo_endpoint),
+            authorization_endpoint=_endpoint(provider.authorization_endpoint),
         )
     doc: dict[str, Any] | None = None
     for url in _metadata_urls(issuer):
@@ -164,6 +168,8 @@ def discover(http: httpx.Client, provider: Provider) -> Endpoints:
         revocation_endpoint=pick("revocation_endpoint", provider.revocation_endpoint),
         introspection_endpoint=pick("introspection_endpoint", None),
         userinfo_endpoint=pick("userinfo_endpoint", provider.userinfo_endpoint),
+        authorization_endpoint=pick("authorization_endpoint", provider.authorization_endpoint),
+        iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported") is True,
     )
 
 

@@ -50,6 +50,8 @@ class Provider:
     client_secret: Secret | None = None
     scopes: tuple[str, ...] = ()
     device_authorization_endpoint: str | None = None
+    # Where the person's browser is sent for the authorization code grant (`vault login --web`).
+    authorization_endpoint: str | None = None
     token_endpoint: str | None = None
     revocation_endpoint: str | None = None
     userinfo_endpoint: str | None = None
@@ -70,12 +72,13 @@ class Provider:
     def identity(self) -> Identity:
         """What this provider is for policy: its preset and the issuer its tokens come from.
 
-        The issuer is the configured one when every endpoint a secret is sent to (device
-        authorization, token, revocation, userinfo) is on the issuer's origin, or, for a preset
-        with fixed endpoints, on that preset's own hosts; discovered endpoints always are (the
-        issuer's metadata names them, RFC 8414 §3.3). An endpoint configured anywhere else
-        makes that origin the issuer (the token endpoint's first): re-pointing a provider
-        changes what it is, so no rule or allowed issuer of the original follows it there."""
+        The issuer is the configured one when every endpoint a secret or the person is sent to
+        (device authorization, authorization, token, revocation, userinfo) is on the issuer's
+        origin, or, for a preset with fixed endpoints, on that preset's own hosts; discovered
+        endpoints always are (the issuer's metadata names them, RFC 8414 §3.3). An endpoint
+        configured anywhere else makes that origin the issuer (the token endpoint's first):
+        re-pointing a provider changes what it is, so no rule or allowed issuer of the original
+        follows it there."""
         from vault.login.http import origin
 
         own = origin(self.issuer)
@@ -83,6 +86,7 @@ class Provider:
         urls = (
             self.token_endpoint,
             self.device_authorization_endpoint,
+            self.authorization_endpoint,
             self.revocation_endpoint,
             self.userinfo_endpoint,
         )
@@ -191,6 +195,7 @@ def from_config(name: str, doc: dict[str, object], where: str) -> Provider:
         "issuer",
         "client_id",
         "device_authorization_endpoint",
+        "authorization_endpoint",
         "token_endpoint",
         "revocation_endpoint",
         "userinfo_endpoint",

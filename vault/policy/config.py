@@ -30,6 +30,7 @@ PROVIDER_KEYS = {
     "client_secret": str,
     "scopes": list,
     "device_authorization_endpoint": str,
+    "authorization_endpoint": str,
     "token_endpoint": str,
     "revocation_endpoint": str,
     "userinfo_endpoint": str,

@@ -7,6 +7,7 @@ Schema (version 1; every key optional except ``version``)::
     allowed_scopes: [openid, "read:*"]
     denied_scopes: ["admin:*"]
     allowed_issuers: ["https://github.com", "https://idp.example.com/*"]
+    allowed_grants: [authorization_code, device_code]   # how `vault login` may obtain tokens
     storage:
       key_backends: [keyring]      # keyring | passphrase
       vault_dirs: ["~/.local/share/vault"]
@@ -66,12 +67,21 @@ TOP_KEYS = {
     "allowed_scopes",
     "denied_scopes",
     "allowed_issuers",
+    "allowed_grants",
     "storage",
     "tokens",
     "agent",
     "providers",
 }
-PROVIDER_KEYS = {"max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers"}
+PROVIDER_KEYS = {
+    "max_token_age",
+    "allowed_scopes",
+    "denied_scopes",
+    "allowed_issuers",
+    "allowed_grants",
+}
+GRANTS = ("authorization_code", "device_code")
+"""The OAuth grants `vault login` can use, by the names ``allowed_grants`` gives them."""
 STORAGE_KEYS = {"key_backends", "vault_dirs"}
 TOKENS_KEYS = {"print_to_terminal"}
 AGENT_KEYS = {"allowed", "max_unlocked"}
@@ -243,7 +253,13 @@ class Rule:
         return any(url_match(p, url) for p in self.value)
 
 
-PROVIDER_RULES = ("max_token_age", "allowed_scopes", "denied_scopes", "allowed_issuers")
+PROVIDER_RULES = (
+    "max_token_age",
+    "allowed_scopes",
+    "denied_scopes",
+    "allowed_issuers",
+    "allowed_grants",
+)
 FILE_RULES = (
     *PROVIDER_RULES,
     "key_backends",
@@ -260,6 +276,7 @@ class ProviderRules:
     allowed_scopes: Rule | None = None
     denied_scopes: Rule | None = None
     allowed_issuers: Rule | None = None
+    allowed_grants: Rule | None = None
 
 
 @datarecord(frozen=True)
@@ -270,6 +287,7 @@ class PolicyFile:
     allowed_scopes: Rule | None = None
     denied_scopes: Rule | None = None
     allowed_issuers: Rule | None = None
+    allowed_grants: Rule | None = None
     key_backends: Rule | None = None
     vault_dirs: Rule | None = None
     print_to_terminal: Rule | None = None
@@ -330,6 +348,15 @@ def _rules(data: Any, path: str, context: str) -> dict[str, Rule]:
             if problem:
                 raise ConfigError(f"{rule.source}: allowed_issuers: {item!r} {problem}")
         rules["allowed_issuers"] = rule
+    if "allowed_grants" in data:
+        rule = _string_list(data, "allowed_grants", path)
+        for item in rule.value:
+            if item not in GRANTS:
+                raise ConfigError(
+                    f"{rule.source}: allowed_grants: {item!r} is not a grant vault knows "
+                    f"(one of {', '.join(GRANTS)})"
+                )
+        rules["allowed_grants"] = rule
     return rules
 
 
@@ -545,6 +572,26 @@ class Policy:
             rule = layer.allowed_issuers
             if rule is not None and not rule.matches_url(issuer):
                 return Denial("allowed_issuers", rule.source, f"issuer {issuer!r} is not allowed")
+        return None
+
+    def allowed_grants(self, provider: Identity) -> tuple[str, ...]:
+        """The grants (of :data:`GRANTS`, in that order) every ``allowed_grants`` rule that
+        covers ``provider`` allows: the intersection, so a user policy can only take away."""
+        return tuple(g for g in GRANTS if self.grant_type_denial(provider, g) is None)
+
+    def grant_type_denial(self, provider: Identity, grant: str) -> Denial | None:
+        """Whether `vault login` may use ``grant`` (``authorization_code`` or
+        ``device_code``) with ``provider``; the first rule (system policies first) that leaves
+        it out is the one named."""
+        for layer in self._layers(provider):
+            rule = layer.allowed_grants
+            if rule is not None and grant not in rule.value:
+                allowed = ", ".join(rule.value) or "none"
+                return Denial(
+                    "allowed_grants",
+                    rule.source,
+                    f"the {grant} grant is not allowed (allowed: {allowed})",
+                )
         return None
 
     def age_denial(self, provider: Identity, issued_at: int, now: float) -> Denial | None:

@@ -21,8 +21,10 @@ def for_record(
     reason: str | None = None,
     command: str | None = None,
     denial: Denial | None = None,
+    grant: str | None = None,
 ) -> dict[str, Any]:
-    """An event about a stored token, with its fingerprint (of the access token)."""
+    """An event about a stored token, with its fingerprint (of the access token); ``grant``
+    names how a login obtained it."""
     return make_event(
         kind,
         name=record.name,
@@ -35,6 +37,7 @@ def for_record(
         source=denial.source if denial else None,
         command=command,
         fingerprint=fingerprint(audit_key, record.access_token),
+        grant=grant,
     )
 
 

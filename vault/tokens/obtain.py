@@ -1,5 +1,6 @@
-"""Obtaining a token: the device authorization grant under policy, or a token a person hands
-over (import), then the token stored and its issue audited.
+"""Obtaining a token: the device authorization grant or the authorization code grant with
+PKCE (the web login) under policy, or a token a person hands over (import), then the token
+stored and its issue audited, naming the grant.
 
 The person's side (what is shown, the countdown, reading the pasted token) is passed in by the
 caller; nothing here prints.
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.errors import ConfigError, PolicyError, UsageError, VaultError
 from vault.login import http as http_
-from vault.login import oauth
+from vault.login import loopback, oauth, pkce
 from vault.login.providers import Provider
 from vault.policy.rules import Policy
 from vault.secret import Secret
@@ -21,8 +22,12 @@ from vault.store.model import TokenRecord
 from vault.store.vault import Store
 from vault.tokens.events import for_denial, for_record
 from vault.util.record import replace
+from vault.util.redact import scrub_text
 from vault.util.text import check_scopes
 from vault.util.trace import log
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class DeviceScreen(Protocol):
@@ -40,6 +45,64 @@ class DeviceScreen(Protocol):
         """The wait is over (either way)."""
 
 
+DEVICE_GRANT = "device_code"
+WEB_GRANT = "authorization_code"
+
+
+class WebScreen(Protocol):
+    """The person's view of a web (authorization code) login."""
+
+    def show_authorization(
+        self, provider: Provider, endpoints: oauth.Endpoints, url: str, wait: float
+    ) -> None:
+        """The browser must go to ``url`` (open it, or show it); the wait is ``wait`` s."""
+
+    def tick(self, remaining: float) -> None:
+        """Still waiting; ``remaining`` seconds until the wait ends."""
+
+    def end_ticks(self) -> None:
+        """The wait is over (either way)."""
+
+
+def check_login(
+    policy: Policy, provider: Provider, scopes: tuple[str, ...], grant: str | None
+) -> tuple[str, ...]:
+    """Everything about a login that is known before any request: a client_id, scopes that
+    can be scopes, and policy (``allowed_grants`` for ``grant`` when given, issuers, scopes).
+    Returns the scopes; raises the refusal (PolicyError, exit 5) without a request made."""
+    if not provider.client_id:
+        raise ConfigError(
+            f"provider {provider.name!r} has no client_id ({provider.source})",
+            hint=provider.register_app,
+        )
+    scopes = check_scopes(scopes, "--scope", UsageError)
+    who = provider.identity()
+    denial = (policy.grant_type_denial(who, grant) if grant else None) or policy.grant_denial(
+        who, scopes
+    )
+    if denial is not None:
+        raise denial.error()
+    return scopes
+
+
+def discover(http: httpx.Client, provider: Provider) -> oauth.Endpoints:
+    """The provider's endpoints (vault.login.oauth.discover), logged."""
+    endpoints = oauth.discover(http, provider)
+    log(
+        "login.discovered",
+        provider=provider.name,
+        issuer=endpoints.issuer,
+        token_endpoint=endpoints.token_endpoint,
+    )
+    return endpoints
+
+
+def find_endpoints(provider: Provider) -> oauth.Endpoints:
+    """:func:`discover` on a client of its own (for choosing a grant before a login)."""
+    with http_.client() as http:
+        return discover(http, provider)
+
+
 def device_login(
     store: Store,
     policy: Policy,
@@ -48,30 +111,17 @@ def device_login(
     name: str,
     scopes: tuple[str, ...],
     screen: DeviceScreen,
+    endpoints: oauth.Endpoints | None = None,
 ) -> TokenRecord:
     """Log in to ``provider`` with the device authorization grant (RFC 8628) and store the
     token set as ``name``. Policy and the vault are checked before the person is involved, and
     what the provider granted is checked before anything is stored: a grant policy forbids is
-    revoked at the provider and nothing is kept."""
-    if not provider.client_id:
-        raise ConfigError(
-            f"provider {provider.name!r} has no client_id ({provider.source})",
-            hint=provider.register_app,
-        )
-    scopes = check_scopes(scopes, "--scope", UsageError)
-    who = provider.identity()
-    denial = policy.grant_denial(who, scopes)
-    if denial is not None:
-        raise denial.error()
+    revoked at the provider and nothing is kept. ``endpoints``, when given, were discovered
+    already (no second discovery)."""
+    scopes = check_login(policy, provider, scopes, DEVICE_GRANT)
     store.preflight()
     with http_.client() as http:
-        endpoints = oauth.discover(http, provider)
-        log(
-            "login.discovered",
-            provider=provider.name,
-            issuer=endpoints.issuer,
-            token_endpoint=endpoints.token_endpoint,
-        )
+        endpoints = endpoints or discover(http, provider)
         device = oauth.request_device_code(http, provider, endpoints, scopes)
         log(
             "login.device_code",
@@ -83,6 +133,89 @@ def device_login(
         screen.show(provider, endpoints, device)
         tokens = oauth.poll(http, provider, endpoints, device, scopes, on_wait=screen.tick)
     screen.end_ticks()
+    return keep_login(
+        store,
+        policy,
+        provider,
+        endpoints,
+        tokens,
+        name=name,
+        grant=DEVICE_GRANT,
+        reason="device flow login",
+    )
+
+
+def web_login(
+    store: Store,
+    policy: Policy,
+    provider: Provider,
+    *,
+    name: str,
+    scopes: tuple[str, ...],
+    screen: WebScreen,
+    wait: float = loopback.DEFAULT_WAIT,
+    endpoints: oauth.Endpoints | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> TokenRecord:
+    """Log in to ``provider`` with the authorization code grant, PKCE (S256) and a loopback
+    redirect (RFC 8252 §7.3), and store the token set as ``name``: the same policy checks,
+    storing and audit as :func:`device_login`. The listener on 127.0.0.1 takes one
+    ``/callback`` request within ``wait`` seconds and is closed before the code is exchanged;
+    the browser is told how it ended."""
+    scopes = check_login(policy, provider, scopes, WEB_GRANT)
+    wait = loopback.check_wait(wait)
+    store.preflight()
+    with http_.client() as http:
+        endpoints = endpoints or discover(http, provider)
+        with loopback.Loopback() as listener:
+            auth = pkce.start(provider, endpoints, scopes, listener.redirect_uri)
+            log("login.authorization", redirect_uri=auth.redirect_uri)
+            screen.show_authorization(provider, endpoints, auth.url, wait)
+            try:
+                callback = listener.wait(wait, clock=clock, on_wait=screen.tick)
+            finally:
+                screen.end_ticks()
+        with callback:
+            try:
+                code = pkce.parse_response(callback.query, auth, endpoints)
+                tokens = pkce.exchange(http, provider, endpoints, auth, code, requested=scopes)
+                try:
+                    pkce.check_id_token(tokens.id_token, auth.nonce)
+                except VaultError:
+                    _revoke_unwanted(provider, endpoints, tokens)  # they answer another login
+                    raise
+                record = keep_login(
+                    store,
+                    policy,
+                    provider,
+                    endpoints,
+                    tokens,
+                    name=name,
+                    grant=WEB_GRANT,
+                    reason="web login (authorization code with PKCE)",
+                )
+            except VaultError as exc:
+                callback.respond(False, f"vault did not log you in: {scrub_text(exc.message)}")
+                raise
+            callback.respond(True, f"vault stored {name!r}. You can close this tab.")
+    return record
+
+
+def keep_login(
+    store: Store,
+    policy: Policy,
+    provider: Provider,
+    endpoints: oauth.Endpoints,
+    tokens: oauth.TokenSet,
+    *,
+    name: str,
+    grant: str,
+    reason: str,
+) -> TokenRecord:
+    """What every login does with the tokens it got: what the provider granted is checked
+    against policy (a grant policy forbids is revoked at the provider and nothing is kept),
+    then the record is stored and its issue audited, naming the ``grant``."""
+    who = provider.identity()
     denial = policy.grant_denial(who, tokens.scopes)
     if denial is not None:
         # The provider granted more than policy allows: the token must not live on.
@@ -98,7 +231,7 @@ def device_login(
         name=name,
         provider=provider.name,
         issuer=who.issuer,
-        client_id=provider.client_id,
+        client_id=provider.client_id or "",
         token_type=tokens.token_type,
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
@@ -114,7 +247,12 @@ def device_login(
         editor.put(record)
         editor.audit(
             for_record(
-                "issued", record, editor.meta.audit_key, reason="device flow login", command="login"
+                "issued",
+                record,
+                editor.meta.audit_key,
+                reason=reason,
+                command="login",
+                grant=grant,
             )
         )
     return record

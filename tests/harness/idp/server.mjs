@@ -25,6 +25,7 @@ const { default: LRU } = await import('oidc-provider/lib/helpers/lru.js');
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const PUBLIC_CLIENT_ID = 'vault-cli';
+const LOOPBACK_REDIRECT_URI = 'http://127.0.0.1/callback';
 const INTROSPECTOR_ID = 'introspector';
 const INTROSPECTOR_SECRET = 'introspector-secret';
 const SLOW_DOWN_STEP_MS = 5000; // RFC 8628 section 3.5: add 5 seconds
@@ -185,7 +186,8 @@ function recordGrant(ctx, params, t) {
   const grantType = params.get('grant_type');
   const body = ctx.body && typeof ctx.body === 'object' ? ctx.body : {};
   const ok = ctx.status === 200 && Boolean(body.access_token);
-  if (grantType !== 'refresh_token' && !(grantType === DEVICE_CODE_GRANT && ok)) return;
+  if (grantType !== 'refresh_token'
+      && !((grantType === DEVICE_CODE_GRANT || grantType === 'authorization_code') && ok)) return;
   grantLog.push({
     t,
     grant_type: grantType,
@@ -241,9 +243,12 @@ function makeConfiguration() {
         client_name: 'vault CLI',
         application_type: 'native',
         token_endpoint_auth_method: 'none',
-        grant_types: [DEVICE_CODE_GRANT, 'refresh_token'],
-        response_types: [],
-        redirect_uris: [],
+        // The authorization code grant with PKCE (required for a public client) and the
+        // loopback redirect of RFC 8252 section 7.3: for a native client oidc-provider
+        // accepts this URI on any port of 127.0.0.1.
+        grant_types: [DEVICE_CODE_GRANT, 'refresh_token', 'authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [LOOPBACK_REDIRECT_URI],
       },
       {
         client_id: INTROSPECTOR_ID,
@@ -313,8 +318,19 @@ ${Object.entries(out).map(([k, v]) => `<p><strong>${esc(k)}</strong>: <span id="
 
 // ---------------------------------------------------------------- middleware
 
+// Every request other than the test-only ones: { t, method, path } (no query string).
+const requestLog = [];
+
 // Test-only endpoints, answered before oidc-provider sees the request.
 async function testEndpoints(ctx, next) {
+  if (ctx.path === '/_test/requests' && ctx.method === 'GET') {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { requests: requestLog };
+    return;
+  }
+  if (!ctx.path.startsWith('/_test/')) {
+    requestLog.push({ t: Date.now(), method: ctx.method, path: ctx.path });
+  }
   if (ctx.path === '/_test/polls' && ctx.method === 'GET') {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = Object.fromEntries(pollLog);

@@ -44,8 +44,8 @@ def policy(*texts: str) -> Policy:
 
 
 KNOWN_TOP = (
-    "agent, allowed_issuers, allowed_scopes, denied_scopes, max_token_age, providers, storage, "
-    "tokens, version"
+    "agent, allowed_grants, allowed_issuers, allowed_scopes, denied_scopes, max_token_age, "
+    "providers, storage, tokens, version"
 )
 
 
@@ -96,8 +96,8 @@ KNOWN_TOP = (
         ),
         (
             "version: 1\nproviders:\n  github:\n    storage: 1\n",
-            "p.yaml:4: unknown key 'storage' in provider 'github' (known: allowed_issuers, "
-            "allowed_scopes, denied_scopes, max_token_age)",
+            "p.yaml:4: unknown key 'storage' in provider 'github' (known: allowed_grants, "
+            "allowed_issuers, allowed_scopes, denied_scopes, max_token_age)",
         ),
         ("version: 1\nallowed_scopes: x\n", "p.yaml:2: allowed_scopes must be a list, not str"),
         (

@@ -1,4 +1,5 @@
-"""`vault login`: the device flow with a person in the loop, then the token into the vault."""
+"""`vault login`: the web login (authorization code with PKCE) or the device flow, with a
+person in the loop, then the token into the vault. Which grant: :func:`choose_grant`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 
 from vault.cli.app import App
 from vault.cli.screen import LoginScreen
+from vault.cli.webscreen import WebLoginScreen
 from vault.errors import ConfigError, PolicyError, UsageError, VaultError
 from vault.login import http as _http
+from vault.login import oauth as _oauth
 from vault.login import providers as _providers
 from vault.util.redact import scrub_text
 from vault.util.text import check_name, clean, rfc3339
@@ -44,7 +47,7 @@ def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
 
 
 def cmd_login(app: App, ns: argparse.Namespace) -> int:
-    screen = LoginScreen(
+    screen = WebLoginScreen(
         json_mode=app.json, no_browser=ns.no_browser, clipboard=getattr(ns, "clipboard", False)
     )
     try:
@@ -90,19 +93,49 @@ def _audit_failure(app: App, ns: argparse.Namespace, exc: VaultError | None) -> 
             rule=getattr(exc, "rule", None) or None,
             source=getattr(exc, "source", None) or None,
             command="login",
+            grant=getattr(ns, "grant", None),
         )
     )
 
 
 def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
-    from vault.tokens.obtain import device_login
+    from vault.tokens.obtain import device_login, web_login
 
     provider = provider_for_login(app, ns)
     name = check_name(ns.name or provider.name)
     scopes = tuple(dict.fromkeys(ns.scope)) if ns.scope else provider.scopes
     if provider.preset == "github":
         _github_limit(app, provider, scopes, screen)
-    record = device_login(app.store, app.policy, provider, name=name, scopes=scopes, screen=screen)
+    assert isinstance(screen, WebLoginScreen)
+    grant, reason, endpoints = choose_grant(app, ns, provider, scopes, screen)
+    screen.flow(grant, reason)
+    if grant == "authorization_code":
+        from vault.login.loopback import DEFAULT_WAIT, check_wait
+
+        try:
+            wait = check_wait(DEFAULT_WAIT if ns.timeout is None else ns.timeout)
+        except ValueError as exc:
+            raise UsageError(f"--timeout: {exc}") from None
+        record = web_login(
+            app.store,
+            app.policy,
+            provider,
+            name=name,
+            scopes=scopes,
+            screen=screen,
+            wait=wait,
+            endpoints=endpoints,
+        )
+    else:
+        record = device_login(
+            app.store,
+            app.policy,
+            provider,
+            name=name,
+            scopes=scopes,
+            screen=screen,
+            endpoints=endpoints,
+        )
     screen.event(
         {
             "event": "success",
@@ -145,3 +178,53 @@ def _github_limit(
         return
     app.say(f"vault: warning: {message}")
     screen.event({"event": "warning", "warning": "github_token_limit", "message": message})
+
+
+def choose_grant(
+    app: App,
+    ns: argparse.Namespace,
+    provider: _providers.Provider,
+    scopes: tuple[str, ...],
+    screen: WebLoginScreen,
+) -> tuple[str, str, _oauth.Endpoints | None]:
+    """The grant to log in with, why, and the endpoints when finding them was part of the
+    choice. Policy first, before any request: ``--web``/``--device`` that policy forbids are
+    refused (exit 5); with neither, the grant policy allows; with both allowed, the web login
+    where a browser can be opened here and the provider has an authorization endpoint."""
+    from vault.tokens.obtain import check_login, find_endpoints
+
+    who = provider.identity()
+    wanted = "authorization_code" if ns.web else "device_code" if ns.device else None
+    ns.grant = wanted
+    if wanted is not None:
+        check_login(app.policy, provider, scopes, wanted)
+        return wanted, f"--{'web' if ns.web else 'device'} was given", None
+    allowed = app.policy.allowed_grants(who)
+    if not allowed:
+        ns.grant = "device_code"  # the grant that works everywhere, refused too
+        denial = app.policy.grant_type_denial(who, "device_code")
+        assert denial is not None
+        raise denial.error()
+    if len(allowed) == 1:
+        ns.grant = allowed[0]
+        check_login(app.policy, provider, scopes, allowed[0])
+        other = "authorization_code" if allowed[0] == "device_code" else "device_code"
+        denial = app.policy.grant_type_denial(who, other)
+        source = f" ({denial.source})" if denial is not None else ""
+        return allowed[0], f"policy allows only this grant{source}", None
+    here, why = screen.browser_here()
+    if not here:
+        ns.grant = "device_code"
+        return "device_code", why, None
+    check_login(app.policy, provider, scopes, None)  # refused before the discovery request
+    endpoints = None
+    if provider.authorization_endpoint is None and provider.discovery:
+        endpoints = find_endpoints(provider)
+        has_endpoint = endpoints.authorization_endpoint is not None
+    else:
+        has_endpoint = provider.authorization_endpoint is not None
+    if not has_endpoint:
+        ns.grant = "device_code"
+        return "device_code", "the provider has no authorization endpoint", endpoints
+    ns.grant = "authorization_code"
+    return "authorization_code", why, endpoints

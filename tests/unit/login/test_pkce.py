@@ -1,0 +1,213 @@
+"""vault.login.pkce: the verifier and challenge (RFC 7636), the authorization request, and
+every check on the authorization response and the ID token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vault.errors import AuthError, NetworkError
+from vault.login import oauth, pkce
+from vault.login.providers import Provider
+from vault.secret import Secret
+
+ISSUER = "https://idp.example.test"
+PROVIDER = Provider(name="p", preset="oidc", issuer=ISSUER, client_id="vault-cli")
+ENDPOINTS = oauth.Endpoints(
+    issuer=ISSUER,
+    device_authorization_endpoint=None,
+    token_endpoint=f"{ISSUER}/token",
+    authorization_endpoint=f"{ISSUER}/auth",
+    iss_parameter_supported=True,
+)
+REDIRECT = "http://127.0.0.1:4711/callback"
+
+
+def _params(url: str) -> dict[str, str]:
+    pairs = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    assert len(pairs) == len(dict(pairs)), "a parameter twice"
+    return dict(pairs)
+
+
+def _auth(scopes: tuple[str, ...] = ("openid",)) -> pkce.AuthRequest:
+    return pkce.start(PROVIDER, ENDPOINTS, scopes, REDIRECT)
+
+
+def _query(auth: pkce.AuthRequest, **fields: str | None) -> str:
+    doc: dict[str, str | None] = {"code": "the-code", "state": auth.state.reveal(), "iss": ISSUER}
+    doc.update(fields)
+    return urllib.parse.urlencode({k: v for k, v in doc.items() if v is not None})
+
+
+def test_rfc7636_appendix_b_example() -> None:
+    verifier = Secret("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+    assert pkce.challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_verifiers_are_fresh_and_within_the_rfc() -> None:
+    seen = {pkce.new_verifier().reveal() for _ in range(200)}
+    assert len(seen) == 200
+    for v in seen:
+        assert 43 <= len(v) <= 128
+        assert pkce.check_verifier(v) == v
+    assert "Secret(" in repr(pkce.new_verifier())
+
+
+@given(st.text(max_size=200))
+def test_check_verifier_takes_only_what_rfc7636_allows(text: str) -> None:
+    ok = 43 <= len(text) <= 128 and all(c.isascii() and (c.isalnum() or c in "-._~") for c in text)
+    if ok:
+        assert pkce.check_verifier(text) == text
+    else:
+        with pytest.raises(ValueError, match="43 to 128"):
+            pkce.check_verifier(text)
+
+
+def test_authorization_url_carries_the_request() -> None:
+    auth = _auth(("openid", "repo"))
+    params = _params(auth.url)
+    assert auth.url.startswith(f"{ISSUER}/auth?")
+    assert params == {
+        "response_type": "code",
+        "client_id": "vault-cli",
+        "redirect_uri": REDIRECT,
+        "state": auth.state.reveal(),
+        "nonce": auth.nonce.reveal(),
+        "code_challenge": pkce.challenge(auth.verifier),
+        "code_challenge_method": "S256",
+        "scope": "openid repo",
+    }
+    assert auth.verifier.reveal() not in auth.url
+    assert auth.redirect_uri == REDIRECT
+    other = _auth(("openid", "repo"))
+    assert other.state.reveal() != auth.state.reveal()
+    assert other.nonce.reveal() != auth.nonce.reveal()
+
+
+def test_offline_access_asks_for_consent_and_a_query_is_kept() -> None:
+    assert _params(_auth(("openid", "offline_access")).url)["prompt"] == "consent"
+    assert "prompt" not in _params(_auth(("openid",)).url)
+    endpoints = oauth.Endpoints(
+        issuer=ISSUER,
+        device_authorization_endpoint=None,
+        token_endpoint=f"{ISSUER}/token",
+        authorization_endpoint=f"{ISSUER}/auth?tenant=a%20b",
+    )
+    url = pkce.start(PROVIDER, endpoints, (), REDIRECT).url
+    assert _params(url)["tenant"] == "a b"
+    assert "scope" not in _params(url)
+
+
+def test_no_authorization_endpoint_is_refused() -> None:
+    endpoints = oauth.Endpoints(
+        issuer=ISSUER, device_authorization_endpoint=None, token_endpoint=f"{ISSUER}/token"
+    )
+    with pytest.raises(NetworkError, match="no authorization endpoint") as err:
+        pkce.start(PROVIDER, endpoints, (), REDIRECT)
+    assert err.value.exit_code == 7
+
+
+def test_a_good_response_gives_the_code() -> None:
+    auth = _auth()
+    code = pkce.parse_response(_query(auth), auth, ENDPOINTS)
+    assert code.reveal() == "the-code"
+    assert "the-code" not in repr(code)
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"state": "forged"}, "state_mismatch"),
+        ({"state": None}, "state_mismatch"),
+        ({"state": ""}, "state_mismatch"),
+        ({"iss": "https://evil.example.test"}, "iss_mismatch"),
+        ({"iss": ISSUER + "/"}, "iss_mismatch"),
+        ({"iss": None}, "iss_mismatch"),  # the metadata promises iss (RFC 9207)
+        ({"code": None}, "invalid_response"),
+        ({"code": ""}, "invalid_response"),
+        ({"code": "has space"}, "invalid_response"),
+        ({"code": "x" * 5000}, "invalid_response"),
+        ({"code": None, "error": "access_denied"}, "access_denied"),
+        ({"error": "access_denied", "error_description": "no\x1b[31m"}, "access_denied"),
+        ({"code": None, "error": "invalid_scope"}, "invalid_scope"),
+        ({"code": None, "error": "made_up"}, "unknown_error"),
+    ],
+)
+def test_every_bad_response_is_refused(fields: dict[str, str | None], code: str) -> None:
+    auth = _auth()
+    with pytest.raises(AuthError) as err:
+        pkce.parse_response(_query(auth, **fields), auth, ENDPOINTS)
+    assert err.value.code == code
+    assert err.value.exit_code == 4
+    assert "\x1b" not in err.value.message
+
+
+def test_denial_says_denied() -> None:
+    auth = _auth()
+    with pytest.raises(AuthError, match="the login was denied"):
+        pkce.parse_response(_query(auth, code=None, error="access_denied"), auth, ENDPOINTS)
+
+
+def test_a_forged_error_is_a_state_mismatch_first() -> None:
+    auth = _auth()
+    with pytest.raises(AuthError) as err:
+        pkce.parse_response("error=access_denied&state=nope", auth, ENDPOINTS)
+    assert err.value.code == "state_mismatch"
+
+
+def test_iss_is_optional_where_the_metadata_does_not_promise_it() -> None:
+    auth = _auth()
+    quiet = oauth.Endpoints(
+        issuer=ISSUER,
+        device_authorization_endpoint=None,
+        token_endpoint=f"{ISSUER}/token",
+        authorization_endpoint=f"{ISSUER}/auth",
+    )
+    assert pkce.parse_response(_query(auth, iss=None), auth, quiet).reveal() == "the-code"
+    with pytest.raises(AuthError, match="mix-up"):  # sent: still checked
+        pkce.parse_response(_query(auth, iss="https://other.test"), auth, quiet)
+
+
+def test_a_parameter_twice_is_refused() -> None:
+    auth = _auth()
+    query = _query(auth) + "&code=second"
+    with pytest.raises(AuthError, match="given twice"):
+        pkce.parse_response(query, auth, ENDPOINTS)
+    query = _query(auth) + "&state=" + auth.state.reveal()
+    with pytest.raises(AuthError, match="given twice"):
+        pkce.parse_response(query, auth, ENDPOINTS)
+
+
+@given(st.text(max_size=300))
+def test_any_query_is_a_code_or_an_auth_error(query: str) -> None:
+    auth = _auth()
+    try:
+        pkce.parse_response(query, auth, ENDPOINTS)
+    except AuthError:
+        return
+    raise AssertionError("a random query passed")  # it cannot know the state
+
+
+def _jwt(claims: dict[str, object]) -> Secret:
+    def part(doc: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    return Secret(f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln")
+
+
+def test_id_token_nonce() -> None:
+    auth = _auth()
+    pkce.check_id_token(_jwt({"nonce": auth.nonce.reveal()}), auth.nonce)
+    pkce.check_id_token(None, auth.nonce)
+    bad: list[dict[str, object]] = [{"nonce": "other"}, {}, {"nonce": 5}]
+    for claims in bad:
+        with pytest.raises(AuthError) as err:
+            pkce.check_id_token(_jwt(claims), auth.nonce)
+        assert err.value.code == "nonce_mismatch"
+    with pytest.raises(NetworkError, match="not a JWT"):
+        pkce.check_id_token(Secret("opaque"), auth.nonce)
