@@ -47,6 +47,7 @@ def _layout(issuer: str) -> list[str]:
     """The screen while waiting, as patterns (port, code and times vary)."""
     host = re.escape(issuer.split("//", 1)[1].rstrip("/"))
     return [
+        r"  Logging in with a code \(device flow\): --no-browser was given\.",
         "",
         rf"  To log in to local \({re.escape(issuer)}\):",
         rf"  1\. Open   http://{host}/device",
@@ -76,7 +77,7 @@ def _check_waiting_screen(rows: list[str], issuer: str, width: int) -> tuple[str
     assert all(row == "" for row in rows[len(expected) :]), rows  # nothing more: no QR code
     assert sum(WAITING in row for row in rows) == 1, rows  # one Waiting line, no pile-up
     assert all(len(row) < width for row in rows), rows  # nothing wrapped
-    return rows[2].split()[-1], rows[3].split()[-1]
+    return rows[3].split()[-1], rows[4].split()[-1]
 
 
 @pytest.mark.parametrize(("width", "height"), [(80, 24), (120, 40)])
@@ -89,10 +90,10 @@ def test_the_screen_at_a_terminal_size(vault: VaultCLI, idp: IdP, width: int, he
         approve(url, code)
         assert term.wait_exit() == 0, term.screen()
         after = term.screen()
-    assert after[:6] == rows[:6]  # the header and the trust line stay
-    assert after[6].startswith("Logged in"), after  # where the Waiting line was, erased
+    assert after[:7] == rows[:7]  # the header and the trust line stay
+    assert after[7].startswith("Logged in"), after  # where the Waiting line was, erased
     assert not any("Waiting" in row for row in after), after
-    assert all(row == "" for row in after[8:]), after
+    assert all(row == "" for row in after[9:]), after
 
 
 def test_denied_erases_the_waiting_line(vault: VaultCLI, idp: IdP) -> None:
@@ -103,7 +104,7 @@ def test_denied_erases_the_waiting_line(vault: VaultCLI, idp: IdP) -> None:
         assert term.wait_exit() == 4, term.screen()
         after = term.screen()
     assert not any("Waiting" in row for row in after), after
-    assert after[6].startswith("vault: error: "), after
+    assert after[7].startswith("vault: error: "), after
 
 
 def _pane_child(term: Terminal) -> int:
@@ -122,7 +123,7 @@ def test_ctrl_c_erases_the_waiting_line(vault: VaultCLI, idp: IdP) -> None:
         assert term.wait_exit() == 130, term.screen()
         after = term.screen()
     assert not any("Waiting" in row for row in after), after
-    assert "interrupted" in after[6], after
+    assert "interrupted" in after[7], after
 
 
 def test_the_code_is_bold_on_a_terminal_and_plain_with_no_color(vault: VaultCLI, idp: IdP) -> None:
@@ -136,7 +137,7 @@ def test_the_code_is_bold_on_a_terminal_and_plain_with_no_color(vault: VaultCLI,
         argv = [*pre, VAULT_BIN, "login", "local", "--no-browser"]
         with Terminal(argv, env=_env(vault, **extra)) as term:
             rows = term.wait_for(WAITING)
-            code = rows[3].split()[-1]
+            code = rows[4].split()[-1]
             raw = term.raw()
         assert (f"\x1b[1m{code}" in raw) is bold, (pre, extra, raw)
         if not bold:
@@ -181,8 +182,8 @@ def test_clipboard_gets_the_code_through_stdin(vault: VaultCLI, idp: IdP, tmp_pa
     argv = [VAULT_BIN, "login", "local", "--no-browser", "--clipboard"]
     with Terminal(argv, env=env) as term:
         rows = term.wait_for(WAITING)
-        code = rows[3].split()[-1]
-        assert rows[6] == "  The code is copied to the clipboard (pbcopy).", rows
+        code = rows[4].split()[-1]
+        assert rows[7] == "  The code is copied to the clipboard (pbcopy).", rows
         assert all(len(row) < 80 for row in rows), rows
     assert record.read_text() == code
     assert code not in Path(f"{record}.argv").read_text()
@@ -197,7 +198,7 @@ def test_clipboard_without_a_tool_says_so(vault: VaultCLI, idp: IdP, tmp_path: P
     with Terminal(argv, env=env) as term:
         rows = term.wait_for(WAITING)
     assert (
-        rows[6] == "  The code was not copied: no clipboard tool found (see vault login --help)."
+        rows[7] == "  The code was not copied: no clipboard tool found (see vault login --help)."
     ), rows
     assert sum(WAITING in row for row in rows) == 1
 
