@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", metavar="ID")
     p.add_argument("--no-browser", action="store_true", help="never offer to open a browser")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    p.add_argument(
+        "--force", action="store_true", help="replace a stored token, revoking its grant"
+    )
 
     p = add("prune", "prune:cmd_prune", "expire and revoke what policy no longer allows")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")

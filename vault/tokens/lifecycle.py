@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from vault.policy.rules import Policy
+    from vault.secret import Secret
 
     Providers = Mapping[str, _providers.Provider]
 
@@ -246,7 +247,7 @@ def _refused(store: Store, answer: Answer, spent: TokenRecord, exc: AuthError) -
         refresh_token=None,
         needs_login=LoginNeeded(
             "invalid_grant",
-            "the provider refused its refresh token as expired or revoked [invalid_grant]",
+            exc.message.removeprefix("token refresh: "),
             int(time.time()),
         ),
     )
@@ -265,7 +266,7 @@ def _refused(store: Store, answer: Answer, spent: TokenRecord, exc: AuthError) -
     raise AuthError(
         f"{exc.message}; the token {name!r} needs a new login: "
         f"vault login {spent.provider} --name {name}",
-        hint="log in again: until then it is never handed out or refreshed",
+        hint=f"{hint}; until then it is never handed out or refreshed",
         code="invalid_grant",
     ) from None
 
@@ -384,12 +385,45 @@ class Revocation:
     status: str  # revoked | unsupported | imported | failed
     detail: str
     by_hand: str | None = None
+    tokens: tuple[str, ...] = ()  # the kinds revoked: refresh_token, access_token
+
+
+# What a grant's tokens are called in what the person reads and the audit log holds.
+_KINDS = {"refresh_token": "refresh token", "access_token": "access token"}
+
+
+def _grant_tokens(record: TokenRecord, now: float) -> list[tuple[Secret, str]]:
+    """The tokens of ``record``'s grant that may still be live, as (token, RFC 7009 hint): its
+    refresh token and its access token (some providers do not end the access tokens of a grant
+    whose refresh token is revoked), the access token unless it is known to have expired."""
+    tokens: list[tuple[Secret, str]] = []
+    if record.refresh_token:
+        tokens.append((record.refresh_token, "refresh_token"))
+    if record.expires_at is None or record.expires_at > now or not tokens:
+        tokens.append((record.access_token, "access_token"))
+    return tokens
+
+
+def _listed(kinds: list[str]) -> str:
+    return " and ".join(_KINDS[kind] for kind in kinds)
 
 
 def revoke_at_provider(
-    provider: _providers.Provider, record: TokenRecord, *, timeout: float = 30.0
+    provider: _providers.Provider,
+    record: TokenRecord,
+    *,
+    timeout: float = 30.0,
+    keep: TokenRecord | None = None,
 ) -> Revocation:
-    """RFC 7009: revoke the refresh token (which ends the grant) or else the access token."""
+    """RFC 7009: revoke every token of the grant ``record`` holds, one request each with its
+    token_type_hint: the refresh token (which ends the grant where the provider keeps grants),
+    then the access token (which some providers leave live), unless it has expired. A token
+    ``keep`` holds too (a provider that answered a new login with the same token) is not
+    revoked: it is the new one's.
+
+    Every token is tried; if any request fails, the error of the first failure is raised, its
+    message saying which tokens were revoked and which were not (NetworkError or AuthError, as
+    vault.login.oauth.revoke raised it). A Revocation says what was revoked, never more."""
     by_hand = provider.revoke_by_hand or record.issuer
     if record.source == "import":
         return Revocation(
@@ -403,14 +437,123 @@ def revoke_at_provider(
             f"{provider.name} offers no revocation endpoint (RFC 7009) for this client",
             by_hand,
         )
-    token, hint = (
-        (record.refresh_token, "refresh_token")
-        if record.refresh_token
-        else (record.access_token, "access_token")
-    )
+    kept = () if keep is None else (keep.access_token, keep.refresh_token)
+    tokens = [
+        (token, hint)
+        for token, hint in _grant_tokens(record, time.time())
+        if not any(other is not None and token == other for other in kept)
+    ]
+    host = _http.host_of(endpoint)
+    if not tokens:
+        return Revocation(True, "revoked", f"nothing to revoke at {host}: the new login holds it")
+    done: list[str] = []
+    failed: list[str] = []
+    first: NetworkError | AuthError | None = None
     with _http.client(timeout) as http:
-        _oauth.revoke(http, provider, endpoint, token, hint)
-    return Revocation(True, "revoked", f"revoked at {_http.host_of(endpoint)}")
+        for token, hint in tokens:
+            try:
+                _oauth.revoke(http, provider, endpoint, token, hint)
+                done.append(hint)
+            except (NetworkError, AuthError) as exc:
+                failed.append(hint)
+                first = first or exc
+    if first is not None:
+        what = f"the {_listed(done)} revoked, " if done else ""
+        first.message = f"{first.message} ({what}the {_listed(failed)} NOT revoked)"
+        raise first
+    return Revocation(
+        True, "revoked", f"revoked at {host}: the {_listed(done)}", tokens=tuple(done)
+    )
+
+
+def check_relogin(store: Store, name: str, *, force: bool) -> TokenRecord | None:
+    """Before a login sends any request: the token stored as ``name`` that the login would
+    replace (None if there is none). Without ``force`` a live one is refused (UsageError, exit
+    2), naming it; one that needs a new login (the provider refused it) is replaced without
+    ``force``, as the error that marked it tells the person to log in again. Both login flows
+    call this first; the store step checks again under the vault's lock (``replaced_by``)."""
+    if not store.exists():
+        return None
+    snapshot = store.read()
+    record = snapshot.get(name) if snapshot is not None else None
+    if record is not None and record.needs_login is None and not force:
+        raise _refusal(record)
+    return record
+
+
+def _refusal(record: TokenRecord) -> UsageError:
+    from vault.util.text import rfc3339
+
+    account = record.account
+    who = (account.display or account.subject) if account is not None else None
+    of = f", account {who!r}" if who else ""
+    return UsageError(
+        f"a token named {record.name!r} is already stored ({record.provider}{of}, issued "
+        f"{rfc3339(record.issued_at)}); nothing was sent to the provider",
+        hint="pass --force to replace it and revoke the grant it holds",
+    )
+
+
+def replaced_by(current: TokenRecord | None, *, force: bool) -> TokenRecord | None:
+    """In the store step of a login, under the vault's lock: the stored record the new token
+    replaces (None if none), refused as ``check_relogin`` refuses (a token stored under the
+    name while the person logged in)."""
+    if current is not None and current.needs_login is None and not force:
+        raise _refusal(current)
+    return current
+
+
+@dataclass(frozen=True)
+class Retired:
+    """What became of the grant a new login replaced: ``revoked`` only if every token of it
+    was; else ``problem`` says why not, ``by_hand`` where to revoke it by hand."""
+
+    revoked: bool
+    detail: str
+    problem: str | None = None
+    by_hand: str | None = None
+
+
+REPLACED = "replaced by a new login"
+
+
+def retire_replaced(
+    store: Store, providers: Providers, old: TokenRecord, new: TokenRecord
+) -> Retired:
+    """After a new login stored ``new`` in place of ``old`` (``new`` is in the vault first: a
+    crash or a failure here loses nothing but this revocation): the grant ``old`` held is
+    revoked at the provider (``revoke_at_provider``, sparing any token ``new`` holds too), and
+    a `revoked` record audits it, reason "replaced by a new login", outcome success, failure
+    (the request failed) or not_revoked (the provider or the token cannot be revoked). Never
+    raises for the provider or the audit log: the new login succeeded; the caller warns."""
+    provider = provider_of(providers, old)
+    problem: str | None = None
+    by_hand: str | None = None
+    outcome = "success"
+    try:
+        result = revoke_at_provider(provider, old, timeout=REVOKE_DEADLINE, keep=new)
+        detail = result.detail
+        if not result.revoked:
+            outcome, problem, by_hand = "not_revoked", result.detail, result.by_hand
+    except (NetworkError, AuthError) as exc:
+        outcome, problem, detail = "failure", exc.message, exc.message
+        by_hand = provider.revoke_by_hand or old.issuer
+    reason = f"{REPLACED}: {detail}" if problem is None else f"{REPLACED}; not revoked: {detail}"
+    try:
+        with store.edit() as editor:
+            editor.audit(
+                for_record(
+                    "revoked",
+                    old,
+                    editor.meta.audit_key,
+                    outcome=outcome,
+                    reason=reason,
+                    command="login",
+                )
+            )
+    except VaultError as exc:
+        store.warnings.append(f"the audit record could not be written: {exc}")
+    return Retired(problem is None, detail, problem, by_hand)
 
 
 def revoke_and_delete(

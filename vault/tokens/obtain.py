@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vault.errors import ConfigError, PolicyError, UsageError, VaultError
@@ -48,11 +49,13 @@ def device_login(
     name: str,
     scopes: tuple[str, ...],
     screen: DeviceScreen,
-) -> TokenRecord:
+    force: bool = False,
+) -> Stored:
     """Log in to ``provider`` with the device authorization grant (RFC 8628) and store the
     token set as ``name``. Policy and the vault are checked before the person is involved, and
     what the provider granted is checked before anything is stored: a grant policy forbids is
-    revoked at the provider and nothing is kept."""
+    revoked at the provider and nothing is kept. A token stored as ``name`` is replaced only
+    as ``store_login`` says (the caller checked vault.tokens.lifecycle.check_relogin before)."""
     if not provider.client_id:
         raise ConfigError(
             f"provider {provider.name!r} has no client_id ({provider.source})",
@@ -110,14 +113,53 @@ def device_login(
         source="login",
         extra=endpoint_extra(provider, endpoints),
     )
-    with store.edit() as editor:
-        editor.put(record)
-        editor.audit(
-            for_record(
-                "issued", record, editor.meta.audit_key, reason="device flow login", command="login"
+    return store_login(store, provider, record, force=force, reason="device flow login")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A new login's record, as stored, and the record it replaced under its name (None if
+    none), whose grant the caller revokes next (vault.tokens.lifecycle.retire_replaced)."""
+
+    record: TokenRecord
+    replaced: TokenRecord | None
+
+
+def store_login(
+    store: Store, provider: Provider, record: TokenRecord, *, force: bool, reason: str
+) -> Stored:
+    """Store a new login's ``record`` as ``record.name`` with its `issued` audit record
+    (``reason`` names the grant), in one write, whatever flow obtained it.
+
+    A token already stored as the name is replaced only with ``force`` or when it needs a new
+    login (vault.tokens.lifecycle.replaced_by): the new token is stored first, so nothing a
+    crash or the provider does next can lose it, and the `issued` record says that it replaces
+    one. If a live token was stored under the name while the person logged in (without
+    ``force``), nothing is stored: the new grant is revoked at the provider (best effort, and
+    said) and UsageError raised."""
+    from vault.tokens.lifecycle import replaced_by, revoke_at_provider
+
+    try:
+        with store.edit() as editor:
+            replaced = replaced_by(editor.get(record.name), force=force)
+            if replaced is not None:
+                reason += "; replaces the token stored under the name (its grant is revoked next)"
+            editor.put(record)
+            editor.audit(
+                for_record("issued", record, editor.meta.audit_key, reason=reason, command="login")
             )
+    except UsageError as exc:
+        try:
+            result = revoke_at_provider(provider, record, timeout=10.0)
+            done = "revoked" if result.revoked else f"NOT revoked ({result.detail})"
+        except VaultError as failure:
+            done = f"NOT revoked ({failure.message})"
+        exc.message = (
+            f"{exc.message.partition('; nothing was sent')[0]}: it was stored while this login "
+            f"waited, so the new token was {done} and nothing was stored"
         )
-    return record
+        raise
+    return Stored(record, replaced)
 
 
 def _revoke_unwanted(
