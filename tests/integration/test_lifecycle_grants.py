@@ -400,7 +400,7 @@ def refusing() -> Iterator[tuple[FakeOAuth, list[Reply]]]:
 
 
 @settings(
-    max_examples=12,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
