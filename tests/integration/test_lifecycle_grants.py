@@ -64,9 +64,10 @@ def _active(idp: IdP, token: str) -> bool:
 # --- a second login over a stored name, against the real provider ---------------------------
 
 
-def _idp_login(vault: VaultCLI, *args: str) -> None:
-    code, _, err = approved_login(vault, "local", *args)
+def _idp_login(vault: VaultCLI, *args: str) -> list[dict[str, object]]:
+    code, events, err = approved_login(vault, "local", *args)
     assert code == 0, err
+    return events
 
 
 def test_force_relogin_revokes_both_tokens_of_the_old_grant(vault: VaultCLI, idp: IdP) -> None:
@@ -76,7 +77,15 @@ def test_force_relogin_revokes_both_tokens_of_the_old_grant(vault: VaultCLI, idp
     assert _active(idp, old_access)
     assert _active(idp, old_refresh)
 
-    _idp_login(vault, "--force")
+    events = _idp_login(vault, "--force")
+    assert [e["event"] for e in events] == ["success", "replaced"]
+    replaced = events[-1]
+    assert (replaced["name"], replaced["revoked"], replaced["revoke_by_hand"]) == (
+        "local",
+        True,
+        None,
+    )
+    assert "refresh token and access token" in str(replaced["detail"])
     new_access, new_refresh, new_fp = _tokens(vault)
     assert new_access != old_access
     assert new_refresh != old_refresh
@@ -243,6 +252,7 @@ def test_force_relogin_spares_a_token_the_provider_hands_out_again(vault: VaultC
         assert r.returncode == 0, r
         assert _revocations(fake) == []
         assert "nothing to revoke" in r.stderr
+        assert _audit(vault, "revoked") == []
         assert vault.run("token", "local").returncode == 0
 
 
@@ -505,3 +515,32 @@ def test_an_ad_hoc_login_asks_for_openid_without_scope(
         assert r.returncode == 0, r
         asked = [f.get("scope") for path, f in fake.requests if path == "/device_authorization"]
         assert asked == [scope]
+
+
+def test_a_token_stored_while_the_person_logs_in_is_not_replaced(vault: VaultCLI) -> None:
+    """The store step checks again under the vault's lock: a token imported under the name
+    while the login waited is kept, and the login's new grant revoked, nothing stored."""
+    arrived, go = threading.Event(), threading.Event()
+    tokens = _counting_tokens()
+
+    def token(form: dict[str, str]) -> Reply:
+        arrived.set()
+        assert go.wait(60)
+        return tokens(form)
+
+    with fake_oauth({"/token": token}) as fake:
+        _configure_fake(vault, fake)
+        proc = vault.popen("login", "local", "--no-browser")
+        try:
+            assert arrived.wait(60)
+            imported = "imported-" + "q" * 24
+            r = vault.run("import", "local", "--provider", "local", input=imported)
+            assert r.returncode == 0, r
+        finally:
+            go.set()
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 2, err
+        text = err.decode()
+        assert "it was stored while this login waited, so the new token was revoked" in text
+        assert vault.run("token", "local").stdout == imported + "\n"
+        assert sorted(hint for _, hint in _revocations(fake)) == ["access_token", "refresh_token"]

@@ -27,6 +27,14 @@ never presented twice. The steps (``refresh``):
 What the provider answers is judged before it is kept: scopes policy does not allow, or a
 refused refresh token, mark the token as needing a new login instead of handing it out.
 
+A second login for a stored name (``check_relogin``, before any request; ``replaced_by`` again
+under the vault's lock) is refused unless forced or the stored token needs a new login; the
+new token is stored first, then the grant it replaced is revoked (``retire_replaced``): a crash
+or a failure between the two loses no token, only that revocation, which is audited honestly.
+
+Revocation revokes every token of a grant: the refresh token, then the access token (some
+providers leave access tokens live when the refresh token is revoked), one request each.
+
 Revocation (`vault logout`/`revoke`; `vault prune` in vault.tokens.prune) asks the provider
 outside the vault's lock too, holding the name's lock: no refresh of the name runs meanwhile (it
 would rotate away the refresh token being revoked), and the vault's lock is held only for the
@@ -382,7 +390,7 @@ def _refuse_grant(granted: TokenRecord, provider: _providers.Provider, denial: D
 @dataclass(frozen=True)
 class Revocation:
     revoked: bool
-    status: str  # revoked | unsupported | imported | failed
+    status: str  # revoked | unsupported | imported | failed | kept (all ``keep``'s)
     detail: str
     by_hand: str | None = None
     tokens: tuple[str, ...] = ()  # the kinds revoked: refresh_token, access_token
@@ -445,7 +453,7 @@ def revoke_at_provider(
     ]
     host = _http.host_of(endpoint)
     if not tokens:
-        return Revocation(True, "revoked", f"nothing to revoke at {host}: the new login holds it")
+        return Revocation(False, "kept", "the new login holds the same tokens: nothing to revoke")
     done: list[str] = []
     failed: list[str] = []
     first: NetworkError | AuthError | None = None
@@ -481,13 +489,17 @@ def check_relogin(store: Store, name: str, *, force: bool) -> TokenRecord | None
     return record
 
 
-def _refusal(record: TokenRecord) -> UsageError:
+class NameTaken(UsageError):
+    """A login refused because a live token is stored under the name (exit 2)."""
+
+
+def _refusal(record: TokenRecord) -> NameTaken:
     from vault.util.text import rfc3339
 
     account = record.account
     who = (account.display or account.subject) if account is not None else None
     of = f", account {who!r}" if who else ""
-    return UsageError(
+    return NameTaken(
         f"a token named {record.name!r} is already stored ({record.provider}{of}, issued "
         f"{rfc3339(record.issued_at)}); nothing was sent to the provider",
         hint="pass --force to replace it and revoke the grant it holds",
@@ -512,6 +524,7 @@ class Retired:
     detail: str
     problem: str | None = None
     by_hand: str | None = None
+    same: bool = False  # the provider handed out the same tokens again: nothing to revoke
 
 
 REPLACED = "replaced by a new login"
@@ -533,6 +546,8 @@ def retire_replaced(
     try:
         result = revoke_at_provider(provider, old, timeout=REVOKE_DEADLINE, keep=new)
         detail = result.detail
+        if result.status == "kept":  # the provider handed out the same token again
+            return Retired(True, detail, same=True)  # nothing ended: no `revoked` record
         if not result.revoked:
             outcome, problem, by_hand = "not_revoked", result.detail, result.by_hand
     except (NetworkError, AuthError) as exc:

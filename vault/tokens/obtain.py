@@ -136,8 +136,8 @@ def store_login(
     crash or the provider does next can lose it, and the `issued` record says that it replaces
     one. If a live token was stored under the name while the person logged in (without
     ``force``), nothing is stored: the new grant is revoked at the provider (best effort, and
-    said) and UsageError raised."""
-    from vault.tokens.lifecycle import replaced_by, revoke_at_provider
+    said) and NameTaken (a UsageError) raised."""
+    from vault.tokens.lifecycle import NameTaken, replaced_by, revoke_at_provider
 
     try:
         with store.edit() as editor:
@@ -148,7 +148,7 @@ def store_login(
             editor.audit(
                 for_record("issued", record, editor.meta.audit_key, reason=reason, command="login")
             )
-    except UsageError as exc:
+    except NameTaken as exc:
         try:
             result = revoke_at_provider(provider, record, timeout=10.0)
             done = "revoked" if result.revoked else f"NOT revoked ({result.detail})"

@@ -136,7 +136,14 @@ def _retire(app: App, screen: LoginScreen, old: TokenRecord, new: TokenRecord) -
     is a warning (the login succeeded: exit 0) saying the old grant is still alive."""
     from vault.tokens.lifecycle import retire_replaced
 
-    result = retire_replaced(app.store, app.config.providers, old, new)
+    try:
+        result = retire_replaced(app.store, app.config.providers, old, new)
+    except KeyboardInterrupt:  # the new token is stored: the login is not undone
+        app.store.warnings.append(
+            f"interrupted before the grant of the token this login replaced under {new.name!r} "
+            "was revoked: it may still be alive at the provider; revoke it there by hand"
+        )
+        return
     screen.event(
         {
             "event": "replaced",
@@ -147,15 +154,19 @@ def _retire(app: App, screen: LoginScreen, old: TokenRecord, new: TokenRecord) -
         }
     )
     if result.revoked:
-        if not app.json:
+        if app.json:
+            return
+        if result.same:
+            app.say(f"It replaced a token the provider handed out again: {result.detail}.")
+        else:
             app.say(f"Revoked the grant of the token it replaced ({result.detail}).")
         return
     where = (
         f"revoke it by hand at {result.by_hand}"
         if result.by_hand
-        else ("revoke it at the provider (its account or application settings)")
+        else "revoke it at the provider (its account or application settings)"
     )
     app.store.warnings.append(
-        f"the grant of the token {new.name!r} replaced is still alive at the provider "
-        f"({result.problem}); {where}"
+        f"the grant of the token this login replaced under {new.name!r} is still alive at "
+        f"the provider ({result.problem}); {where}"
     )
