@@ -426,7 +426,7 @@ def test_a_400_without_an_oauth_error_needs_a_new_login(
     assert r.returncode == 0, r
     failures = len([e for e in _audit(vault, "refreshed") if e["outcome"] == "failure"])
     r = vault.run("refresh", "local")
-    _one_error(r, 4, "refused the refresh token", "vault login local --name local")
+    _one_error(r, 4, "refused its refresh token (HTTP 400", "vault login local --name local")
     assert "log in again: vault login local --name local" in r.stderr
     status = json.loads(vault.run("status", "local", "--json").stdout)
     assert status["state"] == "needs_login", status

@@ -526,7 +526,7 @@ def _refused_without_error(resp: Response, *, what: str) -> AuthError | None:
         return None
     body = "an empty body" if not resp.body.strip() else "no OAuth error in its body"
     return AuthError(
-        f"{what}: the provider refused the refresh token (HTTP 400 with {body}: taken as "
+        f"{what}: the provider refused its refresh token (HTTP 400 with {body}: taken as "
         "expired or revoked) [invalid_grant]",
         code="invalid_grant",
     )

@@ -255,7 +255,7 @@ def _refused(store: Store, answer: Answer, spent: TokenRecord, exc: AuthError) -
         refresh_token=None,
         needs_login=LoginNeeded(
             "invalid_grant",
-            exc.message.removeprefix("token refresh: "),
+            _why_refused(exc),
             int(time.time()),
         ),
     )
@@ -277,6 +277,15 @@ def _refused(store: Store, answer: Answer, spent: TokenRecord, exc: AuthError) -
         hint=f"{hint}; until then it is never handed out or refreshed",
         code="invalid_grant",
     ) from None
+
+
+def _why_refused(exc: AuthError) -> str:
+    """The needs_login reason of a refused refresh token: what the provider answered, when it
+    named no error (an HTTP 400 with an empty or non-JSON body), else `invalid_grant`."""
+    said = exc.message.removeprefix("token refresh: ")
+    if said.startswith("the provider refused its refresh token (HTTP 400"):
+        return said
+    return "the provider refused its refresh token as expired or revoked [invalid_grant]"
 
 
 def _went(name: str, *, gone: bool, what: str) -> AuthError:

@@ -73,7 +73,7 @@ def test_a_400_without_an_oauth_error_is_a_dead_refresh_token(
     exc = _refresh(400, body, content_type)
     assert isinstance(exc, AuthError), exc
     assert exc.code == "invalid_grant"
-    assert exc.message.startswith("token refresh: the provider refused the refresh token (HTTP 400")
+    assert exc.message.startswith("token refresh: the provider refused its refresh token (HTTP 400")
     assert exc.message.endswith("[invalid_grant]")
     assert "\n" not in exc.message
     assert "rt-canary-123" not in exc.message
