@@ -336,9 +336,7 @@ def test_revoke_then_introspection_says_inactive(vault: VaultCLI, provider: Adap
 
 @pytest.mark.parametrize(
     "by_name",
-    _xfail_for(
-        "glewlwyd", "Glewlwyd keeps the access token alive when its refresh token is revoked"
-    ),
+    list(STARTERS),
     indirect=True,
 )
 def test_revoke_kills_the_access_token_too(vault: VaultCLI, by_name: Adapter) -> None:
@@ -351,7 +349,7 @@ def test_revoke_kills_the_access_token_too(vault: VaultCLI, by_name: Adapter) ->
 
 @pytest.mark.parametrize(
     "by_name",
-    _xfail_for("glewlwyd", "an empty HTTP 400 on refresh means the refresh token is gone (exit 4)"),
+    list(STARTERS),
     indirect=True,
 )
 def test_refresh_refused_means_log_in_again(vault: VaultCLI, by_name: Adapter) -> None:

@@ -463,13 +463,14 @@ class _Model:
             or kind == "deleted"
             or (kind == "pruned" and outcome == "success")
         )
-        if ends and fp is not None and (current is None or fp not in current.fingerprints):
+        if fp is not None and (current is None or fp not in current.fingerprints):
             earlier = next(
                 (life for life in reversed(self.lives.get(name, ())) if fp in life.fingerprints),
                 None,
             )
-            if earlier is not None:  # ended after a new token took the name
-                earlier.end(doc, str(kind))
+            if earlier is not None:  # about it after a new token took the name: its revocation
+                if ends:
+                    earlier.end(doc, str(kind))
                 return earlier
         if current is None:
             if fp is None:

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="web login: how long to wait for the browser (default 300, at most 1800)",
     )
+    p.add_argument(
+        "--force", action="store_true", help="replace a stored token, revoking its grant"
+    )
 
     p = add("prune", "prune:cmd_prune", "expire and revoke what policy no longer allows")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")

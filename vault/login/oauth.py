@@ -503,6 +503,10 @@ def refresh(
     resp = request(http, "POST", token_endpoint, what=what, data=form)
     if resp.status >= 500:
         raise NetworkError(f"{what}: the provider answered HTTP {resp.status}", code="server_error")
+    if resp.status == 400:
+        refused = _refused_without_error(resp, what=what)
+        if refused is not None:
+            raise refused
     doc = resp.form_or_json(what=what)
     if "error" in doc:
         err = oauth_error(doc, what=what)
@@ -517,6 +521,27 @@ def refresh(
             f"{what}: HTTP {resp.status} without an OAuth error", code="invalid_response"
         )
     return parse_token_response(doc, scopes, provider=provider, what=what)
+
+
+def _refused_without_error(resp: Response, *, what: str) -> AuthError | None:
+    """A refresh answered HTTP 400 with no OAuth error in it: an empty body, one that is not
+    JSON (an HTML page), JSON that is not an object, or an object without ``error``. Real
+    providers (Glewlwyd) refuse a dead refresh token so; 400 is the status RFC 6749 §5.2 gives
+    `invalid_grant`, and the request vault sends is well-formed: the refresh token no longer
+    works (AuthError, code invalid_grant, as for the error named). None when the body carries
+    an OAuth error: that is judged as usual (``oauth_error``)."""
+    try:
+        doc: dict[str, Any] | None = resp.form_or_json(what=what)
+    except NetworkError:
+        doc = None
+    if doc is not None and "error" in doc:
+        return None
+    body = "an empty body" if not resp.body.strip() else "no OAuth error in its body"
+    return AuthError(
+        f"{what}: the provider refused its refresh token (HTTP 400 with {body}: taken as "
+        "expired or revoked) [invalid_grant]",
+        code="invalid_grant",
+    )
 
 
 def revoke(

@@ -27,6 +27,14 @@ never presented twice. The steps (``refresh``):
 What the provider answers is judged before it is kept: scopes policy does not allow, or a
 refused refresh token, mark the token as needing a new login instead of handing it out.
 
+A second login for a stored name (``check_relogin``, before any request; ``replaced_by`` again
+under the vault's lock) is refused unless forced or the stored token needs a new login; the
+new token is stored first, then the grant it replaced is revoked (``retire_replaced``): a crash
+or a failure between the two loses no token, only that revocation, which is audited honestly.
+
+Revocation revokes every token of a grant: the refresh token, then the access token (some
+providers leave access tokens live when the refresh token is revoked), one request each.
+
 Revocation (`vault logout`/`revoke`; `vault prune` in vault.tokens.prune) asks the provider
 outside the vault's lock too, holding the name's lock: no refresh of the name runs meanwhile (it
 would rotate away the refresh token being revoked), and the vault's lock is held only for the
@@ -68,6 +76,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from vault.policy.rules import Policy
+    from vault.secret import Secret
 
     Providers = Mapping[str, _providers.Provider]
 
@@ -246,7 +255,7 @@ def _refused(store: Store, answer: Answer, spent: TokenRecord, exc: AuthError) -
         refresh_token=None,
         needs_login=LoginNeeded(
             "invalid_grant",
-            "the provider refused its refresh token as expired or revoked [invalid_grant]",
+            _why_refused(exc),
             int(time.time()),
         ),
     )
@@ -265,9 +274,18 @@ def _refused(store: Store, answer: Answer, spent: TokenRecord, exc: AuthError) -
     raise AuthError(
         f"{exc.message}; the token {name!r} needs a new login: "
         f"vault login {spent.provider} --name {name}",
-        hint="log in again: until then it is never handed out or refreshed",
+        hint=f"{hint}; until then it is never handed out or refreshed",
         code="invalid_grant",
     ) from None
+
+
+def _why_refused(exc: AuthError) -> str:
+    """The needs_login reason of a refused refresh token: what the provider answered, when it
+    named no error (an HTTP 400 with an empty or non-JSON body), else `invalid_grant`."""
+    said = exc.message.removeprefix("token refresh: ")
+    if said.startswith("the provider refused its refresh token (HTTP 400"):
+        return said
+    return "the provider refused its refresh token as expired or revoked [invalid_grant]"
 
 
 def _went(name: str, *, gone: bool, what: str) -> AuthError:
@@ -381,21 +399,59 @@ def _refuse_grant(granted: TokenRecord, provider: _providers.Provider, denial: D
 @dataclass(frozen=True)
 class Revocation:
     revoked: bool
-    status: str  # revoked | unsupported | imported | failed
+    status: str  # revoked | unsupported | imported | failed | kept (all ``keep``'s)
     detail: str
     by_hand: str | None = None
+    tokens: tuple[str, ...] = ()  # the kinds revoked: refresh_token, access_token
+
+
+# What a grant's tokens are called in what the person reads and the audit log holds.
+_KINDS = {"refresh_token": "refresh token", "access_token": "access token"}
+
+
+def _grant_tokens(record: TokenRecord, now: float) -> list[tuple[Secret, str]]:
+    """The tokens of ``record``'s grant that may still be live, as (token, RFC 7009 hint): its
+    refresh token and its access token (some providers do not end the access tokens of a grant
+    whose refresh token is revoked), the access token unless it is known to have expired."""
+    tokens: list[tuple[Secret, str]] = []
+    if record.refresh_token:
+        tokens.append((record.refresh_token, "refresh_token"))
+    if record.expires_at is None or record.expires_at > now or not tokens:
+        tokens.append((record.access_token, "access_token"))
+    return tokens
+
+
+def _listed(kinds: list[str]) -> str:
+    return " and ".join(_KINDS[kind] for kind in kinds)
 
 
 def revoke_at_provider(
-    provider: _providers.Provider, record: TokenRecord, *, timeout: float = 30.0
+    provider: _providers.Provider,
+    record: TokenRecord,
+    *,
+    timeout: float = 30.0,
+    keep: TokenRecord | None = None,
 ) -> Revocation:
-    """RFC 7009: revoke the refresh token (which ends the grant) or else the access token."""
+    """RFC 7009: revoke every token of the grant ``record`` holds, one request each with its
+    token_type_hint: the refresh token (which ends the grant where the provider keeps grants),
+    then the access token (which some providers leave live), unless it has expired. A token
+    ``keep`` holds too (a provider that answered a new login with the same token) is not
+    revoked: it is the new one's.
+
+    Every token is tried; if any request fails, the error of the first failure is raised, its
+    message saying which tokens were revoked and which were not (NetworkError or AuthError, as
+    vault.login.oauth.revoke raised it). A Revocation says what was revoked, never more."""
     by_hand = provider.revoke_by_hand or record.issuer
     if record.source == "import":
         return Revocation(
             False, "imported", "vault cannot revoke a token it did not obtain itself", by_hand
         )
     if record.identity().preset == "github":
+        if keep is not None and keep.access_token == record.access_token:
+            # An OAuth App answers a new login with the token it gave before: it is the new one.
+            return Revocation(
+                False, "kept", "the new login holds the same token: nothing to revoke"
+            )
         return _revoke_at_github(provider, record, timeout=timeout)
     endpoint = record.extra.get("revocation_endpoint")
     if not isinstance(endpoint, str):
@@ -405,14 +461,130 @@ def revoke_at_provider(
             f"{provider.name} offers no revocation endpoint (RFC 7009) for this client",
             by_hand,
         )
-    token, hint = (
-        (record.refresh_token, "refresh_token")
-        if record.refresh_token
-        else (record.access_token, "access_token")
-    )
+    kept = () if keep is None else (keep.access_token, keep.refresh_token)
+    tokens = [
+        (token, hint)
+        for token, hint in _grant_tokens(record, time.time())
+        if not any(other is not None and token == other for other in kept)
+    ]
+    host = _http.host_of(endpoint)
+    if not tokens:
+        return Revocation(False, "kept", "the new login holds the same tokens: nothing to revoke")
+    done: list[str] = []
+    failed: list[str] = []
+    first: NetworkError | AuthError | None = None
     with _http.client(timeout) as http:
-        _oauth.revoke(http, provider, endpoint, token, hint)
-    return Revocation(True, "revoked", f"revoked at {_http.host_of(endpoint)}")
+        for token, hint in tokens:
+            try:
+                _oauth.revoke(http, provider, endpoint, token, hint)
+                done.append(hint)
+            except (NetworkError, AuthError) as exc:
+                failed.append(hint)
+                first = first or exc
+    if first is not None:
+        what = f"the {_listed(done)} revoked, " if done else ""
+        first.message = f"{first.message} ({what}the {_listed(failed)} NOT revoked)"
+        raise first
+    return Revocation(
+        True, "revoked", f"revoked at {host}: the {_listed(done)}", tokens=tuple(done)
+    )
+
+
+def check_relogin(store: Store, name: str, *, force: bool) -> TokenRecord | None:
+    """Before a login sends any request: the token stored as ``name`` that the login would
+    replace (None if there is none). Without ``force`` a live one is refused (UsageError, exit
+    2), naming it; one that needs a new login (the provider refused it) is replaced without
+    ``force``, as the error that marked it tells the person to log in again. Both login flows
+    call this first; the store step checks again under the vault's lock (``replaced_by``)."""
+    if not store.exists():
+        return None
+    snapshot = store.read()
+    record = snapshot.get(name) if snapshot is not None else None
+    if record is not None and record.needs_login is None and not force:
+        raise _refusal(record)
+    return record
+
+
+class NameTaken(UsageError):
+    """A login refused because a live token is stored under the name (exit 2)."""
+
+
+def _refusal(record: TokenRecord) -> NameTaken:
+    from vault.util.text import rfc3339
+
+    account = record.account
+    who = (account.display or account.subject) if account is not None else None
+    of = f", account {who!r}" if who else ""
+    return NameTaken(
+        f"a token named {record.name!r} is already stored ({record.provider}{of}, issued "
+        f"{rfc3339(record.issued_at)}); nothing was sent to the provider",
+        hint="pass --force to replace it and revoke the grant it holds",
+    )
+
+
+def replaced_by(current: TokenRecord | None, *, force: bool) -> TokenRecord | None:
+    """In the store step of a login, under the vault's lock: the stored record the new token
+    replaces (None if none), refused as ``check_relogin`` refuses (a token stored under the
+    name while the person logged in)."""
+    if current is not None and current.needs_login is None and not force:
+        raise _refusal(current)
+    return current
+
+
+@dataclass(frozen=True)
+class Retired:
+    """What became of the grant a new login replaced: ``revoked`` only if every token of it
+    was; else ``problem`` says why not, ``by_hand`` where to revoke it by hand."""
+
+    revoked: bool
+    detail: str
+    problem: str | None = None
+    by_hand: str | None = None
+    same: bool = False  # the provider handed out the same tokens again: nothing to revoke
+
+
+REPLACED = "replaced by a new login"
+
+
+def retire_replaced(
+    store: Store, providers: Providers, old: TokenRecord, new: TokenRecord
+) -> Retired:
+    """After a new login stored ``new`` in place of ``old`` (``new`` is in the vault first: a
+    crash or a failure here loses nothing but this revocation): the grant ``old`` held is
+    revoked at the provider (``revoke_at_provider``, sparing any token ``new`` holds too), and
+    a `revoked` record audits it, reason "replaced by a new login", outcome success, failure
+    (the request failed) or not_revoked (the provider or the token cannot be revoked). Never
+    raises for the provider or the audit log: the new login succeeded; the caller warns."""
+    provider = provider_of(providers, old)
+    problem: str | None = None
+    by_hand: str | None = None
+    outcome = "success"
+    try:
+        result = revoke_at_provider(provider, old, timeout=REVOKE_DEADLINE, keep=new)
+        detail = result.detail
+        if result.status == "kept":  # the provider handed out the same token again
+            return Retired(True, detail, same=True)  # nothing ended: no `revoked` record
+        if not result.revoked:
+            outcome, problem, by_hand = "not_revoked", result.detail, result.by_hand
+    except (NetworkError, AuthError) as exc:
+        outcome, problem, detail = "failure", exc.message, exc.message
+        by_hand = provider.revoke_by_hand or old.issuer
+    reason = f"{REPLACED}: {detail}" if problem is None else f"{REPLACED}; not revoked: {detail}"
+    try:
+        with store.edit() as editor:
+            editor.audit(
+                for_record(
+                    "revoked",
+                    old,
+                    editor.meta.audit_key,
+                    outcome=outcome,
+                    reason=reason,
+                    command="login",
+                )
+            )
+    except VaultError as exc:
+        store.warnings.append(f"the audit record could not be written: {exc}")
+    return Retired(problem is None, detail, problem, by_hand)
 
 
 def _revoke_at_github(

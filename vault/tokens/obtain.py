@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.errors import ConfigError, PolicyError, UsageError, VaultError
@@ -112,12 +113,14 @@ def device_login(
     scopes: tuple[str, ...],
     screen: DeviceScreen,
     endpoints: oauth.Endpoints | None = None,
-) -> TokenRecord:
+    force: bool = False,
+) -> Stored:
     """Log in to ``provider`` with the device authorization grant (RFC 8628) and store the
     token set as ``name``. Policy and the vault are checked before the person is involved, and
     what the provider granted is checked before anything is stored: a grant policy forbids is
     revoked at the provider and nothing is kept. ``endpoints``, when given, were discovered
-    already (no second discovery)."""
+    already (no second discovery). A token stored as ``name`` is replaced only as
+    ``store_login`` says (the caller checked vault.tokens.lifecycle.check_relogin before)."""
     scopes = check_login(policy, provider, scopes, DEVICE_GRANT)
     store.preflight()
     with http_.client() as http:
@@ -142,6 +145,7 @@ def device_login(
         name=name,
         grant=DEVICE_GRANT,
         reason="device flow login",
+        force=force,
     )
 
 
@@ -156,7 +160,8 @@ def web_login(
     wait: float = loopback.DEFAULT_WAIT,
     endpoints: oauth.Endpoints | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> TokenRecord:
+    force: bool = False,
+) -> Stored:
     """Log in to ``provider`` with the authorization code grant, PKCE (S256) and a loopback
     redirect (RFC 8252 §7.3), and store the token set as ``name``: the same policy checks,
     storing and audit as :func:`device_login`. The listener on 127.0.0.1 takes one
@@ -184,7 +189,7 @@ def web_login(
                 except VaultError:
                     _revoke_unwanted(provider, endpoints, tokens)  # they answer another login
                     raise
-                record = keep_login(
+                stored = keep_login(
                     store,
                     policy,
                     provider,
@@ -193,12 +198,13 @@ def web_login(
                     name=name,
                     grant=WEB_GRANT,
                     reason="web login (authorization code with PKCE)",
+                    force=force,
                 )
             except VaultError as exc:
                 callback.respond(False, f"vault did not log you in: {scrub_text(exc.message)}")
                 raise
             callback.respond(True, f"vault stored {name!r}. You can close this tab.")
-    return record
+    return stored
 
 
 def keep_login(
@@ -211,7 +217,8 @@ def keep_login(
     name: str,
     grant: str,
     reason: str,
-) -> TokenRecord:
+    force: bool = False,
+) -> Stored:
     """What every login does with the tokens it got: what the provider granted is checked
     against policy (a grant policy forbids is revoked at the provider and nothing is kept),
     then the record is stored and its issue audited, naming the ``grant``."""
@@ -243,19 +250,66 @@ def keep_login(
         source="login",
         extra=endpoint_extra(provider, endpoints, tokens),
     )
-    with store.edit() as editor:
-        editor.put(record)
-        editor.audit(
-            for_record(
-                "issued",
-                record,
-                editor.meta.audit_key,
-                reason=reason,
-                command="login",
-                grant=grant,
+    return store_login(store, provider, record, force=force, reason=reason, grant=grant)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A new login's record, as stored, and the record it replaced under its name (None if
+    none), whose grant the caller revokes next (vault.tokens.lifecycle.retire_replaced)."""
+
+    record: TokenRecord
+    replaced: TokenRecord | None
+
+
+def store_login(
+    store: Store,
+    provider: Provider,
+    record: TokenRecord,
+    *,
+    force: bool,
+    reason: str,
+    grant: str | None = None,
+) -> Stored:
+    """Store a new login's ``record`` as ``record.name`` with its `issued` audit record
+    (``reason`` names the grant), in one write, whatever flow obtained it.
+
+    A token already stored as the name is replaced only with ``force`` or when it needs a new
+    login (vault.tokens.lifecycle.replaced_by): the new token is stored first, so nothing a
+    crash or the provider does next can lose it, and the `issued` record says that it replaces
+    one. If a live token was stored under the name while the person logged in (without
+    ``force``), nothing is stored: the new grant is revoked at the provider (best effort, and
+    said) and NameTaken (a UsageError) raised."""
+    from vault.tokens.lifecycle import NameTaken, replaced_by, revoke_at_provider
+
+    try:
+        with store.edit() as editor:
+            replaced = replaced_by(editor.get(record.name), force=force)
+            if replaced is not None:
+                reason += "; replaces the token stored under the name (its grant is revoked next)"
+            editor.put(record)
+            editor.audit(
+                for_record(
+                    "issued",
+                    record,
+                    editor.meta.audit_key,
+                    reason=reason,
+                    command="login",
+                    grant=grant,
+                )
             )
+    except NameTaken as exc:
+        try:
+            result = revoke_at_provider(provider, record, timeout=10.0)
+            done = "revoked" if result.revoked else f"NOT revoked ({result.detail})"
+        except VaultError as failure:
+            done = f"NOT revoked ({failure.message})"
+        exc.message = (
+            f"{exc.message.partition('; nothing was sent')[0]}: it was stored while this login "
+            f"waited, so the new token was {done} and nothing was stored"
         )
-    return record
+        raise
+    return Stored(record, replaced)
 
 
 def _revoke_unwanted(provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet) -> str:

@@ -687,3 +687,26 @@ def test_any_log_counts_lives_and_attempts_apart(
         )
     assert all(by_seq[s]["name"] is None for s in seqs[2])
     assert sum(report["kinds"].values()) == len(by_seq) == report["log"]["events"]
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure", "not_revoked"])
+def test_the_revocation_of_a_grant_a_login_replaced_belongs_to_the_old_life(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    """`vault login --force`: the new token is issued first, then the old grant's revocation is
+    audited with the old fingerprint. Whether it succeeded or not, it is the old life's record:
+    never a failure, or a fingerprint, of the new token's life."""
+    w = Writer(tmp_path / "audit.jsonl", monkeypatch)
+    gh: dict[str, Any] = {"provider": "github", "issuer": "https://github.com"}
+    w.add("issued", name="gh", fingerprint="fp-1", command="login", **gh)
+    w.add("issued", name="gh", fingerprint="fp-2", command="login", **gh)
+    reason = "replaced by a new login" + ("" if outcome == "success" else "; not revoked: HTTP 503")
+    w.add("revoked", name="gh", fingerprint="fp-1", outcome=outcome, reason=reason, **gh)
+    w.add("used", name="gh", fingerprint="fp-2", command="token", **gh)
+    report = build_report(w.log(), w.hwm, now=NOW)
+    rows = [(t["life"], t["fingerprints"], t["status"], t["failures"]) for t in report["tokens"]]
+    ended = "revoked" if outcome == "success" else "replaced"
+    assert rows == [
+        (1, ["fp-1"], ended, 1 if outcome == "failure" else 0),
+        (2, ["fp-2"], "active", 0),
+    ]

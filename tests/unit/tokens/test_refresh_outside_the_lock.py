@@ -226,8 +226,8 @@ def test_an_answer_for_a_token_that_went_meanwhile_is_revoked(
         assert isinstance(error, NotFoundError)
     else:
         assert error.code == "replaced"
-    # The answer's grant is revoked (its new refresh token), and stored nowhere.
-    assert gate.revoked() == ["rt-00001-" + "r" * 20]
+    # The answer's grant is revoked (its new refresh token and access token), stored nowhere.
+    assert gate.revoked() == ["rt-00001-" + "r" * 20, "at-00001-" + "a" * 20]
     stored = (store.read() or pytest.fail("no vault")).get("t")
     if meanwhile == "deleted":
         assert stored is None

@@ -15,6 +15,10 @@ from vault.login import providers as _providers
 from vault.util.redact import scrub_text
 from vault.util.text import check_name, clean, rfc3339
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
+if TYPE_CHECKING:
+    from vault.store.model import TokenRecord
+
 
 def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
     configured = app.config.providers
@@ -33,6 +37,8 @@ def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
             issuer=ns.issuer,
             client_id=ns.client_id,
             discovery=base.preset in ("oidc", "gitlab"),
+            # Some providers refuse a request without a scope: an ad-hoc OIDC one gets openid.
+            scopes=base.scopes or ("openid",),
             source="command line",
         )
     if ns.provider is None:
@@ -99,11 +105,13 @@ def _audit_failure(app: App, ns: argparse.Namespace, exc: VaultError | None) -> 
 
 
 def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
+    from vault.tokens.lifecycle import check_relogin
     from vault.tokens.obtain import device_login, web_login
 
     provider = provider_for_login(app, ns)
     name = check_name(ns.name or provider.name)
     scopes = tuple(dict.fromkeys(ns.scope)) if ns.scope else provider.scopes
+    check_relogin(app.store, name, force=ns.force)  # before any request
     if provider.preset == "github":
         _github_limit(app, provider, scopes, screen)
     assert isinstance(screen, WebLoginScreen)
@@ -116,7 +124,7 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             wait = check_wait(DEFAULT_WAIT if ns.timeout is None else ns.timeout)
         except ValueError as exc:
             raise UsageError(f"--timeout: {exc}") from None
-        record = web_login(
+        stored = web_login(
             app.store,
             app.policy,
             provider,
@@ -125,9 +133,10 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             screen=screen,
             wait=wait,
             endpoints=endpoints,
+            force=ns.force,
         )
     else:
-        record = device_login(
+        stored = device_login(
             app.store,
             app.policy,
             provider,
@@ -135,7 +144,9 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             scopes=scopes,
             screen=screen,
             endpoints=endpoints,
+            force=ns.force,
         )
+    record = stored.record
     screen.event(
         {
             "event": "success",
@@ -152,7 +163,50 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             f"{' '.join(record.scopes) or 'none'}; expires {expiry}"
             f"{'; refreshable' if record.refresh_token else ''})."
         )
+    if stored.replaced is not None:
+        _retire(app, screen, stored.replaced, record)
     return 0
+
+
+def _retire(app: App, screen: LoginScreen, old: TokenRecord, new: TokenRecord) -> None:
+    """The grant the new login replaced, revoked now that the new token is stored; a failure
+    is a warning (the login succeeded: exit 0) saying the old grant is still alive."""
+    from vault.tokens.lifecycle import retire_replaced
+
+    try:
+        result = retire_replaced(app.store, app.config.providers, old, new)
+    except KeyboardInterrupt:  # the new token is stored: the login is not undone
+        app.store.warnings.append(
+            f"interrupted before the grant of the token this login replaced under {new.name!r} "
+            "was revoked: it may still be alive at the provider; revoke it there by hand"
+        )
+        return
+    screen.event(
+        {
+            "event": "replaced",
+            "name": new.name,
+            "revoked": result.revoked,
+            "detail": scrub_text(clean(result.problem or result.detail, 2000)),
+            "revoke_by_hand": result.by_hand,
+        }
+    )
+    if result.revoked:
+        if app.json:
+            return
+        if result.same:
+            app.say(f"It replaced a token the provider handed out again: {result.detail}.")
+        else:
+            app.say(f"Revoked the grant of the token it replaced ({result.detail}).")
+        return
+    where = (
+        f"revoke it by hand at {result.by_hand}"
+        if result.by_hand
+        else "revoke it at the provider (its account or application settings)"
+    )
+    app.store.warnings.append(
+        f"the grant of the token this login replaced under {new.name!r} is still alive at "
+        f"the provider ({result.problem}); {where}"
+    )
 
 
 def _github_limit(

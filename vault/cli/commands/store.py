@@ -273,6 +273,7 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
                 "deleted": deleted,
                 "revoked": result.revoked,
                 "revocation": result.status,
+                "tokens_revoked": list(result.tokens),
                 "detail": result.detail,
                 "revoke_by_hand": result.by_hand,
             }
