@@ -34,6 +34,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _view(p: argparse.ArgumentParser, *, times: bool = True) -> None:
+    """--wide (and --absolute) for a command whose tables a person reads."""
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column, nothing cut or wrapped (tables otherwise fit the terminal, 80 "
+        "columns when not on one)",
+    )
+    if times:
+        p.add_argument(
+            "--absolute",
+            action="store_true",
+            help="times as RFC 3339 (UTC) instead of relative to now (`in 7 min`, `2 h ago`)",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vault import __version__
 
@@ -77,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("list", "store:cmd_list", "list stored tokens (never a secret)")
     p.add_argument("--json", action="store_true")
+    _view(p)
 
     p = add("status", "store:cmd_status", "the vault, or one token, in detail")
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")
+    _view(p)
 
     for name in ("logout", "revoke"):
         p = add(name, "store:cmd_logout", "revoke a token where possible, delete it")
@@ -124,7 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="KEY=VALUE lines for CMD's environment, VALUE a literal or vault://NAME[#id_token]; "
         "repeatable, a later file wins",
     )
-    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="the token must stay valid SECONDS more: refreshed first if it expires sooner, "
+        "refused if it cannot be (default: %(default)s)",
+    )
     p.epilog = "Usage: vault exec NAME [--env VAR] [--env-file FILE]... -- CMD [ARG...]"
 
     p = add("inject", "inject:cmd_inject", "fill {{ vault://NAME }} placeholders of a template")
@@ -154,7 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="also send the token to HOST (it is refused by default)",
     )
-    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="refresh first if the token expires within SECONDS (default: %(default)s)",
+    )
 
     p = add(
         "aws",
@@ -312,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (default); json: lines exactly as stored; ocsf, ecs: one document a line",
     )
     p.add_argument("--json", action="store_true", help="the same as --format json")
+    _view(p)
     p = audit_cmd(
         "verify",
         "cmd_verify",
@@ -345,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
     fmt.add_argument("--html", metavar="FILE", help="a self-contained HTML page ('-': stdout)")
+    _view(p)
     p = audit_cmd("hash", "cmd_hash", "the fingerprint a token (from stdin) has in this log")
     p = audit_cmd("reset", "cmd_reset", "set a damaged log aside and start a new chain")
     p.add_argument("--reason", required=True, help="why (recorded in the new log)")
@@ -364,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=f"{COMMANDS}.policy:cmd_policy_show")
     p.add_argument("name", nargs="?", metavar="PROVIDER")
     p.add_argument("--json", action="store_true")
+    _view(p, times=False)
 
     p = add("doctor", "doctor:cmd_doctor", "check backend, paths, permissions, policies")
     p.add_argument("--json", action="store_true")

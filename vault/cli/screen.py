@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from vault.cli.render import dump_json
+from vault.cli.render import dump_json, style
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
@@ -53,7 +53,7 @@ class LoginScreen:
             "",
             f"  To log in to {clean(provider.name)} ({clean(endpoints.issuer, 200)}):",
             f"  1. Open      {url}",
-            f"  2. Enter     {device.user_code}",
+            f"  2. Enter     {style(device.user_code, 'code', self.err)}",
             f"  You are about to trust {host}: check that this is your identity provider.",
             f"  The code expires in {device.expires_in // 60} min {device.expires_in % 60} s "
             f"(at {rfc3339(time.time() + device.expires_in)}).",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from vault.cli.app import App
+from vault.cli.render import error_code
 from vault.cli.screen import LoginScreen
-from vault.errors import ConfigError, PolicyError, UsageError, VaultError
+from vault.errors import EXIT_INTERRUPTED, ConfigError, PolicyError, UsageError, VaultError
 from vault.login import http as _http
 from vault.login import providers as _providers
 from vault.util.redact import scrub_text
@@ -52,8 +53,10 @@ def cmd_login(app: App, ns: argparse.Namespace) -> int:
         screen.event(
             {
                 "event": "error",
-                "error": getattr(exc, "code", type(exc).__name__),
+                "error": error_code(exc),
                 "message": scrub_text(clean(exc.message, 2000)),
+                "hint": None if exc.hint is None else scrub_text(clean(exc.hint, 2000)),
+                "exit": exc.exit_code,
             }
         )
         _audit_failure(app, ns, exc)
@@ -61,7 +64,13 @@ def cmd_login(app: App, ns: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         screen.end_ticks()
         screen.event(
-            {"event": "error", "error": "interrupted", "message": "interrupted; nothing was stored"}
+            {
+                "event": "error",
+                "error": "interrupted",
+                "message": "interrupted; nothing was stored",
+                "hint": None,
+                "exit": EXIT_INTERRUPTED,
+            }
         )
         _audit_failure(app, ns, None)
         raise
