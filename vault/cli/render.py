@@ -198,26 +198,37 @@ def _split_long(word: str, width: int) -> list[str]:
     return pieces
 
 
+_BREAK_AFTER = " -._@+/:,"  # a line may end after one of these (a name or a path breaks there)
+
+
 def wrap(text: str, width: int) -> list[str]:
-    """``text`` as lines of at most ``width`` columns: broken at spaces, and a word wider than
-    the column broken where it must be (every character kept, none added: the rows of one
-    cell read as one value)."""
+    """``text`` as lines of at most ``width`` columns, broken after a space or a "-", ".",
+    "_", "@", "+", "/", ":" or ",", so that a name or a path breaks between its parts; a part
+    wider than the column is broken where it must be. Every character but the spaces at a
+    break is kept, and none is added: the lines of one cell read as one value."""
     width = max(1, width)
     if text_width(text) <= width:
         return [text]
+    import re
+
+    parts = [p for p in re.split(f"(?<=[{re.escape(_BREAK_AFTER)}])", text) if p]
     lines: list[str] = []
     current = ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if text_width(candidate) <= width:
-            current = candidate
+    for part in parts:
+        if text_width((current + part).rstrip(" ")) <= width:
+            current += part
             continue
-        if current:
-            lines.append(current)
-        pieces = _split_long(word, width) if word else [""]
-        lines.extend(pieces[:-1])
-        current = pieces[-1]
-    lines.append(current)
+        if current.strip(" "):
+            lines.append(current.rstrip(" "))
+        current = ""
+        part = part.lstrip(" ")
+        if text_width(part.rstrip(" ")) > width:
+            pieces = _split_long(part.rstrip(" "), width)
+            lines.extend(pieces[:-1])
+            part = pieces[-1]
+        current = part
+    if current.strip(" ") or not lines:
+        lines.append(current.rstrip(" "))
     return lines
 
 
