@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 DEFAULT_WIDTH = 80  # the width of output that does not go to a terminal
 MIN_WIDTH = 40  # narrower terminals get this width (and wrap themselves)
 GAP = "  "  # between two columns
+WRAP_BEFORE_DROP = 20  # a wrapped column's width that a droppable column gives way to
 
 _WROTE: list[bool] = []  # not empty once dump_json wrote to stdout (vault.cli.main reads it)
 
@@ -241,17 +242,24 @@ class Column:
     ``fit``: how a cell wider than the column is shown: "wrap" (over several rows, nothing
     lost: names, which are never cut), "cut" (shortened, ending in an ellipsis) or "keep"
     (never narrowed: short fixed values such as times). ``least`` is the narrowest the column
-    gets (its header's width at least). ``wide``: shown only in the wide view (`--wide`)."""
+    gets (its header's width at least). ``wide``: shown only in the wide view (`--wide`).
+    ``drop``: when the table cannot fit even with every column at its least, the column with
+    the highest ``drop`` is left out (then the next); 0: never left out. A "wrap" column
+    counts as up to WRAP_BEFORE_DROP wide there: a column is left out before a name of
+    that width is wrapped."""
 
-    __slots__ = ("fit", "header", "least", "wide")
+    __slots__ = ("drop", "fit", "header", "least", "wide")
 
-    def __init__(self, header: str, fit: str = "cut", *, least: int = 6, wide: bool = False):
+    def __init__(
+        self, header: str, fit: str = "cut", *, least: int = 6, wide: bool = False, drop: int = 0
+    ) -> None:
         if fit not in ("wrap", "cut", "keep"):
             raise ValueError(f"unknown fit {fit!r}")
         self.header = header
         self.fit = fit
         self.least = max(least, text_width(header))
         self.wide = wide
+        self.drop = drop
 
 
 class Styled:
@@ -278,16 +286,17 @@ def _widths(columns: Sequence[Column], texts: list[list[str]], width: int | None
     if width is None:
         return widths
     room = width - len(GAP) * (len(columns) - 1)
-    while sum(widths) > room:
-        slack = [
-            (widths[i] - c.least, i)
-            for i, c in enumerate(columns)
-            if c.fit != "keep" and widths[i] > c.least
-        ]
-        if not slack:
-            break
-        _, i = max(slack)
-        widths[i] -= 1
+    for fit in ("cut", "wrap"):  # values cut (and marked) first; names wrapped only then
+        while sum(widths) > room:
+            slack = [
+                (widths[i] - c.least, i)
+                for i, c in enumerate(columns)
+                if c.fit == fit and widths[i] > c.least
+            ]
+            if not slack:
+                break
+            _, i = max(slack)
+            widths[i] -= 1
     return widths
 
 
@@ -305,6 +314,8 @@ def render_table(
     wide unless the columns' least widths already exceed it. ``color``: emphasis (header
     bold, styled cells as they say) as SGR sequences, which take no columns."""
     shown = [i for i, c in enumerate(columns) if wide or not c.wide]
+    if not wide and width is not None:
+        shown = _droppable(columns, rows, shown, width)
     cols = [columns[i] for i in shown]
     texts = [[_text(row[i]) for i in shown] for row in rows]
     kinds = [[_kind(row[i]) for i in shown] for row in rows]
@@ -340,6 +351,30 @@ def render_table(
                 )
             )
     return out
+
+
+def _droppable(
+    columns: Sequence[Column], rows: Sequence[Sequence[Cell]], shown: list[int], width: int
+) -> list[int]:
+    """``shown`` without the columns (highest ``drop`` first) that must go for the rest to
+    fit ``width`` at their least widths."""
+    shown = list(shown)
+
+    def narrowest(i: int) -> int:
+        c = columns[i]
+        natural = max([text_width(c.header), *(text_width(_text(r[i])) for r in rows)])
+        if c.fit == "keep":
+            return natural
+        if c.fit == "wrap":  # a name up to WRAP_BEFORE_DROP wide is not wrapped to keep a column
+            return min(natural, max(c.least, WRAP_BEFORE_DROP))
+        return min(natural, c.least)
+
+    while True:
+        need = sum(narrowest(i) for i in shown) + len(GAP) * (len(shown) - 1)
+        candidates = [i for i in shown if columns[i].drop > 0]
+        if need <= width or not candidates:
+            return shown
+        shown.remove(max(candidates, key=lambda i: columns[i].drop))
 
 
 def _text(cell: Cell) -> str:

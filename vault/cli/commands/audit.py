@@ -325,9 +325,9 @@ def _report_tables(app: App, report: dict[str, Any], rows: list[dict[str, Any]])
     app.say(f"Audit log {clean(log['path'])}: {clean(log['verify_message'], 2000)}")
     table(
         [Column("NAME", "wrap", least=8), Column("LIFE", "keep"),
-         Column("PROVIDER", "cut", wide=True), Column("ISSUED", "keep"),
+         Column("PROVIDER", "cut", wide=True), Column("ISSUED", "keep", drop=2),
          Column("ENDED", "keep", wide=True), Column("USES", "keep"),
-         Column("LAST USE", "keep"), Column("REFRESHES", "keep", wide=True),
+         Column("LAST USE", "keep", drop=1), Column("REFRESHES", "keep", wide=True),
          Column("DENIED", "keep"), Column("FAILED", "keep"), Column("STATUS", "cut", least=7),
          Column("USERS", "cut", wide=True)],
         [
@@ -347,7 +347,8 @@ def _report_tables(app: App, report: dict[str, Any], rows: list[dict[str, Any]])
              Column("ATTEMPTS", "keep"), Column("LOOKUPS", "keep", wide=True),
              Column("LOGINS FAILED", "keep", wide=True), Column("INTERRUPTED", "keep", wide=True),
              Column("DENIED", "keep"), Column("OTHER", "keep", wide=True),
-             Column("FIRST", "keep"), Column("LAST", "keep"), Column("USERS", "cut", wide=True)],
+             Column("FIRST", "keep", drop=1), Column("LAST", "keep"),
+             Column("USERS", "cut", wide=True)],
             [
                 [_cell(a["name"], 128), _cell(a["provider"], 24), _cell(a["attempts"], 20),
                  _cell(a["failed_lookups"], 20), _cell(a["failed_logins"], 20),
@@ -361,7 +362,8 @@ def _report_tables(app: App, report: dict[str, Any], rows: list[dict[str, Any]])
     if report["vault_events"]:
         sys.stdout.write("\nVault events:\n")
         table(
-            [Column("EVENT", "wrap", least=8), Column("COUNT", "keep"), Column("FIRST", "keep"),
+            [Column("EVENT", "wrap", least=8), Column("COUNT", "keep"),
+             Column("FIRST", "keep", drop=1),
              Column("LAST", "keep")],
             [
                 [_cell(v["event"], 30), _cell(v["count"], 20), at(v["first"]), at(v["last"])]

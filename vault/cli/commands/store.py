@@ -165,13 +165,13 @@ def _table(app: App, records: list[TokenRecord], now: float, ns: argparse.Namesp
     accounts = any(_account(r) for r in records)
     columns = [
         Column("NAME", "wrap", least=8),
-        *([Column("ACCOUNT", "cut", least=7)] if accounts else []),
+        *([Column("ACCOUNT", "cut", least=7, drop=1)] if accounts else []),
         Column("PROVIDER", "cut", least=8),
-        Column("SCOPES", "cut", least=6),
-        Column("ISSUED", "keep"),
+        Column("SCOPES", "cut", least=6, drop=2),
+        Column("ISSUED", "keep", drop=3),
         Column("EXPIRES", "keep"),
         Column("REFRESHED", "keep", wide=True),
-        Column("STATE", "wrap", least=8),
+        Column("STATE", "keep"),
     ]
     rows: list[list[Cell]] = []
     for r in records:
