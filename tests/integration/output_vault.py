@@ -23,7 +23,7 @@ TOKENS: dict[str, tuple[str, list[str], dict[str, object]]] = {
         ["repo", "read:org"],
         {"issued": -2 * H - 1800, "expires": 7 * H + 1800, "refresh": True, "display": "octocat"},
     ),
-    "gh-expiring": ("github", ["repo"], {"issued": -1800, "expires": 150}),
+    "gh-expiring": ("github", ["repo"], {"issued": -1800, "expires": 299}),
     "gl-refreshable": (
         "gitlab",
         ["api"],

@@ -221,13 +221,11 @@ def wrap(text: str, width: int) -> list[str]:
             continue
         if current.strip(" "):
             lines.append(current.rstrip(" "))
-        current = ""
-        part = part.lstrip(" ")
-        if text_width(part.rstrip(" ")) > width:
-            pieces = _split_long(part.rstrip(" "), width)
+        current = part.lstrip(" ")
+        if text_width(current.rstrip(" ")) > width:
+            pieces = _split_long(current.rstrip(" "), width)
             lines.extend(pieces[:-1])
-            part = pieces[-1]
-        current = part
+            current = pieces[-1]
     if current.strip(" ") or not lines:
         lines.append(current.rstrip(" "))
     return lines

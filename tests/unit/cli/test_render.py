@@ -198,8 +198,17 @@ def _columns() -> list[Column]:
 
 TIMES = st.sampled_from(["now", "59 s ago", "in 59 min", "364 d ago", "never", "-"])
 STATES = st.sampled_from(
-    ["valid", "expiring", "refreshable", "expired", "needs_login", "rejected"]
-    + ["denied:max_token_age", "denied:allowed_scopes", "denied:allowed_issuers"]
+    [
+        "valid",
+        "expiring",
+        "refreshable",
+        "expired",
+        "needs_login",
+        "rejected",
+        "denied:max_token_age",
+        "denied:allowed_scopes",
+        "denied:allowed_issuers",
+    ]
 )
 
 
