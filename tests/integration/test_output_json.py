@@ -14,7 +14,11 @@ from vault.cli.parser import build_parser
 # Commands whose JSON is a document (or a stream) that itself says what failed.
 OWN_DOCUMENT = {("audit", "verify"), ("policy", "check"), ("doctor",), ("login",)}
 # Positionals a command needs to get as far as running.
-ARGS = {("logout",): ["nope"], ("revoke",): ["nope"], ("refresh",): ["nope"]}
+ARGS: dict[tuple[str, ...], list[str]] = {
+    ("logout",): ["nope"],
+    ("revoke",): ["nope"],
+    ("refresh",): ["nope"],
+}
 
 
 def json_commands() -> list[tuple[str, ...]]:
