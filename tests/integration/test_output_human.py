@@ -129,3 +129,28 @@ def test_accounts_and_relative_times(full: VaultCLI) -> None:
     rejected = full.run("status", "rejected").stdout
     assert "rejected:    10 min ago (" in rejected
     assert "refreshable: yes\n" in rejected
+
+
+def test_names_and_values_at_their_limits_fit(passphrase_vault: VaultCLI) -> None:
+    """A 128-character name (the longest a name may be), a long provider name and many long
+    scopes: every line of list, status and audit show within 80 columns, the name whole
+    (wrapped, never cut), the scopes cut with a mark; --wide has them all on one line."""
+    vault = passphrase_vault
+    name = "n" + "-abcdefghi" * 12 + "-xyzuvw"  # 128 characters
+    assert len(name) == 128
+    scopes = [f"scope:{'s' * 40}:{i}" for i in range(12)]
+    args = [f"--scope={s}" for s in scopes]
+    r = vault.run("import", name, "--provider", "github", *args, input="tok-limit-000000001")
+    assert r.returncode == 0, r
+    r = vault.run("import", "b", "--provider", "gitlab", input="tok-limit-000000002")
+    assert r.returncode == 0, r
+    for command in (["list"], ["status"], ["status", name], ["audit", "show"]):
+        out = vault.run(*command).stdout
+        assert all(len(line) <= 80 for line in out.splitlines()), (command, out)
+    listed = vault.run("list").stdout.splitlines()
+    assert listed[1].startswith("b ")  # "b" sorts first
+    assert "".join(line.split(" ")[0] for line in listed[2:]) == name  # read down: whole
+    assert any("…" in line for line in listed)  # the scopes, cut and marked
+    wide = vault.run("list", "--wide").stdout.splitlines()
+    assert wide[2].startswith(name + "  ")
+    assert " ".join(scopes) in wide[2]
