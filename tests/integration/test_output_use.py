@@ -5,7 +5,7 @@ matters (its help, and the refusal it causes)."""
 from __future__ import annotations
 
 from tests.conftest import VaultCLI
-from tests.harness.fake_oauth import fake_oauth
+from tests.harness.fake_oauth import Handler, fake_oauth
 
 
 def _api_vault(vault: VaultCLI, issuer: str) -> None:
@@ -18,7 +18,7 @@ def _api_vault(vault: VaultCLI, issuer: str) -> None:
 
 
 def test_api_error_body_ends_with_a_newline_and_data_is_untouched(vault: VaultCLI) -> None:
-    routes = {
+    routes: dict[str, Handler] = {
         "/missing": lambda _q: (404, {"Content-Type": "application/json"}, b'{"message":"nope"}'),
         "/ended": lambda _q: (500, {"Content-Type": "text/plain"}, b"broken\n"),
         "/empty": lambda _q: (403, {"Content-Type": "text/plain"}, b""),
