@@ -43,7 +43,7 @@ def test_api_error_body_ends_with_a_newline_and_data_is_untouched(vault: VaultCL
 def test_exec_min_valid_default_in_help_and_in_its_refusal(vault: VaultCLI) -> None:
     help_text = " ".join(vault.run("exec", "--help").stdout.split())
     assert "--min-valid SECONDS" in help_text
-    assert "(default: 60)" in help_text
+    assert "(default 60)" in help_text
     r = vault.run(
         "import", "short", "--provider", "github", "--expires-in", "45", input="tok-short-0001"
     )

@@ -148,7 +148,7 @@ def test_import_refuses_duplicates_and_bad_input(vault: VaultCLI) -> None:
         (["import", "y", "--provider", "nosuch"], "unknown provider"),
         (["import", "y"], "--provider"),
         (["token"], "name"),
-        (["frobnicate"], "invalid choice"),
+        (["frobnicate"], "unknown command 'frobnicate'"),
         (["token", "x", "--min-valid", "-1"], "--min-valid"),
         (["import", "y", "--provider", "github", "--expires-at", "yesterday"], "RFC 3339"),
     ):
