@@ -395,7 +395,7 @@ def test_filters_by_user_host_command_and_durations(vault: VaultCLI) -> None:
     assert [json.loads(line)["name"] for line in r.stdout.splitlines()] == ["a"] * 3 + ["nosuch"]
     assert vault.run("audit", "show", "--json", "--command", "tok").stdout == ""
     assert vault.run("audit", "show", "--json", "--until", "1h").stdout == ""
-    table = vault.run("audit", "show", "--event", "issued").stdout
+    table = vault.run("audit", "show", "--event", "issued", "--wide").stdout
     assert "USER" in table.splitlines()[0]
     assert str(me["host"]) in table
     report = json.loads(vault.run("audit", "report", "--json", "--since", "7d").stdout)

@@ -253,7 +253,10 @@ def test_ctrl_c_while_polling_stores_nothing(configured: VaultCLI) -> None:
         "event": "error",
         "error": "interrupted",
         "message": "interrupted; nothing was stored",
+        "hint": None,
+        "exit": 130,
     }
+    assert sum(e["event"] == "error" for e in events) == 1  # not again from vault.cli.main
     assert "Traceback" not in err
     assert configured.run("token", "local").returncode == 4
 

@@ -185,7 +185,7 @@ def test_strictest_wins_across_system_and_user(vault: VaultCLI, tmp_path: Path) 
     assert ("allowed_scopes", f"{user}:3") in sources
     assert ("denied_scopes", f"{user}:4") in sources
     assert ("providers.github.max_token_age", f"{system}:6") in sources
-    text = vault.run("policy", "show", env=env)
+    text = vault.run("policy", "show", "--wide", env=env)  # --wide: paths not wrapped
     assert text.returncode == 0
     assert f"{system}:2 (system)" in text.stdout
     # repo: allowed by the system, not by the user -> refused; read:org allowed by both.

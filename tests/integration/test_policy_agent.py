@@ -167,7 +167,7 @@ def test_policy_show_a_user_cannot_loosen_the_system_agent_rule(tmp_path: Path) 
     # the agent rule is the whole vault's: a provider's view shows it too
     shown = json.loads(vault.run("policy", "show", "github", "--json", env=env).stdout)
     assert shown["effective"]["agent"] == doc["effective"]["agent"]
-    text = vault.run("policy", "show", env=env)
+    text = vault.run("policy", "show", "--wide", env=env)  # paths not wrapped
     assert text.returncode == 0, text
     assert f"Effective agent.allowed: true (from {system}:3)\n" in text.stdout
     assert f"Effective agent.max_unlocked: 8h (from {system}:4)\n" in text.stdout
@@ -179,7 +179,7 @@ def test_policy_show_a_user_cannot_loosen_the_system_agent_rule(tmp_path: Path) 
         "allowed": {"value": False, "source": f"{user}:3"},
         "max_unlocked": {"value": "15m", "seconds": 900, "source": f"{user}:4"},
     }
-    text = vault.run("policy", "show", env=env)
+    text = vault.run("policy", "show", "--wide", env=env)  # paths not wrapped
     assert f"Effective agent.allowed: false (from {user}:3)\n" in text.stdout
     assert f"Effective agent.max_unlocked: 15m (from {user}:4)\n" in text.stdout
     # a system false stays false whatever the user says

@@ -255,7 +255,8 @@ def test_unattended_keyring_unreachable_or_locked_exits_6(vault: VaultCLI, tmp_p
         r = v.run("prune", "--json", timeout=30)
         assert r.returncode == 6, r
         assert "locked" in r.stderr
-        assert r.stdout == ""
+        error = json.loads(r.stdout)  # --json: the error as one object, nothing else
+        assert (error["event"], error["error"], error["exit"]) == ("error", "integrity", 6)
     assert "othing to prune" not in r.stderr
 
 

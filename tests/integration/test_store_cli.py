@@ -100,7 +100,6 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
         "SCOPES",
         "ISSUED",
         "EXPIRES",
-        "AGE",
         "STATE",
     ]
     assert "glpat-canary" not in text.stdout

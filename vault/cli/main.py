@@ -35,24 +35,26 @@ def main(argv: list[str] | None = None) -> int:
 
             code = run(args)
     except VaultError as exc:
-        _report(f"vault: error: {exc.message}", exc.hint)
+        _report(exc.message, exc.hint, error=True)
         code = exc.exit_code
-    except KeyboardInterrupt:
-        _report("vault: interrupted", None)
+        _json_error(args, exc, exc.message, exc.hint, code)
+    except KeyboardInterrupt as exc:
+        _report("interrupted", None)
         code = EXIT_INTERRUPTED
+        _json_error(args, exc, "interrupted", None, code)
     except BrokenPipeError:
         # The reader went away (`vault list | head`): not our failure.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
     except Exception as exc:
-        _report(
-            f"vault: internal error ({type(exc).__name__}); this is a bug, please report it",
-            "rerun with --debug for a (redacted) traceback" if not debug else None,
-        )
+        message = f"internal error ({type(exc).__name__}); this is a bug, please report it"
+        hint = "rerun with --debug for a (redacted) traceback" if not debug else None
+        _report(message, hint)
         if debug:
             _debug_traceback(exc)
         code = EXIT_INTERNAL
+        _json_error(args, exc, message, hint, code)
     try:  # noqa: SIM105 (contextlib: 4 ms of imports `vault token` through the agent avoids)
         sys.stdout.flush()
     except BrokenPipeError:
@@ -60,16 +62,69 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _report(line: str, hint: str | None) -> None:
+def _scrubbed(text: str) -> str:
     from vault.util.redact import scrub_text
     from vault.util.text import clean
 
     # Messages quote servers and files: strip controls, and mask anything shaped like a secret.
-    text = scrub_text(clean(line, limit=2000))
+    return scrub_text(clean(text, limit=2000))
+
+
+def _report(message: str, hint: str | None, *, error: bool = False) -> None:
+    """One line on stderr, "vault: error: MESSAGE" (``error``) or "vault: MESSAGE", and a
+    "vault: hint: ..." line; "error:" emphasised where stderr is a terminal that takes colour
+    (vault.cli.render.color_enabled)."""
+    text = _scrubbed(message)
+    if error:
+        from vault.cli.render import style
+
+        text = style("error:", "error", sys.stderr) + " " + text
+    text = "vault: " + text
     if hint:
-        text += "\nvault: hint: " + scrub_text(clean(hint, limit=2000))
+        text += "\nvault: hint: " + _scrubbed(hint)
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON output: --json (or `--format json`, its alias
+    for `audit show`) before any "--" (after it come `vault exec`'s command's own words).
+    Read from the words themselves, so that a command line argparse refuses gets its error
+    as JSON too."""
+    words = args[: args.index("--")] if "--" in args else args
+    for i, word in enumerate(words):
+        if word in {"--json", "--format=json"}:
+            return True
+        if word == "--format" and i + 1 < len(words) and words[i + 1] == "json":
+            return True
+    return False
+
+
+def _json_error(
+    args: list[str], exc: BaseException, message: str, hint: str | None, code: int
+) -> None:
+    """With --json, the error as one JSON object on stdout, besides the line on stderr:
+    ``{"event": "error", "error": CODE, "message", "hint", "exit"}`` (README: "JSON
+    output"). Not when the command already printed JSON (its document says it failed, as
+    `audit verify` and `policy check` do, or its event stream ended with its own error
+    event, as `login` does)."""
+    if not wants_json(args):
+        return
+    from vault.cli.render import dump_json, error_code, wrote_json
+
+    if wrote_json():
+        return
+    doc = {
+        "event": "error",
+        "error": error_code(exc),
+        "message": _scrubbed(message),
+        "hint": None if hint is None else _scrubbed(hint),
+        "exit": code,
+    }
+    try:  # noqa: SIM105 (contextlib: imports an error path need not pay for)
+        dump_json(doc)
+    except (OSError, ValueError):  # stdout is gone (a closed pipe): the exit code remains
+        pass
 
 
 def _debug_traceback(exc: BaseException) -> None:

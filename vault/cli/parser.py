@@ -34,6 +34,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _view(p: argparse.ArgumentParser, *, times: bool = True) -> None:
+    """--wide (and --absolute) for a command whose tables a person reads."""
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column, nothing cut or wrapped (tables otherwise fit the terminal, 80 "
+        "columns when not on one)",
+    )
+    if times:
+        p.add_argument(
+            "--absolute",
+            action="store_true",
+            help="times as RFC 3339 (UTC) instead of relative to now (`in 7 min`, `2 h ago`)",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vault import __version__
 
@@ -79,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("list", "store:cmd_list", "list stored tokens (never a secret)")
     p.add_argument("--json", action="store_true")
+    _view(p)
 
     p = add("status", "store:cmd_status", "the vault, or one token, in detail")
     p.add_argument("name", nargs="?")
@@ -86,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verify", action="store_true", help="ask GitHub for the token's live scopes (drift)"
     )
+    _view(p)
 
     for name in ("logout", "revoke"):
         p = add(name, "store:cmd_logout", "revoke a token where possible, delete it")
@@ -366,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (default); json: lines exactly as stored; ocsf, ecs: one document a line",
     )
     p.add_argument("--json", action="store_true", help="the same as --format json")
+    _view(p)
     p = audit_cmd(
         "verify",
         "cmd_verify",
@@ -399,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout, one row a token")
     fmt.add_argument("--html", metavar="FILE", help="a self-contained HTML page ('-': stdout)")
+    _view(p)
     p = audit_cmd("hash", "cmd_hash", "the fingerprint a token (from stdin) has in this log")
     p = audit_cmd("reset", "cmd_reset", "set a damaged log aside and start a new chain")
     p.add_argument("--reason", required=True, help="why (recorded in the new log)")
@@ -422,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
         "name", nargs="?", metavar="PROVIDER", help="one provider's policy (default: all)"
     )
     p.add_argument("--json", action="store_true")
+    _view(p, times=False)
 
     p = add("doctor", "doctor:cmd_doctor", "check backend, paths, permissions, policies")
     p.add_argument("--json", action="store_true")

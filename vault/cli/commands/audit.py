@@ -17,7 +17,7 @@ from typing import Any
 from vault.audit.chain import AuditLog, Hwm, fingerprint, verify
 from vault.audit.report import EVENTS, SUMMARY, Filters, build_report, matching
 from vault.cli.app import App
-from vault.cli.render import dump_json, table
+from vault.cli.render import Cell, Column, Styled, dump_json, table, when
 from vault.errors import ConfigError, IntegrityError, UsageError
 from vault.fs.durable import atomic_write
 from vault.store.vault import Snapshot
@@ -189,41 +189,53 @@ def cmd_show(app: App, ns: argparse.Namespace) -> int:
         for _, doc in filtered(app, ns):
             out.write(_terminal_safe_json(convert(doc)) + b"\n")
         return 0
-    rows = []
+    now, absolute = time.time(), bool(getattr(ns, "absolute", False))
+    rows: list[list[Cell]] = []
     for _, doc in filtered(app, ns):
+        outcome = _cell(doc.get("outcome"), 12)
         rows.append(
             [
                 _cell(doc.get("seq"), 20),
-                _cell(str(doc.get("time", ""))[:19] + "Z", 20),
+                _time(doc.get("time"), now, absolute),
                 _cell(doc.get("event"), 24),
-                _cell(doc.get("name"), 40),
+                _cell(doc.get("name"), 128),
                 _cell(doc.get("provider"), 24),
-                _cell(doc.get("outcome"), 12),
+                Styled(outcome, _OUTCOME_STYLE.get(outcome)),
                 _cell(doc.get("user"), 32),
-                _cell(doc.get("host"), 40),
-                _cell(doc.get("command"), 40),
-                _cell(doc.get("reason") or doc.get("rule"), 80),
+                _cell(doc.get("host"), 64),
+                _cell(doc.get("command"), 80),
+                _cell(doc.get("reason") or doc.get("rule"), 200),
             ]
         )
     if not rows:
         app.say("No audit records match.")
         return 0
     table(
-        [
-            "SEQ",
-            "TIME",
-            "EVENT",
-            "NAME",
-            "PROVIDER",
-            "OUTCOME",
-            "USER",
-            "HOST",
-            "COMMAND",
-            "REASON",
-        ],
+        [Column("SEQ", "keep"), Column("TIME", "keep"), Column("EVENT", "cut", least=7),
+         Column("NAME", "wrap", least=8), Column("PROVIDER", "cut", wide=True),
+         Column("OUTCOME", "cut", least=7), Column("USER", "cut", wide=True),
+         Column("HOST", "cut", wide=True), Column("COMMAND", "cut", least=8),
+         Column("REASON", "cut", least=8)],
         rows,
-    )
+        wide=bool(getattr(ns, "wide", False)),
+    )  # fmt: skip
     return 0
+
+
+_OUTCOME_STYLE = {"denied": "bad", "failure": "bad", "success": None}
+
+
+def _time(value: object, now: float, absolute: bool) -> str:
+    """A record's time (as stored: RFC 3339 UTC, milliseconds) for a person: relative to now,
+    or with --absolute to the second, as written; "-" where it is missing or not a time (the
+    log is read unverified)."""
+    if not isinstance(value, str) or not value:
+        return "-"
+    try:
+        ts = parse_time(value)
+    except (ValueError, OverflowError, OSError):
+        return _cell(value[:24], 24)
+    return when(ts, now, absolute=absolute)
 
 
 # --- report ------------------------------------------------------------------------------
@@ -295,63 +307,83 @@ def _without_events(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "events"}
 
 
-def _when(value: object) -> str:
-    return _cell(str(value)[:19] if value else None, 20)
-
-
 def _report_tables(app: App, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     """`vault audit report` for a person: the verdict, then the lives, attempts, vault events
-    and the records per user and host, each table only when it has rows."""
+    and the records per user and host, each table only when it has rows. Narrow (fitted to
+    the width) unless --wide; times relative unless --absolute."""
+    ns = app.ns
+    wide, absolute, now = (
+        bool(getattr(ns, "wide", False)),
+        bool(getattr(ns, "absolute", False)),
+        time.time(),
+    )
+
+    def at(value: object) -> str:
+        return _time(value, now, absolute) if value else "-"
+
     log = report["log"]
     app.say(f"Audit log {clean(log['path'])}: {clean(log['verify_message'], 2000)}")
     table(
-        ["NAME", "LIFE", "PROVIDER", "ISSUED", "ENDED", "USES", "LAST USE", "REFRESHES",
-         "DENIALS", "FAILURES", "STATUS", "USERS"],
+        [Column("NAME", "wrap", least=8), Column("LIFE", "keep"),
+         Column("PROVIDER", "cut", wide=True), Column("ISSUED", "keep", drop=2),
+         Column("ENDED", "keep", wide=True), Column("USES", "keep"),
+         Column("LAST USE", "keep", drop=1), Column("REFRESHES", "keep", wide=True),
+         Column("DENIED", "keep"), Column("FAILED", "keep"), Column("STATUS", "cut", least=7),
+         Column("USERS", "cut", wide=True)],
         [
-            [_cell(r["name"], 40), _cell(r["life"], 6), _cell(r["provider"], 24),
-             _when(r["issued"]), _when(r["ended"]), _cell(r["uses"], 20),
-             _when(r["last_use"]), _cell(r["refreshes"], 20), _cell(r["denials"], 20),
-             _cell(r["failures"], 20), _cell(r["status"], 12),
-             _cell(" ".join(r["users"]), 60)]
+            [_cell(r["name"], 128), _cell(r["life"], 6), _cell(r["provider"], 24),
+             at(r["issued"]), at(r["ended"]), _cell(r["uses"], 20), at(r["last_use"]),
+             _cell(r["refreshes"], 20), _cell(r["denials"], 20), _cell(r["failures"], 20),
+             _cell(r["status"], 12), _cell(" ".join(r["users"]), 60)]
             for r in rows
         ],
+        wide=wide,
     )  # fmt: skip
     attempts = report["attempts"]
     if attempts:
         sys.stdout.write("\nAttempts (names that held no token):\n")
         table(
-            ["NAME", "PROVIDER", "ATTEMPTS", "LOOKUPS", "LOGINS FAILED", "INTERRUPTED",
-             "DENIALS", "OTHER", "FIRST", "LAST", "USERS"],
+            [Column("NAME", "wrap", least=8), Column("PROVIDER", "cut", wide=True),
+             Column("ATTEMPTS", "keep"), Column("LOOKUPS", "keep", wide=True),
+             Column("LOGINS FAILED", "keep", wide=True), Column("INTERRUPTED", "keep", wide=True),
+             Column("DENIED", "keep"), Column("OTHER", "keep", wide=True),
+             Column("FIRST", "keep", drop=1), Column("LAST", "keep"),
+             Column("USERS", "cut", wide=True)],
             [
-                [_cell(a["name"], 40), _cell(a["provider"], 24), _cell(a["attempts"], 20),
+                [_cell(a["name"], 128), _cell(a["provider"], 24), _cell(a["attempts"], 20),
                  _cell(a["failed_lookups"], 20), _cell(a["failed_logins"], 20),
                  _cell(a["interrupted_logins"], 20), _cell(a["denials"], 20),
-                 _cell(a["other"], 20), _when(a["first"]), _when(a["last"]),
+                 _cell(a["other"], 20), at(a["first"]), at(a["last"]),
                  _cell(" ".join(a["users"]), 60)]
                 for a in attempts
             ],
+            wide=wide,
         )  # fmt: skip
     if report["vault_events"]:
         sys.stdout.write("\nVault events:\n")
         table(
-            ["EVENT", "COUNT", "FIRST", "LAST"],
+            [Column("EVENT", "wrap", least=8), Column("COUNT", "keep"),
+             Column("FIRST", "keep", drop=1),
+             Column("LAST", "keep")],
             [
-                [_cell(v["event"], 30), _cell(v["count"], 20), _when(v["first"]),
-                 _when(v["last"])]
+                [_cell(v["event"], 30), _cell(v["count"], 20), at(v["first"]), at(v["last"])]
                 for v in report["vault_events"]
             ],
+            wide=wide,
         )  # fmt: skip
     for key, title in (("users", "USER"), ("hosts", "HOST")):
         if report[key]:
             sys.stdout.write(f"\nPer {key[:-1]}:\n")
             table(
-                [title, "EVENTS", "USES", "DENIALS", "FAILURES", "ATTEMPTS"],
+                [Column(title, "wrap", least=8), Column("EVENTS", "keep"), Column("USES", "keep"),
+                 Column("DENIED", "keep"), Column("FAILED", "keep"), Column("ATTEMPTS", "keep")],
                 [
-                    [_cell(r[key[:-1]], 40), _cell(r["events"], 20), _cell(r["uses"], 20),
+                    [_cell(r[key[:-1]], 64), _cell(r["events"], 20), _cell(r["uses"], 20),
                      _cell(r["denials"], 20), _cell(r["failures"], 20),
                      _cell(r["attempts"], 20)]
                     for r in report[key]
                 ],
+                wide=wide,
             )  # fmt: skip
 
 

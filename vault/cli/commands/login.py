@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 
 from vault.cli.app import App
+from vault.cli.render import error_code
 from vault.cli.screen import LoginScreen
 from vault.cli.webscreen import WebLoginScreen
-from vault.errors import ConfigError, PolicyError, UsageError, VaultError
+from vault.errors import EXIT_INTERRUPTED, ConfigError, PolicyError, UsageError, VaultError
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
@@ -63,8 +64,10 @@ def cmd_login(app: App, ns: argparse.Namespace) -> int:
         screen.event(
             {
                 "event": "error",
-                "error": getattr(exc, "code", type(exc).__name__),
+                "error": error_code(exc),
                 "message": scrub_text(clean(exc.message, 2000)),
+                "hint": None if exc.hint is None else scrub_text(clean(exc.hint, 2000)),
+                "exit": exc.exit_code,
             }
         )
         _audit_failure(app, ns, exc)
@@ -72,7 +75,13 @@ def cmd_login(app: App, ns: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         screen.end_ticks()
         screen.event(
-            {"event": "error", "error": "interrupted", "message": "interrupted; nothing was stored"}
+            {
+                "event": "error",
+                "error": "interrupted",
+                "message": "interrupted; nothing was stored",
+                "hint": None,
+                "exit": EXIT_INTERRUPTED,
+            }
         )
         _audit_failure(app, ns, None)
         raise

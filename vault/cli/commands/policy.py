@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.cli.app import App
-from vault.cli.render import dump_json, table
+from vault.cli.render import Column, dump_json, output_width, table, wrap
 from vault.errors import ConfigError, VaultError
 from vault.login.providers import Identity
 from vault.policy.rules import (
@@ -153,18 +153,18 @@ def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
     if not policy.files:
         sys.stdout.write("No policy files are in force: nothing is restricted.\n")
         return 0
+    wide = bool(getattr(ns, "wide", False))
     sys.stdout.write("Rules combine strictest-wins: every rule below applies.\n")
     table(
-        ["RULE", "VALUE", "FROM"],
+        [Column("RULE", "wrap", least=12), Column("VALUE", "wrap", least=8),
+         Column("FROM", "wrap", least=16)],
         [
-            [
-                e["rule"],
-                ", ".join(e["value"]) if isinstance(e["value"], list) else str(e["value"]),
-                e["source"] + (" (system)" if e["system"] else " (user)"),
-            ]
+            [e["rule"], _shown(e["value"]),
+             e["source"] + (" (system)" if e["system"] else " (user)")]
             for e in entries
         ],
-    )
+        wide=wide,
+    )  # fmt: skip
     lines = []
     if age is not None:
         target = f" for {ns.name} ({who.issuer})" if who else ""
@@ -176,5 +176,21 @@ def cmd_policy_show(app: App, ns: argparse.Namespace) -> int:
         cap = agent["max_unlocked"]
         lines.append(f"agent.max_unlocked: {cap['value']} (from {cap['source']})")
     if lines:
-        sys.stdout.write("\n" + "".join(f"Effective {line}\n" for line in lines))
+        sys.stdout.write("\n")
+        width = None if wide else output_width()
+        for line in lines:
+            text = f"Effective {line}"
+            chunks = [text] if width is None else wrap(text, width - 2)
+            sys.stdout.write(chunks[0] + "\n" + "".join(f"  {c}\n" for c in chunks[1:]))
     return 0
+
+
+def _shown(value: object) -> str:
+    """A rule's value for a person: a list as "a, b", a flag as true/false (as YAML has it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value) or "(none)"
+    return str(value)

@@ -6,11 +6,21 @@ import sys
 import time
 
 from vault.cli.app import App
-from vault.cli.render import dump_json, human_duration, table
+from vault.cli.render import (
+    Cell,
+    Column,
+    Styled,
+    dump_json,
+    fields,
+    relative_time,
+    style,
+    table,
+    when,
+)
 from vault.errors import NotFoundError, UsageError
 from vault.secret import Secret
 from vault.store.model import TokenRecord
-from vault.util.text import check_name, check_scopes, parse_time, rfc3339
+from vault.util.text import check_name, check_scopes, clean, parse_time, rfc3339
 
 TOKEN_LIMIT = 16 * 1024
 
@@ -117,18 +127,68 @@ def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[
     }
 
 
-def _row(record: TokenRecord, now: float, app: App) -> list[str]:
-    expires = "never" if record.expires_at is None else rfc3339(record.expires_at) or ""
+def token_state(record: TokenRecord, now: float, app: App) -> str:
+    """The one state `list` and `status` (with or without NAME) show for a token: why it cannot
+    be used first (``needs_login``, then ``denied:<rule>`` when policy refuses it now, then
+    ``revoke_pending``), then ``rejected`` (a server refused it; its next use refreshes it
+    first), then its lifetime (vault.store.model.TokenRecord.state: ``valid``, ``expiring``,
+    ``refreshable``, ``expired``)."""
+    if record.needs_login is not None:
+        return "needs_login"
     denied = app.policy.token_denial(record.identity(), record.scopes, record.issued_at, now)
-    return [
-        record.name,
-        record.provider,
-        " ".join(record.scopes) or "-",
-        rfc3339(record.issued_at) or "",
-        expires,
-        human_duration(now - record.issued_at),
-        f"denied:{denied.rule}" if denied and not record.needs_login else record.state(now),
+    if denied is not None:
+        return f"denied:{denied.rule}"
+    if record.revoke_pending:
+        return "revoke_pending"
+    if record.rejected_at is not None:
+        return "rejected"
+    return record.state(now)
+
+
+def state_style(state: str) -> str:
+    """How a state is emphasised on a terminal (vault.cli.render.style)."""
+    if state in ("valid",):
+        return "good"
+    if state in ("expiring", "refreshable", "rejected"):
+        return "warn"
+    return "bad"
+
+
+def _account(record: TokenRecord) -> str:
+    account = record.account
+    return clean(account.display, 200) if account is not None and account.display else ""
+
+
+def _table(app: App, records: list[TokenRecord], now: float, ns: argparse.Namespace) -> None:
+    """`vault list` and the tokens of `vault status`: one row a token, fitted to the width."""
+    absolute = bool(getattr(ns, "absolute", False))
+    accounts = any(_account(r) for r in records)
+    columns = [
+        Column("NAME", "wrap", least=8),
+        *([Column("ACCOUNT", "cut", least=7, drop=1)] if accounts else []),
+        Column("PROVIDER", "cut", least=8),
+        Column("SCOPES", "cut", least=6, drop=2),
+        Column("ISSUED", "keep", drop=3),
+        Column("EXPIRES", "keep"),
+        Column("REFRESHED", "keep", wide=True),
+        Column("STATE", "keep"),
     ]
+    rows: list[list[Cell]] = []
+    for r in records:
+        state = token_state(r, now, app)
+        rows.append(
+            [
+                r.name,
+                *([_account(r) or "-"] if accounts else []),
+                clean(r.provider, 100),
+                " ".join(r.scopes) or "-",
+                when(r.issued_at, now, absolute=absolute),
+                when(r.expires_at, now, absolute=absolute, none="never"),
+                when(r.last_refresh, now, absolute=absolute, none="never"),
+                Styled(state, state_style(state)),
+            ]
+        )
+    table(columns, rows, wide=bool(getattr(ns, "wide", False)))
 
 
 def cmd_list(app: App, ns: argparse.Namespace) -> int:
@@ -141,15 +201,70 @@ def cmd_list(app: App, ns: argparse.Namespace) -> int:
     if not records:
         app.say("The vault holds no tokens.")
         return 0
-    table(
-        ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
-        [_row(r, now, app) for r in records],
-    )
+    _table(app, records, now, ns)
     return 0
+
+
+def _at(ts: float | None, now: float, absolute: bool, none: str = "never") -> str:
+    """A time in `vault status NAME`: relative, then the exact time; only the exact time with
+    --absolute."""
+    if ts is None:
+        return none
+    exact = rfc3339(ts) or none
+    return exact if absolute else f"{relative_time(ts, now)} ({exact})"
+
+
+def token_fields(
+    record: TokenRecord, now: float, app: App, absolute: bool
+) -> list[tuple[str, str]]:
+    """`vault status NAME` for a person: what the JSON says, in words, each line only where
+    it says something."""
+    state = token_state(record, now, app)
+    out = [("name", record.name)]
+    account = record.account
+    if account is not None and (account.display or account.subject):
+        who = clean(account.display or account.subject, 200)
+        if account.display and account.subject and account.subject != account.display:
+            who += f" (subject {clean(account.subject, 200)})"
+        out.append(("account", who))
+    out += [
+        ("state", style(state, state_style(state))),
+        ("provider", f"{clean(record.provider, 100)} ({clean(record.issuer, 300)})"),
+        ("scopes", " ".join(record.scopes) or "none"),
+        ("issued", _at(record.issued_at, now, absolute) + f" by {record.source}"),
+        ("expires", _at(record.expires_at, now, absolute)),
+        ("refreshed", _at(record.last_refresh, now, absolute)),
+        ("refreshable", "yes" if record.refresh_token is not None else "no"),
+    ]
+    denial = app.policy.token_denial(record.identity(), record.scopes, record.issued_at, now)
+    if denial is not None:
+        out.append(
+            ("policy", f"{clean(denial.message, 500)} (rule {denial.rule}, {denial.source})")
+        )
+    if record.needs_login is not None:
+        need = record.needs_login
+        out.append(
+            (
+                "needs login",
+                f"{clean(need.reason, 500)} ({need.cause}, {_at(need.at, now, absolute)})",
+            )
+        )
+    if record.rejected_at is not None:
+        out.append(
+            ("rejected", _at(record.rejected_at, now, absolute) + ": its next use refreshes it")
+        )
+    if record.revoke_pending:
+        out.append(("revocation", "pending: the next `vault prune` tries again"))
+    out += [
+        ("client id", clean(record.client_id, 200) or "-"),
+        ("token type", clean(record.token_type, 40) or "-"),
+    ]
+    return out
 
 
 def cmd_status(app: App, ns: argparse.Namespace) -> int:
     now = time.time()
+    absolute = bool(getattr(ns, "absolute", False))
     if getattr(ns, "verify", False) and ns.name is None:
         raise UsageError("--verify checks one token: vault status NAME --verify")
     if ns.name is not None:
@@ -160,15 +275,10 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
             raise NotFoundError.for_name(name)
         if getattr(ns, "verify", False):
             return _verify(app, record)
-        doc = token_json(record, now, app)
         if app.json:
-            dump_json(doc)
+            dump_json(token_json(record, now, app))
         else:
-            for key, value in doc.items():
-                shown = " ".join(value) if isinstance(value, list) else value
-                if isinstance(value, dict):
-                    shown = "; ".join(f"{k}: {'-' if v is None else v}" for k, v in value.items())
-                sys.stdout.write(f"{key + ':':<15} {'-' if shown is None else shown}\n")
+            fields(token_fields(record, now, app, absolute))
         return 0
     snapshot = app.store.read()
     backend, source = app.config.backend()
@@ -189,15 +299,35 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
             {"version": 1, "vault": info, "tokens": [token_json(r, now, app) for r in records]}
         )
         return 0
-    for key, value in info.items():
-        sys.stdout.write(f"{key + ':':<15} {'-' if value is None else value}\n")
+    fields(_vault_fields(info, snapshot.meta.created if snapshot else None, now, absolute))
     if records:
         sys.stdout.write("\n")
-        table(
-            ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
-            [_row(r, now, app) for r in records],
-        )
+        _table(app, records, now, ns)
     return 0
+
+
+def _vault_fields(
+    info: dict[str, Any], created: float | None, now: float, absolute: bool
+) -> list[tuple[str, str]]:
+    """The vault part of `vault status` for a person."""
+    if not info["exists"]:
+        return [
+            ("vault", f"none yet at {info['path']} (the first login or import makes it)"),
+            ("backend", f"{info['backend']} (from {info['backend_source']})"),
+        ]
+    out = [
+        ("vault", info["path"]),
+        ("backend", f"{info['backend']} (from {info['backend_source']})"),
+    ]
+    if info["keyring"]:
+        out.append(("keyring", clean(info["keyring"], 200)))
+    out += [
+        ("created", _at(created, now, absolute, none="-")),
+        ("generation", str(info["generation"])),
+        ("vault id", info["vault_id"]),
+        ("tokens", str(info["tokens"])),
+    ]
+    return out
 
 
 def _verify(app: App, stored: TokenRecord) -> int:
@@ -301,7 +431,13 @@ def cmd_refresh(app: App, ns: argparse.Namespace) -> int:
     if app.json:
         dump_json(token_json(record, time.time(), app))
     else:
-        app.say(f"Refreshed {record.name!r}; it expires {rfc3339(record.expires_at) or 'never'}.")
+        expiry = record.expires_at
+        ends = (
+            "it has no expiry"
+            if expiry is None
+            else f"it expires {_at(expiry, time.time(), False)}"
+        )
+        app.say(f"Refreshed {record.name!r}; {ends}.")
     return 0
 
 

@@ -9,10 +9,11 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.parse
 
 from vault.cli.app import App
-from vault.errors import EXIT_NETWORK, UsageError
+from vault.errors import EXIT_NETWORK, AuthError, UsageError
 from vault.login.http import check_url, host_of, parse_header_arg
 from vault.store.model import TokenRecord
 from vault.util.text import check_name, clean, escape_unsafe
@@ -46,12 +47,38 @@ def cmd_exec(app: App, ns: argparse.Namespace) -> int:
     if program is None:
         app.say(f"vault: error: command not found: {clean(cmd[0], 200)}")
         return 127
-    record = app.use_token(
-        name, min_valid=ns.min_valid, command=f"exec {os.path.basename(program)}"
-    )
+    try:
+        record = app.use_token(
+            name, min_valid=ns.min_valid, command=f"exec {os.path.basename(program)}"
+        )
+    except AuthError as exc:
+        raise _with_min_valid(app, name, ns.min_valid, exc) from None
     env = dict(os.environ)
     env[env_var] = record.access_token.reveal()
     return run_program(app, program, cmd, env)
+
+
+def _with_min_valid(app: App, name: str, min_valid: int, exc: AuthError) -> AuthError:
+    """An "expired" refusal of `vault exec`, saying what --min-valid asked when the token had
+    time left (less than asked, and no refresh token to get more); any other error as it is."""
+    if exc.code != "expired":
+        return exc
+    snapshot = app.store.read()
+    record = snapshot.get(name) if snapshot else None
+    left = None if record is None or record.expires_at is None else record.expires_at - time.time()
+    if left is None or left <= 0:
+        return exc
+    return AuthError(
+        f"{exc.message}: it has {int(left)} s left, under the {min_valid} s vault exec asks for "
+        f"(--min-valid, default {MIN_VALID_DEFAULT})",
+        hint=f"{exc.hint}; or --min-valid 0 to use it for the time it has left"
+        if exc.hint
+        else "--min-valid 0 uses it for the time it has left",
+        code=exc.code,
+    )
+
+
+MIN_VALID_DEFAULT = 60  # vault exec's --min-valid (vault.cli.parser)
 
 
 def run_program(app: App, program: str, cmd: list[str], env: dict[str, str]) -> int:
@@ -144,7 +171,7 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
             from vault.errors import NetworkError
 
             raise NetworkError(f"cannot reach {host}: {type(exc).__name__}") from None
-    _write_body(data, ctype)
+    _write_body(data, ctype, error=status >= 400)
     if status >= 400:
         app.say(f"vault: HTTP {status} from {host}{clean(path, 200)}")
         return EXIT_NETWORK
@@ -163,7 +190,7 @@ def _read_data(spec: str) -> bytes:
     return spec.encode()
 
 
-def _write_body(data: bytes, ctype: str) -> None:
+def _write_body(data: bytes, ctype: str, *, error: bool = False) -> None:
     if sys.stdout.isatty() and "json" in ctype:
         try:
             # Readable (not ASCII-escaped), but every character of the one unsafe table
@@ -177,4 +204,9 @@ def _write_body(data: bytes, ctype: str) -> None:
         sys.stdout.write(clean(data.decode("utf-8", errors="replace"), 10**8) + "\n")
         return
     sys.stdout.buffer.write(data)
+    if error and data and not data.endswith(b"\n"):
+        # An error body is for the person (or log) reading it: the shell prompt, or the
+        # "vault: HTTP ..." line on stderr, starts on a line of its own. A successful body is
+        # data, passed on byte for byte (a script may hash or parse it).
+        sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()
