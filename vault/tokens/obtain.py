@@ -20,6 +20,7 @@ from vault.secret import Secret
 from vault.store.model import TokenRecord
 from vault.store.vault import Store
 from vault.tokens.events import for_denial, for_record
+from vault.tokens.whoami import lookup as lookup_account
 from vault.util.record import replace
 from vault.util.text import check_scopes
 from vault.util.trace import log
@@ -93,6 +94,8 @@ def device_login(
             rule=denial.rule,
             source=denial.source,
         )
+    with http_.client() as http:  # whom the token belongs to: best effort, never fails here
+        account = lookup_account(http, provider, endpoints, tokens)
     now = int(time.time())
     record = TokenRecord(
         name=name,
@@ -109,12 +112,18 @@ def device_login(
         last_refresh=None,
         source="login",
         extra=endpoint_extra(provider, endpoints),
+        account=account,
     )
     with store.edit() as editor:
         editor.put(record)
         editor.audit(
             for_record(
-                "issued", record, editor.meta.audit_key, reason="device flow login", command="login"
+                "issued",
+                record,
+                editor.meta.audit_key,
+                reason="device flow login",
+                command="login",
+                account=account,
             )
         )
     return record

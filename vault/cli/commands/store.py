@@ -9,8 +9,8 @@ from vault.cli.app import App
 from vault.cli.render import dump_json, human_duration, table
 from vault.errors import NotFoundError, UsageError
 from vault.secret import Secret
-from vault.store.model import TokenRecord
-from vault.util.text import check_name, check_scopes, parse_time, rfc3339
+from vault.store.model import Account, TokenRecord
+from vault.util.text import check_name, check_scopes, clean, parse_time, rfc3339
 
 TOKEN_LIMIT = 16 * 1024
 
@@ -114,7 +114,20 @@ def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[
             "since": rfc3339(record.needs_login.at),
         },
         "rejected_at": rfc3339(record.rejected_at),
+        "account": None if record.account is None else account_doc(record.account),
     }
+
+
+def account_doc(account: Account) -> dict[str, str | None]:
+    """An account as JSON: both keys always present (null where unknown)."""
+    return {"subject": account.subject, "display": account.display}
+
+
+def account_shown(record: TokenRecord) -> str:
+    """The account in a table: its name, else its subject, else "-"."""
+    account = record.account
+    shown = None if account is None else (account.display or account.subject)
+    return "-" if shown is None else clean(shown, 40)
 
 
 def _row(record: TokenRecord, now: float, app: App) -> list[str]:
@@ -123,6 +136,7 @@ def _row(record: TokenRecord, now: float, app: App) -> list[str]:
     return [
         record.name,
         record.provider,
+        account_shown(record),
         " ".join(record.scopes) or "-",
         rfc3339(record.issued_at) or "",
         expires,
@@ -142,7 +156,7 @@ def cmd_list(app: App, ns: argparse.Namespace) -> int:
         app.say("The vault holds no tokens.")
         return 0
     table(
-        ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
+        ["NAME", "PROVIDER", "ACCOUNT", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
         [_row(r, now, app) for r in records],
     )
     return 0
@@ -190,17 +204,19 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
     if records:
         sys.stdout.write("\n")
         table(
-            ["NAME", "PROVIDER", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
+            ["NAME", "PROVIDER", "ACCOUNT", "SCOPES", "ISSUED", "EXPIRES", "AGE", "STATE"],
             [_row(r, now, app) for r in records],
         )
     return 0
 
 
 def cmd_logout(app: App, ns: argparse.Namespace) -> int:
+    from vault.tokens.default import clear_default, resolve
     from vault.tokens.lifecycle import revoke_and_delete
 
-    name = check_name(ns.name)
+    name = resolve(app.store, ns.name)  # no NAME: the default token
     result, deleted = revoke_and_delete(app.store, app.config.providers, name, force=ns.force)
+    was_default = deleted and clear_default(app.paths, only=name)  # else it names nothing
     if app.json:
         dump_json(
             {
@@ -210,6 +226,7 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
                 "revocation": result.status,
                 "detail": result.detail,
                 "revoke_by_hand": result.by_hand,
+                "was_default": was_default,
             }
         )
         return 0
@@ -225,6 +242,8 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
         app.say(f"Deleted {name!r} locally. It was NOT revoked at the provider: {result.detail}.")
     if result.by_hand and not result.revoked:
         app.say(f"Revoke it by hand at {result.by_hand}")
+    if was_default:
+        app.say("It was the default token; none is set now (`vault switch NAME` sets one).")
     return 0
 
 
