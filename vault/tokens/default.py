@@ -5,7 +5,7 @@ The rule (:func:`choose`): the token set with `vault switch NAME` if one is set 
 it is no longer stored, never a silent fallback to another token), else the only stored token,
 else an error that lists the stored names (exit 2) or says the vault holds none (exit 4).
 
-Where the choice lives: ``default-token`` beside the vault file (its folder, 0700), one line,
+Where the choice lives: ``default-name`` beside the vault file (its folder, 0700), one line,
 the name; 0600, replaced atomically (vault.fs.durable.atomic_write). Not config.yaml: that is
 the person's file, edited by hand and never written by vault. Not inside the encrypted vault:
 then `vault token` without NAME would need the vault's key to find out which name it means, and
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from vault.store.vault import Store
 
-FILE_NAME = "default-token"
+FILE_NAME = "default-name"
 MAX_FILE = 256
 SHOWN_NAMES = 10  # names an error lists before "and N more"
 
@@ -48,7 +48,7 @@ def read_default(paths: Paths) -> str | None:
     path = default_file(paths)
     if not os.path.lexists(path):
         return None
-    data = read_private_file(path, "default token file", limit=MAX_FILE, check_folder=False)
+    data = read_private_file(path, "vault switch file", limit=MAX_FILE, check_folder=False)
     if data is None:
         return None
     try:
@@ -58,7 +58,7 @@ def read_default(paths: Paths) -> str | None:
     name = text[:-1] if text.endswith("\n") else text
     if not NAME_RE.fullmatch(name):
         raise IntegrityError(
-            f"the default token file {path} does not hold a token name",
+            f"the vault switch file {path} does not hold a token name",
             hint="`vault switch --unset` removes it, `vault switch NAME` writes it again",
         )
     return name
@@ -67,7 +67,7 @@ def read_default(paths: Paths) -> str | None:
 def write_default(paths: Paths, name: str) -> None:
     """Make ``name`` the default (the caller checked it is stored)."""
     ensure_private_dir(paths.vault_dir)
-    atomic_write(default_file(paths), check_name(name).encode() + b"\n", what="default token")
+    atomic_write(default_file(paths), check_name(name).encode() + b"\n", what="vault switch file")
 
 
 def clear_default(paths: Paths, *, only: str | None = None) -> bool:
@@ -79,7 +79,7 @@ def clear_default(paths: Paths, *, only: str | None = None) -> bool:
                 return False
         except IntegrityError:
             return False
-    if check_private_file(path, "default token file") is None:
+    if check_private_file(path, "vault switch file") is None:
         return False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

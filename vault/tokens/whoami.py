@@ -46,12 +46,13 @@ MAX_ANSWER = 256 * 1024
 
 
 def _text(value: object, limit: int, *, cut: bool) -> str | None:
-    """``value`` as shown text: a string (an integer too, GitHub's ids) cleaned; None for any
-    other type, for what is empty once cleaned, and (``cut`` false) for what is over
-    ``limit`` characters once cleaned."""
+    """``value`` as shown text: a string cleaned, or (``cut`` false: a subject) a
+    non-negative integer (GitHub's ids) in decimal; None for any other type, for what is
+    empty once cleaned, and (``cut`` false) for what is over ``limit`` characters once
+    cleaned."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
-    if isinstance(value, int) and not 0 <= value < 10**30:
+    if isinstance(value, int) and (cut or not 0 <= value < 10**30):
         return None
     text = clean(str(value), 10 * limit).strip()
     if not text:

@@ -107,7 +107,9 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             "provider": provider.name,
             "scopes": list(record.scopes),
             "expires_at": rfc3339(record.expires_at),
-            "account": None if record.account is None else record.account.to_doc(),
+            "account": None
+            if record.account is None
+            else {"subject": record.account.subject, "display": record.account.display},
         }
     )
     if not app.json:
