@@ -99,6 +99,7 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
     assert text.stdout.splitlines()[0].split() == [
         "NAME",
         "PROVIDER",
+        "ACCOUNT",
         "SCOPES",
         "ISSUED",
         "EXPIRES",
