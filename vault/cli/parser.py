@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable, a later file wins",
     )
     p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
-    p.epilog = "Usage: vault exec NAME [--env VAR] [--env-file FILE]... -- CMD [ARG...]"
+    p.epilog = "Usage: vault exec [NAME] [--env VAR] [--env-file FILE]... -- CMD [ARG...]"
 
     p = add("inject", "inject:cmd_inject", "fill {{ vault://NAME }} placeholders of a template")
     p.add_argument(
