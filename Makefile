@@ -10,7 +10,7 @@ LOCK   := $(PY) -m uv pip compile --universal --python-version 3.11 --generate-h
 SOURCES := $(shell find vault -name '*.py' -o -name py.typed -o -path 'vault/audit/templates/*' -type f)
 
 .PHONY: setup install demo test test-fast lint typecheck imports pytest bench lock audit-deps \
-	mutate clean
+	mutate clean golden man
 
 $(VENV)/.locked: requirements/build.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,16 @@ audit-deps: $(VENV)/.locked
 
 mutate: setup
 	$(PY) -m tests.mutation
+
+# Regenerate tests/golden/help/ (every command's --help at 80 columns) after a deliberate change
+# to the help; review the diff before committing it.
+golden: install
+	VAULT_GOLDEN_UPDATE=1 $(VENV)/bin/pytest -q -n 2 tests/integration/test_help_golden.py
+
+# The man page, generated from the parser (vault.cli.manpage); read it with `man -l vault.1`.
+man: vault.1
+vault.1: $(VENV)/.installed
+	$(PY) -m vault.cli.manpage > $@.tmp && mv $@.tmp $@
 
 clean:
 	rm -rf $(VENV) $(IDP)/node_modules .mypy_cache .ruff_cache .pytest_cache build dist mutants

@@ -151,8 +151,8 @@ def test_import_refuses_duplicates_and_bad_input(vault: VaultCLI) -> None:
         (["import", "bad name", "--provider", "github"], "invalid token name"),
         (["import", "y", "--provider", "nosuch"], "unknown provider"),
         (["import", "y"], "--provider"),
-        (["token", "x", "y"], "unrecognized"),
-        (["frobnicate"], "invalid choice"),
+        (["token", "x", "y"], "unexpected argument"),
+        (["frobnicate"], "unknown command 'frobnicate'"),
         (["token", "x", "--min-valid", "-1"], "--min-valid"),
         (["import", "y", "--provider", "github", "--expires-at", "yesterday"], "RFC 3339"),
     ):

@@ -582,6 +582,17 @@ class Agent:
             "warnings": store.warnings,
         }
 
+    def op_names(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The stored tokens' names and nothing else (for shell completion): no token, no
+        metadata; read as `vault list` reads the vault, nothing written or audited."""
+        if self.held is None:
+            raise Locked.now()
+        config, _ = self.settings()
+        from vault.store.model import split_payload
+
+        snapshot = self.store(config).read()
+        return {"names": sorted(split_payload(snapshot.payload)[1]) if snapshot else []}
+
     def op_key(self, request: dict[str, Any]) -> dict[str, Any]:
         backend = _text(request, "backend", limit=20)
         vault_id, key_id, salt = (_hex(request, f) for f in ("vault_id", "key_id", "salt"))
@@ -704,6 +715,7 @@ _OPS: dict[str, Callable[[Agent, dict[str, Any]], dict[str, Any]]] = {
     "token": Agent.op_token,
     "hand_out": Agent.op_hand_out,
     "hand_out_host": Agent.op_hand_out_host,
+    "names": Agent.op_names,
     "key": Agent.op_key,
     "marks": Agent.op_marks,
     "save_marks": Agent.op_save_marks,

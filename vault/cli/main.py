@@ -26,9 +26,14 @@ def main(argv: list[str] | None = None) -> int:
         if for_helper(args):  # its stderr is another program's: a person's words go to the tty
             to_terminal_only()
     try:
-        from vault.cli.run import run
+        if not args or args[0] == "__complete":  # a bare `vault`; the shells' completion
+            from vault.cli.completion import hidden
 
-        code = run(args)
+            code = hidden(args)
+        else:
+            from vault.cli.run import run
+
+            code = run(args)
     except VaultError as exc:
         _report(f"vault: error: {exc.message}", exc.hint)
         code = exc.exit_code

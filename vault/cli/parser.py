@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", required=True, help="provider preset or name from config.yaml")
     p.add_argument("--scope", action="append", default=[], metavar="S", help="granted scope")
     when = p.add_mutually_exclusive_group()
-    when.add_argument("--expires-in", type=int, metavar="SECONDS")
+    when.add_argument(
+        "--expires-in", type=int, metavar="SECONDS", help="the token expires SECONDS from now"
+    )
     when.add_argument("--expires-at", metavar="TIME", help="RFC 3339 time")
     p.add_argument("--force", action="store_true", help="replace a token of the same name")
 
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", "store:cmd_status", "the vault, or one token, in detail")
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--verify", action="store_true", help="ask GitHub for the token's live scopes (drift)"
+    )
 
     for name in ("logout", "revoke"):
         p = add(name, "store:cmd_logout", "revoke a token where possible, delete it")
@@ -99,8 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="store the token under NAME (default: the provider's name)")
     p.add_argument("--scope", action="append", default=[], metavar="S", help="scope to request")
     p.add_argument("--issuer", metavar="URL", help="an ad-hoc OIDC issuer (with --client-id)")
-    p.add_argument("--client-id", metavar="ID")
+    p.add_argument("--client-id", metavar="ID", help="the OAuth client ID (with --issuer)")
     p.add_argument("--no-browser", action="store_true", help="never offer to open a browser")
+    p.add_argument(
+        "--clipboard",
+        action="store_true",
+        help="copy the code to the clipboard (wl-copy, xclip, xsel, pbcopy or clip.exe)",
+    )
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
     p = add("prune", "prune:cmd_prune", "expire and revoke what policy no longer allows")
@@ -130,7 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="KEY=VALUE lines for CMD's environment, VALUE a literal or vault://NAME[#id_token]; "
         "repeatable, a later file wins",
     )
-    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="refresh first if the token expires within SECONDS (default 60)",
+    )
     p.epilog = "Usage: vault exec [NAME] [--env VAR] [--env-file FILE]... -- CMD [ARG...]"
 
     p = add("inject", "inject:cmd_inject", "fill {{ vault://NAME }} placeholders of a template")
@@ -145,14 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="replace FILE (created 0600) instead of writing to stdout",
     )
-    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="refresh first if the token expires within SECONDS (default 60)",
+    )
 
     p = add("api", "use:cmd_api", "an authenticated HTTP request, like `gh api`")
     p.add_argument("name", nargs="?", help="the token (default: the default token)")
-    p.add_argument("target", metavar="PATH-OR-URL")
-    p.add_argument("-X", "--method", default=None)
+    p.add_argument(
+        "target", metavar="PATH-OR-URL", help="a path under the provider's API, or a full URL"
+    )
+    p.add_argument(
+        "-X", "--method", default=None, help="the HTTP method (default GET, POST with -d)"
+    )
     p.add_argument("-d", "--data", default=None, help="body; @FILE reads a file, @- stdin")
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
+    p.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra request header (repeatable)",
+    )
     p.add_argument(
         "--allow-host",
         action="append",
@@ -160,7 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="also send the token to HOST (it is refused by default)",
     )
-    p.add_argument("--min-valid", type=int, default=60, metavar="SECONDS")
+    p.add_argument(
+        "--min-valid",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="refresh first if the token expires within SECONDS (default 60)",
+    )
 
     p = add(
         "aws",
@@ -216,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("kube", "kube:cmd_kube", "Kubernetes exec credential plugin (ExecCredential on stdout)")
     p.usage = (
         "vault kube NAME [--id-token] [--min-valid SECONDS]\n"
-        "       vault kube setup NAME --cluster C [--id-token] [--user U] "
-        "[--write [--kubeconfig FILE]]"
+        "       vault kube setup NAME --cluster C [--id-token] [--user U]\n"
+        "                        [--write [--kubeconfig FILE]]"
     )
     p.epilog = (
         "kubectl runs `vault kube NAME` from the kubeconfig entry `vault kube setup` prints or "
@@ -319,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--since", metavar="T", help=when)
         p.add_argument("--until", metavar="T", help=when)
         p.add_argument("--event", metavar="E", help="issued, used, refreshed, revoked, ...")
-        p.add_argument("--token", metavar="NAME")
-        p.add_argument("--provider", metavar="P")
+        p.add_argument("--token", metavar="NAME", help="records of this token")
+        p.add_argument("--provider", metavar="P", help="records of this provider")
         p.add_argument("--user", metavar="U", help="records of this user (exactly)")
         p.add_argument("--host", metavar="H", help="records from this host (exactly)")
         p.add_argument(
@@ -366,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     filters(p)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout, one row a token")
     fmt.add_argument("--html", metavar="FILE", help="a self-contained HTML page ('-': stdout)")
     p = audit_cmd("hash", "cmd_hash", "the fingerprint a token (from stdin) has in this log")
     p = audit_cmd("reset", "cmd_reset", "set a damaged log aside and start a new chain")
@@ -380,17 +419,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = policy_sub.add_parser("check", help="validate policy files (default: those in force)")
     _common(p)
     p.set_defaults(handler=f"{COMMANDS}.policy:cmd_policy_check")
-    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument(
+        "files", nargs="*", metavar="FILE", help="policy files (default: those in force)"
+    )
     p.add_argument("--json", action="store_true")
     p = policy_sub.add_parser("show", help="the effective policy and where each rule came from")
     _common(p)
     p.set_defaults(handler=f"{COMMANDS}.policy:cmd_policy_show")
-    p.add_argument("name", nargs="?", metavar="PROVIDER")
+    p.add_argument(
+        "name", nargs="?", metavar="PROVIDER", help="one provider's policy (default: all)"
+    )
     p.add_argument("--json", action="store_true")
 
     p = add("doctor", "doctor:cmd_doctor", "check backend, paths, permissions, policies")
     p.add_argument("--json", action="store_true")
-    return parser
+
+    p = add("help", "help:cmd_help", "help on a command")
+    p.add_argument(
+        "topic", nargs="*", metavar="COMMAND", help="a command, and an action of it (audit show)"
+    )
+    p = add("completion", "help:cmd_completion", "shell completion script for bash, zsh or fish")
+    p.add_argument(
+        "shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish"
+    )
+
+    from vault.cli.helptext import decorate
+
+    return decorate(parser)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -400,9 +455,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if "--" in argv:
         cut = argv.index("--")
         argv, tail = argv[:cut], argv[cut + 1 :]
-    ns = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+    except UsageError as exc:
+        from vault.cli.mistakes import explain
+
+        raise explain(exc, argv, parser) from None
     if ns.command == "exec":
         ns.cmd = tail or []
     elif tail is not None:
-        raise UsageError("`--` is only for `vault exec NAME -- CMD...`")
+        raise UsageError(
+            "`--` is only for `vault exec NAME -- CMD...`", hint=f"see `vault {ns.command} --help`"
+        )
     return ns

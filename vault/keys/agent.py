@@ -397,6 +397,20 @@ def hand_out_host(kind: str, host: str, min_valid: int, *, command: str) -> dict
     return _handed(answer, found=False)
 
 
+def names(*, path: str | None = None, timeout: float = CONNECT_TIMEOUT) -> list[str] | None:
+    """The stored tokens' names through this vault's agent (op ``names``), for completion;
+    None where no unlocked agent answers (none runs, it is locked, refuses, or is too old to
+    know the request). Never raises for the agent's sake."""
+    try:
+        answer = call({"op": "names"}, path=path, timeout=timeout)
+    except VaultError:
+        return None
+    found = None if answer is None else answer.get("names")
+    if not isinstance(found, list) or not all(isinstance(n, str) for n in found):
+        return None
+    return found
+
+
 # --- the key backend that asks the agent first --------------------------------------------
 
 
@@ -461,6 +475,11 @@ class AgentBackend(KeyBackend):
                     f"{exc.hint}; " if exc.hint else ""
                 ) + "the agent of this vault is locked: `vault unlock` unlocks it"
             raise
+
+    def refused(self, key: bytes, error: IntegrityError, *, where: str) -> IntegrityError | None:
+        if self.served:  # the agent's key no longer opens the file: nothing to ask again
+            return error
+        return self.backend.refused(key, error, where=where)
 
     def marks(self, vault_id: bytes, state_key: bytes) -> Marks:
         if not self.served:

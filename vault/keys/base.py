@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at ru
 if TYPE_CHECKING:
     from typing import Any
 
+    from vault.errors import IntegrityError
+
 BACKENDS = ("keyring", "passphrase")
 
 
@@ -74,6 +76,13 @@ class KeyBackend:
     def unlock(self, vault_id: bytes, params: KeyParams, *, where: str) -> bytes:
         """The data key of the vault ``vault_id`` (at ``where``, for messages)."""
         raise NotImplementedError
+
+    def refused(self, key: bytes, error: IntegrityError, *, where: str) -> IntegrityError | None:
+        """``key``, from ``unlock``, did not open the vault at ``where`` (``error``: the
+        format's authentication failure). The error to raise (this one, or one that says more
+        precisely what is wrong), or None when the backend has a new key to try: the store
+        then calls ``unlock`` again (a passphrase retyped at a terminal)."""
+        return error
 
     def marks(self, vault_id: bytes, state_key: bytes) -> Marks:
         """The marks kept for the vault, after ``unlock``; ``state_key`` (from inside the vault)

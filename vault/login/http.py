@@ -306,11 +306,13 @@ def request(
     headers: Mapping[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     limit: int = MAX_BODY,
+    content: bytes | None = None,
     within: float | None = None,
 ) -> Response:
     """One request; the body is read up to ``limit`` bytes. Redirects are errors: a provider
     endpoint that redirects could send the next request (and its token) somewhere else.
-    ``within`` shortens the client's total deadline for this request (never lengthens it)."""
+    ``within`` shortens the client's total deadline for this request (never lengthens it).
+    ``content``: a raw body (with its Content-Type in ``headers``), instead of ``data``."""
     import httpx
 
     check_url(url, what=what)
@@ -319,7 +321,13 @@ def request(
     extensions = {} if within is None else {"vault_within": within}
     try:
         with http.stream(
-            method, url, data=data, headers=headers, auth=auth, extensions=extensions
+            method,
+            url,
+            data=data,
+            content=content,
+            headers=headers,
+            auth=auth,
+            extensions=extensions,
         ) as resp:
             chunks = []
             size = 0

@@ -42,7 +42,14 @@ TERMINAL_ERRORS = {
     "invalid_scope": "the provider refused the requested scopes",
     "unsupported_grant_type": "the provider does not support the device flow",
     "invalid_request": "the provider refused the request as malformed",
+    # GitHub's own codes (sent with HTTP 200; vault.login.github)
+    "incorrect_device_code": "the provider does not know the device code",
+    "incorrect_client_credentials": "the provider refused the client_id or client secret",
+    "device_flow_disabled": "the device flow is not enabled for this app (its settings)",
+    "bad_refresh_token": "the provider refused the refresh token (expired, revoked or reused)",
 }
+# Refresh refusals that mean the refresh token is dead: log in again.
+DEAD_REFRESH = ("invalid_grant", "bad_refresh_token")
 
 
 @dataclass(frozen=True)
@@ -493,10 +500,9 @@ def refresh(
     doc = resp.form_or_json(what=what)
     if "error" in doc:
         err = oauth_error(doc, what=what)
-        if isinstance(err, AuthError) and err.code == "invalid_grant":
+        if isinstance(err, AuthError) and err.code in DEAD_REFRESH:
             raise AuthError(
-                f"{what}: the provider refused the refresh token (expired or revoked) "
-                "[invalid_grant]",
+                f"{what}: the provider refused the refresh token (expired or revoked) [{err.code}]",
                 code="invalid_grant",
             )
         raise err
@@ -533,4 +539,15 @@ def revoke(
         doc = {}
     if "error" in doc:
         raise oauth_error(doc, what=what)
+    if resp.status in (401, 403) and provider.client_secret is None:
+        # Glewlwyd (2.7.5) revokes only for confidential clients: a public client's request is
+        # refused with an empty 401, no OAuth error. Not a revocation: the person revokes on
+        # the provider's own pages.
+        raise NetworkError(
+            f"{what}: the provider refused to revoke for the public client "
+            f"{clean(provider.client_id, 100)!r} (HTTP {resp.status}; it may revoke only for "
+            "confidential clients); revoke the grant on the provider's own pages: "
+            f"{clean(provider.revoke_by_hand or provider.issuer, 300)}",
+            code="revocation_refused",
+        )
     raise NetworkError(f"{what}: the provider answered HTTP {resp.status}", code="invalid_response")

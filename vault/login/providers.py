@@ -205,6 +205,8 @@ def from_config(name: str, doc: dict[str, object], where: str) -> Provider:
         scopes = doc["scopes"]
         assert isinstance(scopes, list)
         changes["scopes"] = tuple(str(s) for s in scopes)
+    if doc.get("host") is not None:
+        changes.update(github_host(name, preset_name, doc, where))
     if preset_name == "microsoft":
         changes.update(microsoft_endpoints(str(changes.get("tenant") or base.tenant)))
     if preset_name == "oidc" and not changes.get("issuer"):
@@ -212,6 +214,26 @@ def from_config(name: str, doc: dict[str, object], where: str) -> Provider:
     if preset_name == "gitlab" and "issuer" in changes and "api_base" not in changes:
         changes["api_base"] = str(changes["issuer"]).rstrip("/") + "/api/v4"
     return replace(base, **changes)
+
+
+def github_host(name: str, preset: str, doc: dict[str, object], where: str) -> dict[str, object]:
+    """The fields ``host: HOST[:PORT]`` gives a ``preset: github`` provider (vault.login.github):
+    issuer, endpoints and API base on that host. Endpoints configured beside it still win
+    (and, elsewhere, change the provider's identity); an ``issuer`` beside it is refused."""
+    from vault.login import github
+
+    if preset != "github":
+        raise ConfigError(f"{where}: provider {name!r}: host applies only to preset: github")
+    if doc.get("issuer") is not None:
+        raise ConfigError(
+            f"{where}: provider {name!r}: give host or issuer, not both (the host is the issuer)"
+        )
+    try:
+        host = github.parse_host(doc["host"])
+    except ValueError as exc:
+        raise ConfigError(f"{where}: provider {name!r}: host: {exc}") from None
+    fields = github.endpoints_for(host)
+    return {key: value for key, value in fields.items() if doc.get(key) is None}
 
 
 def resolve(name: str, configured: Mapping[str, Provider]) -> Provider:

@@ -35,6 +35,7 @@ PROVIDER_KEYS = {
     "userinfo_endpoint": str,
     "api_base": str,
     "tenant": str,
+    "host": str,  # preset: github only: GitHub Enterprise Server (vault.login.github)
 }
 
 

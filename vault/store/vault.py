@@ -54,6 +54,7 @@ from vault.store.model import (
     split_payload,
     with_meta,
 )
+from vault.store.names import write_index
 from vault.util.record import datarecord, field, replace
 from vault.util.trace import log
 
@@ -230,6 +231,7 @@ class Store:
         self.audit_max_bytes = audit_max_bytes
         self.warnings: list[str] = []
         self.appended: list[dict[str, Any]] = []  # audit records this command wrote
+        self.wrong_keys = 0  # wrong passphrases typed before the right one, not yet audited
         self._backends: dict[str, KeyBackend] = dict(backends or {})
         # Ask this vault's agent for the key first (vault.keys.agent), unless the backends
         # were given (the agent's own store) or the command must not (rekey).
@@ -316,7 +318,18 @@ class Store:
                     raise
                 log("vault.unlock_failed", reason=exc.message, fallback="the earlier key")
                 key = earlier.key
-        payload = fmt.open_sealed(header, key, blob, path=str(path))
+        while True:
+            try:
+                payload = fmt.open_sealed(header, key, blob, path=str(path))
+                break
+            except IntegrityError as exc:  # the key does not open the file
+                if earlier is not None:
+                    raise
+                refusal = backend.refused(key, exc, where=str(path))
+                if refusal is not None:
+                    raise refusal from None
+                self.wrong_keys += 1  # a passphrase retyped: audited by the next edit
+                key = backend.unlock(header.vault_id, params_of(header), where=str(path))
         meta = meta_of(payload)
         try:
             marks = backend.marks(header.vault_id, meta.state_key)
@@ -395,6 +408,9 @@ class Store:
             else:
                 editor = Editor(opened.meta, opened.payload, header=opened.header)
                 editor.ensure_signing_key()
+                if self.wrong_keys:
+                    editor.audit(_wrong_keys_event(self.wrong_keys))
+                    self.wrong_keys = 0
             editor._expect = functools.partial(answer.expect, opened)
             try:
                 try:
@@ -700,6 +716,7 @@ class Store:
         log("vault.write", generation=header.generation, backend=header.backend, bytes=len(payload))
         blob = fmt.seal(header, key, payload)
         atomic_write(self.paths.vault_file, blob, what="vault file", reserved=reserved)
+        write_index(self.paths.vault_file, payload)  # names only, for shell completion
 
     # --- rekey -----------------------------------------------------------------------
 
@@ -784,6 +801,16 @@ class Store:
         if blob is None:
             return None
         return fmt.parse_header(blob, path=str(self.paths.vault_file))
+
+
+def _wrong_keys_event(count: int) -> dict[str, Any]:
+    """The record of passphrases typed wrong before the right one opened the vault (those of
+    a command that never opened it cannot be recorded: the audit key is inside the vault)."""
+    return make_event(
+        "unlock_failed",
+        outcome="failure",
+        reason=f"{count} wrong passphrase{'s' if count > 1 else ''} typed before the right one",
+    )
 
 
 # How long the audit mark kept with the key may lag behind successful uses (see _mark_can_wait).

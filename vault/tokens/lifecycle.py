@@ -395,6 +395,8 @@ def revoke_at_provider(
         return Revocation(
             False, "imported", "vault cannot revoke a token it did not obtain itself", by_hand
         )
+    if record.identity().preset == "github":
+        return _revoke_at_github(provider, record, timeout=timeout)
     endpoint = record.extra.get("revocation_endpoint")
     if not isinstance(endpoint, str):
         return Revocation(
@@ -411,6 +413,39 @@ def revoke_at_provider(
     with _http.client(timeout) as http:
         _oauth.revoke(http, provider, endpoint, token, hint)
     return Revocation(True, "revoked", f"revoked at {_http.host_of(endpoint)}")
+
+
+def _revoke_at_github(
+    provider: _providers.Provider, record: TokenRecord, *, timeout: float
+) -> Revocation:
+    """GitHub has no RFC 7009 endpoint: vault.login.github.revoke, with the app's client
+    secret (without one: not revoked, and where to do it by hand). A GitHub App token whose
+    access token has expired is refreshed first (GitHub deletes only a live access token); the
+    new pair is never stored, its access token is the one deleted."""
+    from vault.login import github as _github
+
+    page = provider.revoke_by_hand or f"{record.issuer.rstrip('/')}/settings/applications"
+    by_hand = _github.settings_url(page, record.extra.get("github_token"))
+    api = record.extra.get("api_base")
+    if not isinstance(api, str):
+        return Revocation(False, "unsupported", "the record names no GitHub API", by_hand)
+    token = record.access_token
+    with _http.client(timeout) as http:
+        if provider.client_secret is None:
+            result = _github.revoke(
+                http, provider, api_base=api, client_id=record.client_id, access_token=token
+            )
+            return Revocation(False, "unsupported", result.detail, by_hand)
+        endpoint = record.extra.get("token_endpoint")
+        expired = record.expires_at is not None and record.expires_at <= time.time() + 30
+        if expired and record.refresh_token is not None and isinstance(endpoint, str):
+            token = _oauth.refresh(
+                http, provider, endpoint, record.refresh_token, record.scopes
+            ).access_token
+        result = _github.revoke(
+            http, provider, api_base=api, client_id=record.client_id, access_token=token
+        )
+    return Revocation(result.revoked, "revoked" if result.revoked else "failed", result.detail)
 
 
 def revoke_and_delete(

@@ -87,9 +87,9 @@ def device_login(
     denial = policy.grant_denial(who, tokens.scopes)
     if denial is not None:
         # The provider granted more than policy allows: the token must not live on.
-        _revoke_unwanted(provider, endpoints, tokens)
+        outcome = _revoke_unwanted(provider, endpoints, tokens)
         raise PolicyError(
-            f"{denial.error().message}; the provider granted it, so the token was revoked and "
+            f"{denial.error().message}; the provider granted it, so the token was {outcome} and "
             "nothing was stored",
             rule=denial.rule,
             source=denial.source,
@@ -111,7 +111,7 @@ def device_login(
         expires_at=None if tokens.expires_in is None else now + tokens.expires_in,
         last_refresh=None,
         source="login",
-        extra=endpoint_extra(provider, endpoints),
+        extra=endpoint_extra(provider, endpoints, tokens),
         account=account,
     )
     with store.edit() as editor:
@@ -129,11 +129,28 @@ def device_login(
     return record
 
 
-def _revoke_unwanted(
-    provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet
-) -> None:
+def _revoke_unwanted(provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet) -> str:
+    """Revoke a grant policy refused; what became of it: "revoked", or "NOT revoked (why)"
+    (never reported revoked where it was not)."""
+    if provider.preset == "github":
+        from vault.login import github
+
+        try:
+            with http_.client() as http:
+                done = github.revoke(
+                    http,
+                    provider,
+                    api_base=provider.api_base or "",
+                    client_id=provider.client_id or "",
+                    access_token=tokens.access_token,
+                )
+        except VaultError as exc:
+            done = github.Revoked(False, exc.message)
+        if done.revoked:
+            return "revoked"
+        return f"NOT revoked ({done.detail}; revoke it at {provider.revoke_by_hand})"
     if not endpoints.revocation_endpoint:
-        return
+        return "NOT revoked (the provider offers no revocation endpoint)"
     token, hint = (
         (tokens.refresh_token, "refresh_token")
         if tokens.refresh_token
@@ -142,13 +159,23 @@ def _revoke_unwanted(
     try:
         with http_.client() as http:
             oauth.revoke(http, provider, endpoints.revocation_endpoint, token, hint)
-    except VaultError:
-        return
+    except VaultError as exc:
+        return f"NOT revoked ({exc.message})"
+    return "revoked"
 
 
-def endpoint_extra(provider: Provider, endpoints: oauth.Endpoints) -> dict[str, Any]:
-    """What refresh, revoke and `vault api` need later, fixed at login time inside the vault."""
+def endpoint_extra(
+    provider: Provider, endpoints: oauth.Endpoints, tokens: oauth.TokenSet | None = None
+) -> dict[str, Any]:
+    """What refresh, revoke and `vault api` need later, fixed at login time inside the vault;
+    for GitHub, also the kind of token (``github_token``: app or oauth_app)."""
     extra: dict[str, Any] = {"token_endpoint": endpoints.token_endpoint, "preset": provider.preset}
+    if provider.preset == "github" and tokens is not None:
+        from vault.login.github import token_kind
+
+        extra["github_token"] = token_kind(
+            tokens.access_token, tokens.refresh_token, tokens.expires_in
+        )
     for key in ("revocation_endpoint", "userinfo_endpoint", "introspection_endpoint"):
         value = getattr(endpoints, key)
         if value:

@@ -45,7 +45,9 @@ def provider_for_login(app: App, ns: argparse.Namespace) -> _providers.Provider:
 
 
 def cmd_login(app: App, ns: argparse.Namespace) -> int:
-    screen = LoginScreen(json_mode=app.json, no_browser=ns.no_browser)
+    screen = LoginScreen(
+        json_mode=app.json, no_browser=ns.no_browser, clipboard=getattr(ns, "clipboard", False)
+    )
     try:
         return _login(app, ns, screen)
     except VaultError as exc:
@@ -99,6 +101,8 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
     provider = provider_for_login(app, ns)
     name = check_name(ns.name or provider.name)
     scopes = tuple(dict.fromkeys(ns.scope)) if ns.scope else provider.scopes
+    if provider.preset == "github":
+        _github_limit(app, provider, scopes, screen)
     record = device_login(app.store, app.policy, provider, name=name, scopes=scopes, screen=screen)
     screen.event(
         {
@@ -132,3 +136,28 @@ def logged_in(record: TokenRecord) -> str:
         return "Logged in"
     host = clean(_http.host_of(record.issuer), 100) or clean(record.provider, 100)
     return f"Logged in to {host} as {clean(who, 100)}"
+
+
+def _github_limit(
+    app: App, provider: _providers.Provider, scopes: tuple[str, ...], screen: LoginScreen
+) -> None:
+    """Warn, once, before the login, when the vault already holds GitHub's limit of tokens for
+    this app, host and scope set (vault.login.github.TOKEN_LIMIT): GitHub would revoke the
+    oldest. On stderr, and as a `warning` event with --json."""
+    from vault.login import github
+
+    snapshot = app.store.read()
+    if snapshot is None or not provider.client_id:
+        return
+    issuer = provider.identity().issuer
+    held = [
+        (r.client_id, r.issuer, r.scopes)
+        for r in snapshot.records()
+        if r.identity().preset == "github" and r.source == "login" and r.needs_login is None
+    ]
+    count = github.same_grants(held, provider.client_id, issuer, scopes)
+    message = github.limit_warning(count, _http.host_of(issuer))
+    if message is None:
+        return
+    app.say(f"vault: warning: {message}")
+    screen.event({"event": "warning", "warning": "github_token_limit", "message": message})

@@ -164,12 +164,16 @@ def cmd_list(app: App, ns: argparse.Namespace) -> int:
 
 def cmd_status(app: App, ns: argparse.Namespace) -> int:
     now = time.time()
+    if getattr(ns, "verify", False) and ns.name is None:
+        raise UsageError("--verify checks one token: vault status NAME --verify")
     if ns.name is not None:
         name = check_name(ns.name)
         snapshot = app.store.read()
         record = snapshot.get(name) if snapshot else None
         if record is None:
             raise NotFoundError.for_name(name)
+        if getattr(ns, "verify", False):
+            return _verify(app, record)
         doc = token_json(record, now, app)
         if app.json:
             dump_json(doc)
@@ -208,6 +212,67 @@ def cmd_status(app: App, ns: argparse.Namespace) -> int:
             [_row(r, now, app) for r in records],
         )
     return 0
+
+
+def _verify(app: App, stored: TokenRecord) -> int:
+    """`vault status NAME --verify`: the scopes GitHub says the token has now (X-OAuth-Scopes
+    of GET {api}/user), beside the stored ones, and the drift between them; exit 0 with any
+    drift shown. A 401 means GitHub no longer takes the token (revoked, or expired): that is
+    reported, the token marked rejected (its next use refreshes it first), and exit 4. The token
+    goes through use_token (policy, refresh, the `used` record) like every other use."""
+    from vault.login import github
+    from vault.login.http import client, origin
+    from vault.tokens.reject import mark_rejected
+
+    if stored.identity().preset != "github":
+        raise UsageError(
+            f"--verify asks GitHub for a token's live scopes; {stored.name!r} is not a GitHub token"
+        )
+    api = stored.extra.get("api_base")
+    if not isinstance(api, str):
+        raise UsageError(f"the record of {stored.name!r} names no GitHub API to ask")
+    record = app.use_token(stored.name, min_valid=60, command="status --verify (GET /user)")
+    with client(30.0) as http:
+        live = github.live_scopes(http, api, record.access_token)
+    kind = record.extra.get("github_token")
+    doc: dict[str, Any] = {
+        "name": record.name,
+        "github_token": kind,
+        "api": api,
+        "revoked": live.revoked,
+        "stored_scopes": list(record.scopes),
+        "live_scopes": None if live.scopes is None else list(live.scopes),
+        "drift": None if live.scopes is None else github.drift(record.scopes, live.scopes),
+    }
+    where = origin(api)
+    if live.revoked and where is not None:
+        mark_rejected(
+            app.store, record.name, record.access_token, origin=where, command="status --verify"
+        )
+    if app.json:
+        dump_json(doc)
+    elif live.revoked:
+        app.say(
+            f"GitHub refused {record.name!r} (HTTP 401): it was revoked at GitHub, or has "
+            f"expired there. Log in again: vault login {record.provider} --name {record.name}"
+        )
+    else:
+        sys.stdout.write(f"{'stored scopes:':<15} {' '.join(record.scopes) or '-'}\n")
+        if live.scopes is None:
+            sys.stdout.write(
+                f"{'live scopes:':<15} - (GitHub sends none: an app's permissions are the "
+                "app's, not scopes)\n"
+            )
+        else:
+            sys.stdout.write(f"{'live scopes:':<15} {' '.join(live.scopes) or '-'}\n")
+            change = doc["drift"]
+            if change["added"] or change["removed"]:
+                added = " ".join(change["added"]) or "-"
+                removed = " ".join(change["removed"]) or "-"
+                sys.stdout.write(f"{'drift:':<15} added: {added}; removed: {removed}\n")
+            else:
+                sys.stdout.write(f"{'drift:':<15} none\n")
+    return 4 if live.revoked else 0
 
 
 def cmd_logout(app: App, ns: argparse.Namespace) -> int:
