@@ -39,6 +39,8 @@ TOKEN = "ghp_" + "Q9w8E7r6T5" * 3 + "abcdef"
         ["token", "--passphrase-file=/x/p", "gh", "--min-valid", "0"],
         ["token", "gh", "--min-valid", "-5"],
         ["token", "gh", "--min-valid", "7", "--min-valid", "9"],
+        ["token"],  # the default token
+        ["token", "--min-valid", "30"],
     ],
 )
 def test_token_parser_agrees_with_argparse(argv: list[str]) -> None:
@@ -54,7 +56,6 @@ def test_token_parser_agrees_with_argparse(argv: list[str]) -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["token"],
         ["token", "a", "b"],
         ["token", "gh", "--min-valid"],
         ["token", "gh", "--min-valid", "x"],

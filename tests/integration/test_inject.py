@@ -98,7 +98,7 @@ def test_env_file_references_reach_the_environment_only(vault: VaultCLI, tmp_pat
     assert isinstance(env, dict)
     assert (env["PGPASSWORD"], env["SAME"], env["OTHER"]) == (GH, GH, GL)
     assert (env["PLAIN"], env["URL"]) == ("hello world", "https://example.com/a#b")
-    assert "VAULT_TOKEN" not in env
+    assert "GH_TOKEN" not in env  # no NAME: no token of its own
     # One record per token used, naming the program and the variables it went into.
     assert [(u["event"], u["name"], u["outcome"], u["command"]) for u in _used(vault)] == [
         ("used", "gh", "success", f"exec env-file {PY} (PGPASSWORD, SAME)"),
@@ -116,7 +116,7 @@ def test_env_files_layer_over_the_environment_and_name_wins(
     _import(vault, "gh", GH)
     _import(vault, "gl", GL)
     first, second = tmp_path / "one.env", tmp_path / "two.env"
-    first.write_text("A=one\nB=one\nC=vault://gl\nD=vault://gl\nVAULT_TOKEN=from-file\n")
+    first.write_text("A=one\nB=one\nC=vault://gl\nD=vault://gl\nGH_TOKEN=from-file\n")
     second.write_text("A=two\nC=plain\n")
     process = {"A": "process", "B": "process", "E": "process", "C": "process"}
     child = _exec(vault, "--env-file", str(first), "--env-file", str(second), env=process)
@@ -124,20 +124,20 @@ def test_env_files_layer_over_the_environment_and_name_wins(
     assert isinstance(env, dict)
     # The process's environment, then each file in order (a later one wins), then NAME.
     assert [env[k] for k in "ABCDE"] == ["two", "one", "plain", GL, "process"]
-    assert env["VAULT_TOKEN"] == "from-file"
+    assert env["GH_TOKEN"] == "from-file"
     # C's reference was replaced by the second file: only D's use of gl is audited.
     assert [u["command"] for u in _used(vault)] == [f"exec env-file {PY} (D)"]
     child = _exec(vault, "gh", "--env-file", str(first), env=process)
     env = child["env"]
     assert isinstance(env, dict)
-    assert (env["VAULT_TOKEN"], env["C"]) == (GH, GL)  # NAME's variable wins over the file's
+    assert (env["GH_TOKEN"], env["C"]) == (GH, GL)  # NAME's variable wins over the file's
     child = _exec(vault, "gh", "--env", "D", "--env-file", str(first))
     env = child["env"]
     assert isinstance(env, dict)
-    assert (env["D"], env["C"], env["VAULT_TOKEN"]) == (GH, GL, "from-file")
+    assert (env["D"], env["C"], env["GH_TOKEN"]) == (GH, GL, "from-file")
     assert [u["command"] for u in _used(vault)][1:] == [
         f"exec env-file {PY} (C, D)",  # in the order the names first appear, NAME's last
-        f"exec env-file {PY} (VAULT_TOKEN)",
+        f"exec env-file {PY} (GH_TOKEN)",
         f"exec env-file {PY} (C)",
         f"exec env-file {PY} (D)",
     ]
@@ -287,8 +287,10 @@ def test_env_file_from_a_pipe(vault: VaultCLI) -> None:
 def test_exec_usage_errors(vault: VaultCLI, tmp_path: Path) -> None:
     env_file = tmp_path / "e.env"
     env_file.write_text("A=1\n")
+    r = vault.run("exec", "--", "true")  # no NAME, and no token to be the default
+    assert r.returncode == 4, r
+    assert "the vault holds no tokens" in r.stderr, r
     for args in (
-        ["exec", "--", "true"],
         ["exec", "--env", "X", "--env-file", str(env_file), "--", "true"],
         ["exec", "--env-file", str(env_file)],
         ["exec", "--env-file", str(tmp_path / "missing"), "--", "true"],

@@ -77,6 +77,7 @@ def test_full_login(configured: VaultCLI, idp: IdP) -> None:
             "provider": "local",
             "scopes": SCOPES,
             "expires_at": events[0]["expires_at"],
+            "account": {"subject": "alice", "display": None},  # the ID token's sub
         }
     ]
     assert str(event["user_code"]) in err  # the person is shown the code on stderr

@@ -63,6 +63,7 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
     assert tok["source"] == "import"
     assert 3500 < tok["expires_in"] <= 3600
     assert tok["refreshable"] is False
+    assert tok["account"] is None  # an import: vault does not know whose it is
     assert set(tok) == {
         "name",
         "provider",
@@ -82,6 +83,7 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
         "policy_denial",
         "needs_login",
         "rejected_at",
+        "account",
     }
     assert tok["needs_login"] is None
     assert tok["rejected_at"] is None
@@ -97,6 +99,7 @@ def test_list_and_status_json_shapes(vault: VaultCLI) -> None:
     assert text.stdout.splitlines()[0].split() == [
         "NAME",
         "PROVIDER",
+        "ACCOUNT",
         "SCOPES",
         "ISSUED",
         "EXPIRES",
@@ -147,7 +150,7 @@ def test_import_refuses_duplicates_and_bad_input(vault: VaultCLI) -> None:
         (["import", "bad name", "--provider", "github"], "invalid token name"),
         (["import", "y", "--provider", "nosuch"], "unknown provider"),
         (["import", "y"], "--provider"),
-        (["token"], "name"),
+        (["token", "x", "y"], "unexpected argument"),
         (["frobnicate"], "unknown command 'frobnicate'"),
         (["token", "x", "--min-valid", "-1"], "--min-valid"),
         (["import", "y", "--provider", "github", "--expires-at", "yesterday"], "RFC 3339"),

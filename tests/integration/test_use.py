@@ -30,13 +30,14 @@ def test_exec_puts_the_token_in_the_environment_only(vault: VaultCLI) -> None:
     r = vault.run("exec", "gh", "--", sys.executable, "-c", PRINT_ENV_ARGV, "an-arg")
     assert r.returncode == 0, r
     child = json.loads(r.stdout)
-    assert child["env"]["VAULT_TOKEN"] == TOKEN
+    assert child["env"]["GH_TOKEN"] == TOKEN  # GitHub's own variable (gh reads it)
+    assert "VAULT_TOKEN" not in child["env"]  # HashiCorp Vault's: never set by default
     assert all(TOKEN not in arg for arg in child["argv"])
     assert child["argv"][1:] == ["an-arg"]
-    r = vault.run("exec", "gh", "--env", "GH_TOKEN", "--", sys.executable, "-c", PRINT_ENV_ARGV)
+    r = vault.run("exec", "gh", "--env", "MY_TOKEN", "--", sys.executable, "-c", PRINT_ENV_ARGV)
     child = json.loads(r.stdout)
-    assert child["env"]["GH_TOKEN"] == TOKEN
-    assert "VAULT_TOKEN" not in child["env"]
+    assert child["env"]["MY_TOKEN"] == TOKEN
+    assert "GH_TOKEN" not in child["env"]
     used = [
         json.loads(x)
         for x in vault.run("audit", "show", "--event", "used", "--json").stdout.splitlines()
@@ -171,7 +172,9 @@ def test_a_refresh_before_exec_leaves_no_signal_held_in_the_command(vault: Vault
         code, _, err = approved_login(vault)
         assert code == 0, err
         show = "print([l for l in open('/proc/self/status') if l.startswith('SigBlk')][0])"
-        r = vault.run("exec", "local", "--min-valid", "999999", "--", sys.executable, "-c", show)
+        r = vault.run(
+            "exec", "local", "--env", "T", "--min-valid", "999999", "--", sys.executable, "-c", show
+        )
         assert r.returncode == 0, r
         assert r.stdout.split() == ["SigBlk:", "0" * 16], r
         refreshes = [g for g in idp.grants()["grants"] if g["grant_type"] == "refresh_token"]

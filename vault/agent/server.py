@@ -499,7 +499,8 @@ class Agent:
         null. The answer: the token, its expiry, and the provider it came from."""
         from vault.tokens.use import WANTS, handed, use_token
 
-        name = check_name(_text(request, "name"))
+        # null: the default token (vault.tokens.default), chosen here with this vault's names
+        name = None if request.get("name") is None else check_name(_text(request, "name"))
         min_valid = request.get("min_valid", 0)
         if isinstance(min_valid, bool) or not isinstance(min_valid, int) or min_valid < 0:
             raise UsageError("min_valid must be zero or more seconds")
@@ -514,6 +515,10 @@ class Agent:
         config, policy = self.settings()
         store = self.store(config)
         try:
+            if name is None:
+                from vault.tokens.default import resolve
+
+                name = resolve(store, None)
             record = use_token(
                 store,
                 policy,

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("token", "token:cmd_token", "print a stored access token")
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="the token (default: the default token, see switch)")
     p.add_argument(
         "--min-valid",
         type=int,
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("logout", "revoke"):
         p = add(name, "store:cmd_logout", "revoke a token where possible, delete it")
-        p.add_argument("name")
+        p.add_argument("name", nargs="?", help="the token (default: the default token)")
         p.add_argument(
             "--force", action="store_true", help="delete locally even if revocation fails"
         )
@@ -158,7 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("exec", "use:cmd_exec", "run a command with the token in its environment")
     p.add_argument("name", nargs="?", help="the token (optional with --env-file)")
-    p.add_argument("--env", default=None, metavar="VAR", help="default VAULT_TOKEN")
+    p.add_argument(
+        "--env",
+        default=None,
+        metavar="VAR",
+        help="the variable for the token (default: the provider's own, GH_TOKEN for GitHub, "
+        "GITLAB_TOKEN for GitLab; other providers need --env)",
+    )
     p.add_argument(
         "--env-file",
         action="append",
@@ -174,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="refresh first if the token expires within SECONDS (default 60)",
     )
-    p.epilog = "Usage: vault exec NAME [--env VAR] [--env-file FILE]... -- CMD [ARG...]"
+    p.epilog = "Usage: vault exec [NAME] [--env VAR] [--env-file FILE]... -- CMD [ARG...]"
 
     p = add("inject", "inject:cmd_inject", "fill {{ vault://NAME }} placeholders of a template")
     p.add_argument(
@@ -197,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("api", "use:cmd_api", "an authenticated HTTP request, like `gh api`")
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="the token (default: the default token)")
     p.add_argument(
         "target", metavar="PATH-OR-URL", help="a path under the provider's API, or a full URL"
     )
@@ -310,6 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--write", action="store_true", help="edit the kubeconfig with kubectl instead of printing"
     )
     setup.add_argument("--kubeconfig", metavar="FILE", help="with --write: the file to edit")
+
+    p = add(
+        "switch",
+        "switch:cmd_switch",
+        "choose the default token (used when a command is given no NAME), or show it",
+    )
+    p.add_argument("name", nargs="?", help="the token to make the default (none: show it)")
+    p.add_argument("--unset", action="store_true", help="forget the default")
+    p.add_argument("--json", action="store_true")
+
+    p = add(
+        "setup-git",
+        "setup_git:cmd_setup_git",
+        "make git use vault's credential helper for the token's provider host",
+    )
+    p.add_argument("name", nargs="?", help="the token (default: the default token)")
+    p.add_argument("--dry-run", action="store_true", help="print the git commands, run none")
 
     p = add("rekey", "store:cmd_rekey", "rotate the vault's data key")
     p.add_argument(

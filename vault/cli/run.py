@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 class Grammar:
     """A command the hand parser reads: its positional words (each a name, or one of fixed
-    choices), its options that take a value (an integer or any word), its flags, what an
+    choices; the last ``optional`` of them may be left out, as argparse's ``nargs="?"``), its
+    options that take a value (an integer or any word), its flags, what an
     absent option is, and the handler and the `served` function (agent first) it runs."""
 
     __slots__ = (
@@ -21,6 +22,7 @@ class Grammar:
         "flags",
         "handler",
         "ints",
+        "optional",
         "positionals",
         "required",
         "served",
@@ -38,6 +40,7 @@ class Grammar:
         flags: tuple[tuple[str, str], ...] = (),
         defaults: tuple[tuple[str, object], ...] = (),
         required: tuple[str, ...] = (),
+        optional: int = 0,
     ) -> None:
         self.handler = handler
         self.served = served
@@ -47,6 +50,7 @@ class Grammar:
         self.flags = dict(flags)
         self.defaults = dict(defaults)
         self.required = required
+        self.optional = optional  # how many of the last positionals may be left out (None)
 
 
 _PASSPHRASE = ("--passphrase-file", "passphrase_file")
@@ -62,6 +66,7 @@ FAST: dict[str, Grammar] = {
         values=(_PASSPHRASE,),
         ints=(("--min-valid", "min_valid"),),
         defaults=(("min_valid", 0),),
+        optional=1,  # `vault token` alone: the default token (the agent chooses it)
     ),
     "kube": Grammar(
         "vault.cli.commands.kube:cmd_kube",
@@ -90,7 +95,7 @@ FAST: dict[str, Grammar] = {
 
 
 def _parse_fast(argv: list[str]) -> SimpleNamespace | None:
-    """`vault token NAME [--min-valid N] [--passphrase-file PATH]` and the other FAST
+    """`vault token [NAME] [--min-valid N] [--passphrase-file PATH]` and the other FAST
     commands, parsed without argparse.
 
     Contract: for every argv this returns either None or exactly the namespace the argparse
@@ -145,7 +150,7 @@ def _parse_fast(argv: list[str]) -> SimpleNamespace | None:
                 values[key] = value
             seen.add(key)
         i += 1
-    if place < len(grammar.positionals):
+    if place < len(grammar.positionals) - grammar.optional:
         return None
     if any(key not in seen for key in grammar.required):
         return None

@@ -310,15 +310,16 @@ def remote_error(error: object) -> AgentError:
     )
 
 
-def fast_token(name: str, min_valid: int, *, to_terminal: bool) -> str | None:
+def fast_token(name: str | None, min_valid: int, *, to_terminal: bool) -> str | None:
     """`vault token` through the agent: the access token, or None where no unlocked agent
-    runs for this vault (the caller then does what it does without one)."""
+    runs for this vault (the caller then does what it does without one). ``name`` None: the
+    default token, which the agent chooses (vault.tokens.default)."""
     answer = hand_out(name, min_valid, command="token", to_terminal=to_terminal)
     return None if answer is None else answer["token"]
 
 
 def hand_out(
-    name: str,
+    name: str | None,
     min_valid: int,
     *,
     command: str,

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from vault.policy.rules import Denial
-    from vault.store.model import TokenRecord
+    from vault.store.model import Account, TokenRecord
 
 
 def for_record(
@@ -22,10 +22,12 @@ def for_record(
     command: str | None = None,
     denial: Denial | None = None,
     grant: str | None = None,
+    account: Account | None = None,
 ) -> dict[str, Any]:
     """An event about a stored token, with its fingerprint (of the access token); ``grant``
-    names how a login obtained it."""
-    return make_event(
+    names how a login obtained it, and where ``account`` is given and known, whom it belongs
+    to (:func:`account_fields`)."""
+    event = make_event(
         kind,
         name=record.name,
         provider=record.provider,
@@ -39,6 +41,21 @@ def for_record(
         fingerprint=fingerprint(audit_key, record.access_token),
         grant=grant,
     )
+    if account is not None:
+        event.update(account_fields(account))
+    return event
+
+
+def account_fields(account: Account) -> dict[str, str]:
+    """The audit fields of an account (not secret): ``account``, the name shown (else the
+    subject), and ``account_subject``; flat strings, so syslog and journald forward them."""
+    fields: dict[str, str] = {}
+    shown = account.display or account.subject
+    if shown is not None:
+        fields["account"] = shown
+    if account.subject is not None:
+        fields["account_subject"] = account.subject
+    return fields
 
 
 def for_denial(

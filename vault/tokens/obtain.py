@@ -22,6 +22,7 @@ from vault.secret import Secret
 from vault.store.model import TokenRecord
 from vault.store.vault import Store
 from vault.tokens.events import for_denial, for_record
+from vault.tokens.whoami import lookup as lookup_account
 from vault.util.record import replace
 from vault.util.redact import scrub_text
 from vault.util.text import check_scopes
@@ -233,6 +234,8 @@ def keep_login(
             rule=denial.rule,
             source=denial.source,
         )
+    with http_.client() as http:  # whom the token belongs to: best effort, never fails here
+        account = lookup_account(http, provider, endpoints, tokens)
     now = int(time.time())
     record = TokenRecord(
         name=name,
@@ -249,6 +252,7 @@ def keep_login(
         last_refresh=None,
         source="login",
         extra=endpoint_extra(provider, endpoints, tokens),
+        account=account,
     )
     return store_login(store, provider, record, force=force, reason=reason, grant=grant)
 
@@ -296,6 +300,7 @@ def store_login(
                     reason=reason,
                     command="login",
                     grant=grant,
+                    account=record.account,
                 )
             )
     except NameTaken as exc:

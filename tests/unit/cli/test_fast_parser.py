@@ -151,6 +151,13 @@ def _check(argv: list[str]) -> None:
 @example(["token", "x", "--min-valid=5", "--min-valid", "7"])
 @example(["token", "x", "--min-valid", "9" * 5000])  # over int()'s digit limit
 @example(["token", "gh", "--passphrase-file=--"])  # argparse drops a bare "--" value
+@example(["token"])  # no NAME: the default token
+@example(["token", "--min-valid", "5"])
+@example(["token", "--min-valid"])
+@example(["token", "--passphrase-file", "p"])
+@example(["token", "-"])
+@example(["kube"])  # NAME stays required where it is
+@example(["credential-helper", "--name", "x"])
 def test_hand_parser_accepts_a_subset_of_argparse_with_the_same_values(argv: list[str]) -> None:
     _check(argv)
 
@@ -159,6 +166,9 @@ def test_hand_parser_accepts_a_subset_of_argparse_with_the_same_values(argv: lis
     ("argv", "expected"),
     [
         (["token", "gh"], {"name": "gh", "min_valid": 0}),
+        (["token"], {"name": None, "min_valid": 0}),
+        (["token", "--min-valid", "30"], {"name": None, "min_valid": 30}),
+        (["token", "--passphrase-file=p"], {"name": None, "min_valid": 0, "passphrase_file": "p"}),
         (["token", "gh", "--min-valid", "30"], {"name": "gh", "min_valid": 30}),
         (["token", "--min-valid=-5", "gh"], {"name": "gh", "min_valid": -5}),
         (["token", "gh", "--min-valid", "-0"], {"name": "gh", "min_valid": 0}),
@@ -197,6 +207,11 @@ def test_the_common_forms_take_the_fast_path(argv: list[str], expected: dict[str
         ["token", "x", "--min", "5"],
         ["token", "x", "--min-valid", "9" * 5000],
         ["token", "x", "--", "y"],
+        ["token", "--"],
+        ["token", "a", "b"],
+        ["kube"],
+        ["kube", "--min-valid", "5"],
+        ["credential-helper", "--name", "x"],
     ],
 )
 def test_doubtful_words_go_to_argparse(argv: list[str]) -> None:

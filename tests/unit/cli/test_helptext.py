@@ -103,7 +103,7 @@ def _error(*argv: str) -> UsageError:
             "see `vault list --help`",
         ),
         (["list", "extra"], "unexpected argument 'extra' for `vault list`", "vault list --help"),
-        (["token"], "the following arguments are required: name", "see `vault token --help`"),
+        (["kube"], "the following arguments are required: NAME", "see `vault kube --help`"),
         (
             ["exec", "gh", "api", "/user"],
             "put -- before the command: vault exec gh -- api /user",

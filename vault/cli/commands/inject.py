@@ -179,7 +179,8 @@ def _check_trusted(st: os.stat_result, what: str, source: str) -> None:
 def exec_with_env_files(app: App, ns: argparse.Namespace, cmd: list[str]) -> int:
     """`vault exec [NAME] [--env VAR] --env-file FILE... -- CMD`: CMD's environment is this
     process's, then each env file in order (a later file's KEY replaces an earlier one's), then
-    NAME's token in VAR (VAULT_TOKEN by default) above all. Only the references that end up in
+    NAME's token in VAR (by default its provider's conventional variable:
+    vault.cli.commands.use.token_variable) above all. Only the references that end up in
     it are resolved; then this process is replaced by CMD (found on the PATH CMD gets)."""
     env: dict[str, str] = dict(os.environ)
     refs: dict[str, Use] = {}  # variable -> the reference it is set to, in order
@@ -194,7 +195,7 @@ def exec_with_env_files(app: App, ns: argparse.Namespace, cmd: list[str]) -> int
                 where = f"{source}:{entry.line} ({entry.key})"
                 refs[entry.key] = Use(entry.ref, _label(entry.key, entry.ref), where)
     if ns.name is not None:
-        var = ns.env or "VAULT_TOKEN"
+        var = ns.env if ns.env is not None else _conventional_variable(app, check_name(ns.name))
         refs.pop(var, None)
         refs[var] = Use(Ref(check_name(ns.name)), var, f"{ns.name} ({var})")
     import shutil
@@ -216,6 +217,19 @@ def exec_with_env_files(app: App, ns: argparse.Namespace, cmd: list[str]) -> int
     from vault.cli.commands.use import run_program
 
     return run_program(app, program, cmd, env)
+
+
+def _conventional_variable(app: App, name: str) -> str:
+    """NAME's provider's conventional variable (GH_TOKEN...), read from this process's view
+    of the vault before anything is resolved; a UsageError where there is none (--env)."""
+    from vault.cli.commands.use import token_variable
+    from vault.errors import NotFoundError
+
+    snapshot = app.store.read()
+    record = snapshot.get(name) if snapshot is not None else None
+    if record is None:
+        raise NotFoundError.for_name(name)
+    return token_variable(record, None)
 
 
 # --- vault inject ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from vault.errors import EXIT_INTERRUPTED, ConfigError, PolicyError, UsageError,
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
+from vault.store.model import TokenRecord
 from vault.util.redact import scrub_text
 from vault.util.text import check_name, clean, rfc3339
 
@@ -163,12 +164,15 @@ def _login(app: App, ns: argparse.Namespace, screen: LoginScreen) -> int:
             "provider": provider.name,
             "scopes": list(record.scopes),
             "expires_at": rfc3339(record.expires_at),
+            "account": None
+            if record.account is None
+            else {"subject": record.account.subject, "display": record.account.display},
         }
     )
     if not app.json:
         expiry = rfc3339(record.expires_at) or "no expiry given"
         app.say(
-            f"Logged in: stored {name!r} ({provider.name}; scopes: "
+            f"{logged_in(record)}: stored {name!r} ({provider.name}; scopes: "
             f"{' '.join(record.scopes) or 'none'}; expires {expiry}"
             f"{'; refreshable' if record.refresh_token else ''})."
         )
@@ -216,6 +220,18 @@ def _retire(app: App, screen: LoginScreen, old: TokenRecord, new: TokenRecord) -
         f"the grant of the token this login replaced under {new.name!r} is still alive at "
         f"the provider ({result.problem}); {where}"
     )
+
+
+def logged_in(record: TokenRecord) -> str:
+    """ "Logged in to HOST as ACCOUNT" (the provider's host, the account's name, else its
+    subject), or "Logged in" where the account is unknown. Both parts are shown cleaned:
+    the host comes from config.yaml, the account from the provider."""
+    account = record.account
+    who = None if account is None else (account.display or account.subject)
+    if who is None:
+        return "Logged in"
+    host = clean(_http.host_of(record.issuer), 100) or clean(record.provider, 100)
+    return f"Logged in to {host} as {clean(who, 100)}"
 
 
 def _github_limit(

@@ -19,7 +19,7 @@ from vault.cli.render import (
 )
 from vault.errors import NotFoundError, UsageError
 from vault.secret import Secret
-from vault.store.model import TokenRecord
+from vault.store.model import Account, TokenRecord
 from vault.util.text import check_name, check_scopes, clean, parse_time, rfc3339
 
 TOKEN_LIMIT = 16 * 1024
@@ -124,7 +124,13 @@ def token_json(record: TokenRecord, now: float, app: App | None = None) -> dict[
             "since": rfc3339(record.needs_login.at),
         },
         "rejected_at": rfc3339(record.rejected_at),
+        "account": None if record.account is None else account_doc(record.account),
     }
+
+
+def account_doc(account: Account) -> dict[str, str | None]:
+    """An account as JSON: both keys always present (null where unknown)."""
+    return {"subject": account.subject, "display": account.display}
 
 
 def token_state(record: TokenRecord, now: float, app: App) -> str:
@@ -155,8 +161,10 @@ def state_style(state: str) -> str:
 
 
 def _account(record: TokenRecord) -> str:
+    """The account in a table: its name, else its subject, else ""."""
     account = record.account
-    return clean(account.display, 200) if account is not None and account.display else ""
+    shown = None if account is None else (account.display or account.subject)
+    return "" if shown is None else clean(shown, 200)
 
 
 def _table(app: App, records: list[TokenRecord], now: float, ns: argparse.Namespace) -> None:
@@ -392,10 +400,12 @@ def _verify(app: App, stored: TokenRecord) -> int:
 
 
 def cmd_logout(app: App, ns: argparse.Namespace) -> int:
+    from vault.tokens.default import clear_default, resolve
     from vault.tokens.lifecycle import revoke_and_delete
 
-    name = check_name(ns.name)
+    name = resolve(app.store, ns.name)  # no NAME: the default token
     result, deleted = revoke_and_delete(app.store, app.config.providers, name, force=ns.force)
+    was_default = deleted and clear_default(app.paths, only=name)  # else it names nothing
     if app.json:
         dump_json(
             {
@@ -406,6 +416,7 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
                 "tokens_revoked": list(result.tokens),
                 "detail": result.detail,
                 "revoke_by_hand": result.by_hand,
+                "was_default": was_default,
             }
         )
         return 0
@@ -421,6 +432,8 @@ def cmd_logout(app: App, ns: argparse.Namespace) -> int:
         app.say(f"Deleted {name!r} locally. It was NOT revoked at the provider: {result.detail}.")
     if result.by_hand and not result.revoked:
         app.say(f"Revoke it by hand at {result.by_hand}")
+    if was_default:
+        app.say("It was the default token; none is set now (`vault switch NAME` sets one).")
     return 0
 
 

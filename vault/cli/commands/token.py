@@ -1,5 +1,5 @@
-"""`vault token NAME`: the access token on stdout, for scripts (the start-up path: this module
-imports only what handing out a token needs)."""
+"""`vault token [NAME]`: the access token on stdout (no NAME: the default token), for scripts
+(the start-up path: this module imports only what handing out a token needs)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ def served(ns: argparse.Namespace) -> int | None:
 
 def cmd_token(app: App, ns: argparse.Namespace) -> int:
     from vault.errors import UsageError
-    from vault.util.text import check_name
+    from vault.tokens.default import resolve
 
-    name = check_name(ns.name)
     if ns.min_valid < 0:
         raise UsageError("--min-valid must be zero or more seconds")
+    name = resolve(app.store, ns.name)  # no NAME: the default token
     record = app.use_token(
         name, min_valid=ns.min_valid, command="token", to_terminal=sys.stdout.isatty()
     )

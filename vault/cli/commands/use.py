@@ -16,14 +16,16 @@ from vault.cli.app import App
 from vault.errors import EXIT_NETWORK, AuthError, UsageError
 from vault.login.http import check_url, host_of, parse_header_arg
 from vault.store.model import TokenRecord
-from vault.util.text import check_name, clean, escape_unsafe
+from vault.util.text import clean, escape_unsafe
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 API_DEADLINE = 120.0  # `vault api`: one request, connect to last byte, at most this long
 
 
 def cmd_exec(app: App, ns: argparse.Namespace) -> int:
-    """Replace this process with CMD, the token in its environment (never in its argv)."""
+    """Replace this process with CMD, the token in its environment (never in its argv): NAME's
+    (no NAME: the default token) in --env VAR, else in its provider's conventional variable
+    (:func:`token_variable`)."""
     cmd = list(ns.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
@@ -37,24 +39,28 @@ def cmd_exec(app: App, ns: argparse.Namespace) -> int:
         from vault.cli.commands.inject import exec_with_env_files
 
         return exec_with_env_files(app, ns, cmd)
-    if ns.name is None:
-        raise UsageError("no token named", hint="vault exec NAME -- CMD, or --env-file FILE")
-    name = check_name(ns.name)
-    env_var = ns.env or "VAULT_TOKEN"
+    from vault.tokens.default import resolve
+
+    name = resolve(app.store, ns.name)  # no NAME: the default token
     import shutil
 
     program = shutil.which(cmd[0])
     if program is None:
         app.say(f"vault: error: command not found: {clean(cmd[0], 200)}")
         return 127
+    chosen: list[str] = []
+
+    def command(stored: TokenRecord) -> str:
+        """The variable, decided on the record used, before the token leaves the vault."""
+        chosen.append(token_variable(stored, ns.env))
+        return f"exec {os.path.basename(program)}"
+
     try:
-        record = app.use_token(
-            name, min_valid=ns.min_valid, command=f"exec {os.path.basename(program)}"
-        )
+        record = app.use_token(name, min_valid=ns.min_valid, command=command)
     except AuthError as exc:
         raise _with_min_valid(app, name, ns.min_valid, exc) from None
     env = dict(os.environ)
-    env[env_var] = record.access_token.reveal()
+    env[chosen[-1]] = record.access_token.reveal()
     return run_program(app, program, cmd, env)
 
 
@@ -79,6 +85,34 @@ def _with_min_valid(app: App, name: str, min_valid: int, exc: AuthError) -> Auth
 
 
 MIN_VALID_DEFAULT = 60  # vault exec's --min-valid (vault.cli.parser)
+
+
+# The variable each provider's own command-line tool reads its token from (gh, glab). Not
+# VAULT_TOKEN: that is HashiCorp Vault's variable, and HashiCorp tooling in the child (vault,
+# terraform's vault provider, consul-template, envconsul) would send the OAuth token to
+# VAULT_ADDR as a Vault token.
+CONVENTIONAL = {"github": "GH_TOKEN", "gitlab": "GITLAB_TOKEN"}
+GITHUB_ENTERPRISE = "GH_ENTERPRISE_TOKEN"  # gh reads it for a host other than github.com
+
+
+def token_variable(record: TokenRecord, env: str | None) -> str:
+    """The variable a token goes into: ``env`` (--env) when given, else its provider's
+    conventional one (CONVENTIONAL; GH_ENTERPRISE_TOKEN for a GitHub preset on another host,
+    as gh reads it). A provider without one (microsoft, google, any OIDC provider) needs --env:
+    a UsageError (exit 2) naming it."""
+    if env is not None:
+        return env
+    preset = record.identity().preset
+    variable = CONVENTIONAL.get(preset)
+    if variable is None:
+        raise UsageError(
+            f"{record.name!r} is a token of {clean(record.provider, 60)} ({preset}), which has "
+            "no conventional environment variable: name one with --env",
+            hint=f"vault exec {record.name} --env VAR -- CMD",
+        )
+    if preset == "github" and host_of(record.issuer).lower() != "github.com":
+        return GITHUB_ENTERPRISE
+    return variable
 
 
 def run_program(app: App, program: str, cmd: list[str], env: dict[str, str]) -> int:
@@ -120,8 +154,9 @@ def cmd_api(app: App, ns: argparse.Namespace) -> int:
     import httpx
 
     from vault.login.http import MAX_BODY, client
+    from vault.tokens.default import resolve
 
-    name = check_name(ns.name)
+    name = resolve(app.store, ns.name)  # no NAME: the default token
     headers: dict[str, str] = {}
     for raw in ns.header:
         key, value = parse_header_arg(raw)  # refuses Host, Forwarded, Authorization, Proxy-*...
