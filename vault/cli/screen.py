@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from vault.cli.render import dump_json
+from vault.cli.render import dump_json, style
 from vault.login import http as _http
 from vault.login import oauth as _oauth
 from vault.login import providers as _providers
@@ -64,7 +64,7 @@ class LoginScreen:
         lines = device_lines(provider, endpoints, device, width=width, now=time.time())
         code = clean(device.user_code, 64)
         shown = [
-            line.replace(code, _emphasis(code, self.err)) if line.startswith("  2.") else line
+            line.replace(code, style(code, "code", self.err)) if line.startswith("  2.") else line
             for line in lines
         ]
         self.err.write("\n".join(shown) + "\n")
@@ -241,16 +241,6 @@ def copy_to_clipboard(text: str) -> str:
             return f"The code could not be copied: {program} failed."
         return f"The code is copied to the clipboard ({program})."
     return "The code was not copied: no clipboard tool found (see vault login --help)."
-
-
-def _emphasis(text: str, stream: TextIO) -> str:
-    """Bold on a terminal that shows it; plain with NO_COLOR, TERM=dumb or no terminal.
-    (A local stand-in for render.style, until that exists.)"""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM", "") in ("", "dumb"):
-        return text
-    if not stream.isatty():
-        return text
-    return f"\033[1m{text}\033[0m"
 
 
 def terminal_size() -> tuple[int, int]:
