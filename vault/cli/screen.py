@@ -128,10 +128,13 @@ class LoginScreen:
             return
         self._last_tick = secs
         self._ticking = True
-        text = f"  Waiting for approval... the code expires in {secs // 60}:{secs % 60:02d}"
-        text = text[: max(1, terminal_size()[0] - 1)]
+        text = self.waiting_text(secs)[: max(1, terminal_size()[0] - 1)]
         self.err.write(self._erase() + text)
         self.err.flush()
+
+    def waiting_text(self, secs: int) -> str:
+        """The Waiting line with ``secs`` left."""
+        return f"  Waiting for approval... the code expires in {secs // 60}:{secs % 60:02d}"
 
     def _erase(self) -> str:
         """Back to the start of the Waiting line, erased: the terminal's erase-line sequence,

@@ -76,7 +76,7 @@ class WebLoginScreen(LoginScreen):
             f"  To log in to {clean(provider.name)} ({clean(endpoints.issuer, 200)}):",
             f"  {how}",
             f"    {clean(url, 4096)}",
-            f"  You are about to trust {host}: check that this is your identity provider.",
+            f"  Check that {host} is your identity provider before you approve.",
             f"  Waiting up to {secs // 60} min {secs % 60} s "
             f"(until {rfc3339(time.time() + wait)}) for the browser to come back.",
         ]
@@ -84,19 +84,10 @@ class WebLoginScreen(LoginScreen):
         self.err.flush()
         self._web = True
 
-    def tick(self, remaining: float) -> None:
+    def waiting_text(self, secs: int) -> str:
         if not self._web:
-            super().tick(remaining)
-            return
-        if not self.tty or self.json_mode:
-            return
-        secs = max(0, int(remaining))
-        if secs == self._last_tick:
-            return
-        self._last_tick = secs
-        self._ticking = True
-        self.err.write(f"\r  Waiting for the browser... {secs // 60}:{secs % 60:02d} left ")
-        self.err.flush()
+            return super().waiting_text(secs)
+        return f"  Waiting for the browser... {secs // 60}:{secs % 60:02d} left"
 
 
 @contextlib.contextmanager
