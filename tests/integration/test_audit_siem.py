@@ -280,7 +280,11 @@ def test_show_bad_format_is_a_usage_error(with_records: VaultCLI, args: tuple[st
     r = with_records.run("audit", "show", *args)
     assert r.returncode == 2, r
     assert "Traceback" not in r.stderr
-    assert r.stdout == ""
+    if "--json" in args:  # asked for JSON: the error is one JSON object, and nothing else
+        doc = json.loads(r.stdout)
+        assert (doc["event"], doc["error"], doc["exit"]) == ("error", "usage", 2), doc
+    else:
+        assert r.stdout == ""
 
 
 def test_show_documents_of_a_hostile_log_line(with_records: VaultCLI) -> None:

@@ -371,5 +371,7 @@ def test_a_persons_words_go_to_the_controlling_terminal(vault: VaultCLI, sts: Fr
         os.close(slave)
     assert (proc.returncode, proc.stdout, proc.stderr) == (4, "", "")
     text = said.decode(errors="replace")
+    assert "\x1b[" in text  # a terminal: `error:` is emphasised there
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     assert "vault: error: no token named 'nope' in the vault" in text
     assert "vault: hint:" in text

@@ -379,13 +379,18 @@ def scope(exe: tuple[str, ...] = ()) -> list[Variant]:
     ]
 
 
-def error_code(*, polling: bool, exe: tuple[str, ...] = ()) -> list[Variant]:
+def error_code(*, polling: bool, exe: tuple[str, ...] = (), refresh: bool = False) -> list[Variant]:
     """``error`` in an error answer (HTTP 400): the RFC codes that need a person are exit 4;
-    anything else, or a code that is not exactly one of them, is exit 7."""
+    anything else, or a code that is not exactly one of them, is exit 7. A refresh answered
+    400 with no ``error`` at all means the refresh token no longer works: exit 4, log in again."""
     unknown = _rej("does not know")
     expired = _rej("[expired_token]", 4)
     out = [
-        Variant("missing", MISSING, _rej("HTTP 400")),
+        Variant(
+            "missing",
+            MISSING,
+            _rej("HTTP 400 with no OAuth error", 4) if refresh else _rej("HTTP 400"),
+        ),
         Variant("null", None, _rej(None)),
         *(Variant(label, value, _rej(None)) for label, value in WRONG_TYPES.items()),
         Variant("empty", "", unknown),
@@ -642,7 +647,9 @@ FIELDS: list[FieldSpec] = [
             "scope": ("large list",),
         },
     ),
-    FieldSpec("refresh-error", "error", tuple(error_code(polling=False, exe=("cr",)))),
+    FieldSpec(
+        "refresh-error", "error", tuple(error_code(polling=False, exe=("cr",), refresh=True))
+    ),
     FieldSpec(
         "refresh-error",
         "error_description",

@@ -138,6 +138,7 @@ def test_web_login_end_to_end(configured: VaultCLI, idp: IdP) -> None:
             "provider": "local",
             "scopes": list(SCOPES),
             "expires_at": events[0]["expires_at"],
+            "account": {"subject": "alice", "display": None},  # the ID token's sub
         }
     ]
     assert "Logging in through your browser (authorization code with PKCE): --web was given." in (

@@ -22,7 +22,7 @@ LIST = [
     "gl-refreshable  Zoë Å.   gitlab    api            3 d ago   refreshable",
     "needs-login     -        github    repo           1 h ago   needs_login",
     "rejected        -        github    repo           in 5 h    rejected",
-    "too-old         -        github    repo           never     denied:max_token_age",
+    "too-old         12345    github    repo           never     denied:max_token_age",
 ]
 
 

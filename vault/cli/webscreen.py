@@ -38,6 +38,7 @@ class WebLoginScreen(LoginScreen):
     """The login screen with the grant choice and the web login's screen."""
 
     _web = False
+    _flow: str | None = None
 
     def browser_here(self) -> tuple[bool, str]:
         """Whether a browser can be opened for the person here, and why (for the one line
@@ -51,9 +52,24 @@ class WebLoginScreen(LoginScreen):
         return False, no_local_browser() or "no terminal to work with a browser from"
 
     def flow(self, grant: str, reason: str) -> None:
-        """One line on stderr: which grant is used, and why."""
-        self.err.write(f"  Logging in {GRANT_TEXT.get(grant, grant)}: {clean(reason, 300)}.\n")
-        self.err.flush()
+        """The line that says which grant is used, and why: written on stderr above the URL
+        (or the code), once every check that needs no person has passed, so a login refused
+        before it starts says only why it was refused."""
+        self._flow = f"  Logging in {GRANT_TEXT.get(grant, grant)}: {clean(reason, 300)}.\n"
+
+    def _say_flow(self) -> None:
+        if self._flow is not None:
+            self.err.write(self._flow)
+            self._flow = None
+
+    def show(
+        self,
+        provider: _providers.Provider,
+        endpoints: _oauth.Endpoints,
+        device: _oauth.DeviceAuthorization,
+    ) -> None:
+        self._say_flow()
+        super().show(provider, endpoints, device)
 
     def show_authorization(
         self,
@@ -65,6 +81,7 @@ class WebLoginScreen(LoginScreen):
         """The authorization URL: the ``authorization_url`` event, the lines on stderr, and the
         browser opened (unless --no-browser, or there is none to open here)."""
         self.event({"event": "authorization_url", "url": url})
+        self._say_flow()
         host = clean(_http.host_of(url), 200)
         secs = int(wait)
         opened = False
