@@ -96,7 +96,7 @@ def test_a_refused_refresh_marks_the_token_and_nothing_contacts_the_provider_aga
         ("token", "local"),
         ("token", "local", "--min-valid", "999999"),
         ("refresh", "local"),
-        ("exec", "local", "--", "true"),
+        ("exec", "local", "--env", "TOKEN", "--", "true"),
         ("api", "local", idp.url("/me")),
     ]
     for args in uses:

@@ -519,10 +519,24 @@ def test_sixteen_processes_mixed_load(
     # Each presented token had been issued before it was presented.
     issued_when = {str(g["issued_refresh_sha256"]): int(str(g["t"])) for g in grants}
     assert all(issued_when[str(g["presented_sha256"])] <= int(str(g["t"])) for g in refreshes)
-    ours = [r for r in revocations if r["client_id"] == "vault-cli"]
+    mine = [r for r in revocations if r["client_id"] == "vault-cli"]
+    # Each logout and prune revokes its grant's refresh token, then its access token unless that
+    # is known to have expired (two RFC 7009 requests, each with its token_type_hint).
+    ours = [r for r in mine if r["token_type_hint"] == "refresh_token"]
+    ours_access = [r for r in mine if r["token_type_hint"] == "access_token"]
+    assert len(ours) + len(ours_access) == len(mine), mine
     assert len(ours) == kinds[("logout", 0)] + len(pruned_names)
     assert all(r["found"] == "RefreshToken" and r["status"] == 200 for r in ours), ours
     revoked = {str(r["token_sha256"]) for r in ours}
+    # An access token revoked is the one issued with a refresh token revoked (the grant's newest),
+    # once each, each after its refresh token.
+    access_of = {str(g["issued_refresh_sha256"]): str(g["issued_access_sha256"]) for g in grants}
+    assert all(r["status"] == 200 for r in ours_access), ours_access
+    revoked_access = [str(r["token_sha256"]) for r in ours_access]
+    assert len(revoked_access) == len(set(revoked_access)), ours_access
+    assert set(revoked_access) <= {access_of[h] for h in revoked}, ours_access
+    refresh_revoked_at = {access_of[str(r["token_sha256"])]: int(str(r["t"])) for r in ours}
+    assert all(refresh_revoked_at[str(r["token_sha256"])] <= int(str(r["t"])) for r in ours_access)
     assert not revoked & set(presented), "a revoked refresh token was presented afterwards"
     heads = set(issued) - set(presented)  # the newest token of each grant chain
     assert revoked <= heads, "a revocation named a refresh token that had been rotated away"
@@ -537,7 +551,8 @@ def test_sixteen_processes_mixed_load(
     # --- figures ----------------------------------------------------------------------------
     print(
         f"load: refreshes {refresh_ok} ({refreshes_in_token} inside `token`), at the provider "
-        f"{len(refreshes)}; pruned {len(pruned_names)}; revoked at the provider {len(ours)}; "
+        f"{len(refreshes)}; pruned {len(pruned_names)}; revoked at the provider {len(ours)} "
+        f"(and {len(ours_access)} access tokens); "
         f"live at the end {len(expected_live)}; audit records {len(records)}"
     )
     # Every kind of operation happened, several times (the bounds hold on a machine under load:
