@@ -165,7 +165,9 @@ def test_an_oauth_app_token_logs_in_is_used_and_verified_with_its_live_scopes(
         for s in gh.seen
         if s.path == "/api/v3/user" and s.headers.get("user-agent", "").startswith("vault/")
     ]
-    assert len(asked) == 4  # `vault api` once, --verify three times: nothing else
+    # the login's account lookup once (`login`, `id`), `vault api` once, --verify three times:
+    # nothing else
+    assert len(asked) == 5
     uses = [d for d in _audit(vault) if d["event"] == "used"]
     assert [d["command"] for d in uses].count("status --verify (GET /user)") == 3
 
