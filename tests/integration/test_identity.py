@@ -68,11 +68,11 @@ def test_userinfo_gives_the_name_to_show(vault: VaultCLI, idp: IdP) -> None:
     r = vault.run("status", "local", "--json")
     assert json.loads(r.stdout)["account"] == account
     r = vault.run("status", "local")
-    assert re.search(r"^account: +subject: dave; display: dave@example\.test$", r.stdout, re.M), r
+    assert re.search(r"^account: +dave@example\.test \(subject dave\)$", r.stdout, re.M), r
     r = vault.run("list")
     header, row = r.stdout.splitlines()
-    assert header.split()[:3] == ["NAME", "PROVIDER", "ACCOUNT"]
-    assert row.split()[:3] == ["local", "local", "dave@example.test"]
+    assert header.split()[:3] == ["NAME", "ACCOUNT", "PROVIDER"]
+    assert row.split()[:3] == ["local", "dave@example.test", "local"]
     issued = _audit(vault, "issued")[-1]
     assert (issued["account"], issued["account_subject"]) == ("dave@example.test", "dave")
 

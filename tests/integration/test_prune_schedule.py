@@ -290,6 +290,18 @@ def test_prune_log_made_private(passphrase_vault: VaultCLI) -> None:
     assert not (v.home / "elsewhere").exists()
 
 
+def _failure(log: Path) -> tuple[str, str]:
+    """The last run's error and hint lines (stderr) from ``log``, checked against the JSON
+    error object the failed `prune --json` printed on stdout into the same log."""
+    lines = log.read_text().splitlines()
+    error, hint = [x for x in lines if x.startswith("vault: ")][-2:]
+    doc = json.loads(lines[-1] if lines[-1].startswith("{") else lines[-3])
+    assert (doc["event"], doc["exit"]) == ("error", 6), doc
+    assert error == f"vault: error: {doc['message']}"
+    assert hint == f"vault: hint: {doc['hint']}"
+    return error, hint
+
+
 def test_cron_line_prunes_the_intended_vault_through_the_agent(
     passphrase_vault: VaultCLI, tmp_path: Path
 ) -> None:
@@ -326,13 +338,13 @@ def test_cron_line_prunes_the_intended_vault_through_the_agent(
         assert v.run("lock").returncode == 0
         proc = run_line(line, _cron_home(tmp_path), timeout=60)
         assert proc.returncode == 6, proc
-        error, hint = log.read_text().splitlines()[-2:]
+        error, hint = _failure(log)
         assert "a passphrase is needed" in error
         assert "`vault unlock`" in hint
         assert v.run("agent", "stop").returncode == 0
         proc = run_line(line, _cron_home(tmp_path), timeout=60)
         assert proc.returncode == 6, proc
-        error, hint = log.read_text().splitlines()[-2:]
+        error, hint = _failure(log)
         assert "a passphrase is needed" in error
         assert "agent" not in hint
     finally:

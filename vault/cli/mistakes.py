@@ -13,6 +13,7 @@ import shlex
 
 from vault.cli.helptext import subcommands
 from vault.errors import UsageError
+from vault.util.text import UNSAFE_TABLE, escape_char, pattern
 
 MAX_QUOTED = 200  # a suggestion quoting argv is cut to this many characters
 
@@ -82,6 +83,12 @@ def _quote(word: str) -> str:
     return repr(word[:60])
 
 
+def _shell_word(word: str) -> str:
+    """``word`` shell-quoted, with every unsafe character (a newline, a terminal escape)
+    shown as an escape so the message stays one printable line."""
+    return pattern(*UNSAFE_TABLE).sub(lambda m: escape_char(m.group()), shlex.quote(word))
+
+
 def explain(exc: UsageError, argv: list[str], parser: argparse.ArgumentParser) -> UsageError:
     """``exc`` (argparse's complaint about ``argv``, a command line before any ``--``) said
     for a person: the unknown command or option with the closest one, the missing `--` of
@@ -126,8 +133,8 @@ def _missing_separator(argv: list[str], extras: list[str]) -> UsageError:
     """`vault exec NAME ls -la`: the command after NAME, without the `--` before it."""
     start = argv.index("exec") + 1
     cut = next((i for i in range(start, len(argv)) if argv[i] == extras[0]), len(argv))
-    before = " ".join(shlex.quote(w) for w in argv[:cut])
-    after = " ".join(shlex.quote(w) for w in argv[cut:])
+    before = " ".join(_shell_word(w) for w in argv[:cut])
+    after = " ".join(_shell_word(w) for w in argv[cut:])
     fixed = f"vault {before} -- {after}"
     if len(fixed) > MAX_QUOTED:
         fixed = fixed[: MAX_QUOTED - 3] + "..."
