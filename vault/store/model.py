@@ -112,6 +112,10 @@ class Account:
     subject: str | None = None
     display: str | None = None
 
+    def shown(self) -> str | None:
+        """What a person is shown: the display name, else the subject (None: neither)."""
+        return self.display or self.subject
+
     def to_doc(self) -> dict[str, str]:
         doc: dict[str, str] = {}
         if self.subject is not None:
@@ -162,6 +166,10 @@ class TokenRecord:
     # Who the token belongs to, as the provider said at login (ID token claims, userinfo or
     # the provider's API): not a secret, never used for a decision. None when unknown.
     account: Account | None = None
+
+    def whom(self) -> str | None:
+        """The account shown for this token (:meth:`Account.shown`), None where unknown."""
+        return None if self.account is None else self.account.shown()
 
     def state(self, now: float | None = None) -> str:
         """needs_login | valid | expiring | refreshable | expired"""

@@ -50,7 +50,7 @@ def account_fields(account: Account) -> dict[str, str]:
     """The audit fields of an account (not secret): ``account``, the name shown (else the
     subject), and ``account_subject``; flat strings, so syslog and journald forward them."""
     fields: dict[str, str] = {}
-    shown = account.display or account.subject
+    shown = account.shown()
     if shown is not None:
         fields["account"] = shown
     if account.subject is not None:

@@ -512,8 +512,7 @@ class NameTaken(UsageError):
 def _refusal(record: TokenRecord) -> NameTaken:
     from vault.util.text import rfc3339
 
-    account = record.account
-    who = (account.display or account.subject) if account is not None else None
+    who = record.whom()
     of = f", account {who!r}" if who else ""
     return NameTaken(
         f"a token named {record.name!r} is already stored ({record.provider}{of}, issued "

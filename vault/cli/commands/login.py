@@ -226,8 +226,7 @@ def logged_in(record: TokenRecord) -> str:
     """ "Logged in to HOST as ACCOUNT" (the provider's host, the account's name, else its
     subject), or "Logged in" where the account is unknown. Both parts are shown cleaned:
     the host comes from config.yaml, the account from the provider."""
-    account = record.account
-    who = None if account is None else (account.display or account.subject)
+    who = record.whom()
     if who is None:
         return "Logged in"
     host = clean(_http.host_of(record.issuer), 100) or clean(record.provider, 100)

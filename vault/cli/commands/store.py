@@ -162,8 +162,7 @@ def state_style(state: str) -> str:
 
 def _account(record: TokenRecord) -> str:
     """The account in a table: its name, else its subject, else ""."""
-    account = record.account
-    shown = None if account is None else (account.display or account.subject)
+    shown = record.whom()
     return "" if shown is None else clean(shown, 200)
 
 
@@ -229,9 +228,9 @@ def token_fields(
     it says something."""
     state = token_state(record, now, app)
     out = [("name", record.name)]
-    account = record.account
-    if account is not None and (account.display or account.subject):
-        who = clean(account.display or account.subject, 200)
+    account, shown = record.account, record.whom()
+    if account is not None and shown:
+        who = clean(shown, 200)
         if account.display and account.subject and account.subject != account.display:
             who += f" (subject {clean(account.subject, 200)})"
         out.append(("account", who))
