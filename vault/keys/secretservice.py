@@ -103,7 +103,7 @@ class SecretService:
             if self._session_error is not None:
                 raise self._session_error
             self.conn.flush(self.timeout)  # the first write goes out ...
-            load_cipher()  # ... and the cipher is imported while the service works
+            load_cipher()  # ... and the cipher is loaded while the service works
             try:
                 output, path = self._reply(self._opening, "OpenSession", "vo", session=False)
                 self._accept(output)

@@ -11,14 +11,18 @@ the session bus in clear (Secret Service API, "Transfer of Secrets").
 * Each secret is AES-128-CBC with PKCS#7 padding under a fresh random 16-byte IV, which is the
   secret's ``parameters``.
 
-AES-CBC is cryptography's compiled cipher. The only way to it is the
-``cryptography.hazmat.primitives.ciphers`` package (its compiled entry point imports that
-package to look the AES and CBC classes up), which imports ``typing``: :func:`load_cipher`
-imports it, and vault.keys.secretservice calls it once its first write is on the bus, while the
-service computes its half of the exchange. HMAC-SHA-256 is vault.util.mac's (no hashlib or hmac
-on the `vault token` path), the exponentiation is ``pow``, the private exponent 256 bits from
-``os.urandom`` (what ``secrets`` reads; ``secrets`` itself would import hmac and hashlib).
-bench/NOTES.md gives the measured costs.
+AES-CBC is OpenSSL's, reached one of two ways. First the system's libcrypto (OpenSSL 3 or
+1.1, the library Python's own ``_ssl`` and ``_hashlib`` are built on) through ``_ctypes``, the C
+half of ``ctypes`` that `vault token` has loaded already (vault.cli.main); else cryptography's
+compiled cipher, whose only entry point is the ``cryptography.hazmat.primitives.ciphers``
+package (which imports ``typing``). Both give the same bytes (tests/unit/keys/test_sscrypto.py
+checks each against NIST SP 800-38A and against the other); the padding is ours on either path,
+so a refusal reads the same. :func:`load_cipher` makes the choice, and vault.keys.secretservice
+calls it once its first write is on the bus, while the service computes its half of the
+exchange. HMAC-SHA-256 is vault.util.mac's (no hashlib or hmac on the `vault token` path), the
+exponentiation is ``pow``, the private exponent 256 bits from ``os.urandom`` (what ``secrets``
+reads; ``secrets`` itself would import hmac and hashlib). bench/NOTES.md gives the measured
+costs.
 
 Side channels: Python's ``pow`` does not run in constant time. What the algorithm defends
 against is the secret being readable on the bus (a monitor, a capture, a log of the traffic);
@@ -33,8 +37,7 @@ from vault.util.mac import digest as hmac_sha256
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.ciphers import Cipher
-    from cryptography.hazmat.primitives.ciphers.modes import CBC
+    from typing import Any
 
 ALGORITHM = "dh-ietf1024-sha256-aes128-cbc-pkcs7"
 
@@ -74,22 +77,144 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes = b"", info: bytes = b"", length: int
     return out[:length]
 
 
+# libcrypto's names for the library, newest first; the ABI of the calls below is the same in both.
+LIBCRYPTO = ("libcrypto.so.3", "libcrypto.so.1.1")
+
+
+class _Native:
+    """libcrypto's ``EVP_aes_128_cbc`` through ``_ctypes``, with OpenSSL's padding off (ours is
+    applied around it). Every function has its argument types declared, so a pointer is never
+    passed as a C int; a key or IV of another length is refused before a call (it would be read
+    past its end)."""
+
+    __slots__ = (
+        "_aes",
+        "_c",
+        "_char",
+        "_final",
+        "_free",
+        "_init",
+        "_int",
+        "_new",
+        "_pad",
+        "_update",
+    )
+    _c: Any
+    _char: Any
+    _int: Any
+    _new: Any
+    _free: Any
+    _aes: Any
+    _init: Any
+    _pad: Any
+    _update: Any
+    _final: Any
+
+    def __init__(self, c: Any, handle: int) -> None:
+        self._c = c
+        p = type("c_void_p", (c._SimpleCData,), {"_type_": "P"})
+        i = self._int = type("c_int", (c._SimpleCData,), {"_type_": "i"})
+        self._char = type("c_char", (c._SimpleCData,), {"_type_": "c"})
+        lib = type("libcrypto", (), {"_handle": handle})
+
+        def function(name: str, restype: Any, *argtypes: Any) -> Any:
+            kind = type(name, (c.CFuncPtr,), {"_flags_": c.FUNCFLAG_CDECL, "_restype_": restype})
+            f = kind((name, lib))
+            f.argtypes = argtypes
+            return f
+
+        self._new = function("EVP_CIPHER_CTX_new", p)
+        self._free = function("EVP_CIPHER_CTX_free", None, p)
+        self._aes = function("EVP_aes_128_cbc", p)
+        self._init = function("EVP_CipherInit_ex", i, p, p, p, p, p, i)
+        self._pad = function("EVP_CIPHER_CTX_set_padding", i, p, i)
+        self._update = function("EVP_CipherUpdate", i, p, p, p, p, i)
+        self._final = function("EVP_CipherFinal_ex", i, p, p, p)
+
+    def cbc(self, key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes | None:
+        """AES-128-CBC of whole blocks without padding; None if libcrypto refused a call."""
+        if len(key) != KEY_BYTES or len(iv) != BLOCK or not data or len(data) % BLOCK:
+            raise ValueError("AES-128-CBC takes a 16-byte key and IV and whole blocks")
+        ctx = self._new()
+        if not ctx:
+            return None
+        out = (self._char * len(data))()
+        written, tail = self._int(0), self._int(0)
+        byref = self._c.byref
+        try:
+            done = (
+                self._init(ctx, self._aes(), None, key, iv, 1 if encrypt else 0) == 1
+                and self._pad(ctx, 0) == 1
+                and self._update(ctx, out, byref(written), data, len(data)) == 1
+                and written.value == len(data)
+                and self._final(ctx, out, byref(tail)) == 1
+                and tail.value == 0
+            )
+            result: bytes | None = out.raw if done else None
+            out.raw = bytes(len(data))  # the plaintext is not left in this buffer
+            return result
+        finally:
+            self._free(ctx)
+
+
+_CHOICE: list[_Native | None] = []  # empty until load_cipher has chosen, once per process
+
+
 def load_cipher() -> None:
-    """Import cryptography's cipher package now (see the module's docstring)."""
-    import cryptography.hazmat.primitives.ciphers  # noqa: F401
+    """Choose the way to AES-CBC now (see the module's docstring): libcrypto if it loads and
+    has the calls, else import cryptography's cipher package."""
+    if not _CHOICE:
+        found = _load_native()
+        if found is None:
+            import cryptography.hazmat.primitives.ciphers  # noqa: F401
+        _CHOICE.append(found)
 
 
-def _cipher(key: bytes, iv: bytes) -> Cipher[CBC]:
+def _native() -> _Native | None:
+    load_cipher()
+    return _CHOICE[0]
+
+
+def _load_native() -> _Native | None:
+    try:
+        import _ctypes
+    except ImportError:  # an interpreter built without libffi
+        return None
+    c: Any = _ctypes  # used as ctypes/__init__.py uses it
+    for name in LIBCRYPTO:
+        try:
+            return _Native(c, c.dlopen(name, c.RTLD_LOCAL))
+        except (OSError, AttributeError):  # not there, or not the calls we need
+            continue
+    return None
+
+
+def native() -> bool:
+    """Whether AES-CBC goes through the system's libcrypto in this process."""
+    return _native() is not None
+
+
+def _cryptography_cbc(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    return Cipher(algorithms.AES(key), modes.CBC(iv))
+    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+    context = cipher.encryptor() if encrypt else cipher.decryptor()
+    return bytes(context.update(data) + context.finalize())
+
+
+def _cbc(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
+    lib = _native()
+    if lib is not None:
+        result = lib.cbc(key, iv, data, encrypt=encrypt)
+        if result is not None:
+            return result
+    return _cryptography_cbc(key, iv, data, encrypt=encrypt)
 
 
 def cbc_encrypt(key: bytes, iv: bytes, plain: bytes) -> bytes:
     """AES-128-CBC of ``plain`` padded with PKCS#7 (always 1 to 16 bytes of padding)."""
     pad = BLOCK - len(plain) % BLOCK
-    encryptor = _cipher(key, iv).encryptor()
-    return bytes(encryptor.update(plain + bytes((pad,)) * pad) + encryptor.finalize())
+    return _cbc(key, iv, plain + bytes((pad,)) * pad, encrypt=True)
 
 
 def cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
@@ -101,8 +226,7 @@ def cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
         raise SessionCryptoError(
             f"a ciphertext of {len(data)} bytes, not a positive multiple of {BLOCK}"
         )
-    decryptor = _cipher(key, iv).decryptor()
-    padded = bytes(decryptor.update(data) + decryptor.finalize())
+    padded = _cbc(key, iv, data, encrypt=False)
     pad = padded[-1]
     if not 1 <= pad <= BLOCK or padded[-pad:] != bytes((pad,)) * pad:
         raise SessionCryptoError("a ciphertext whose padding is wrong (not PKCS#7 under this key)")

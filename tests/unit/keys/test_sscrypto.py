@@ -7,6 +7,9 @@ of the service's public value and of a ciphertext."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives import hashes, padding
@@ -28,6 +31,62 @@ from vault.keys.sscrypto import (
 )
 
 HYP = settings(max_examples=100, deadline=None)
+
+
+@pytest.fixture(params=["libcrypto", "cryptography"], scope="module", autouse=True)
+def cbc_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs on both ways to AES-CBC: the system's libcrypto and cryptography's."""
+    sscrypto.load_cipher()
+    saved = list(sscrypto._CHOICE)
+    if request.param == "libcrypto" and saved[0] is None:
+        pytest.skip("no libcrypto on this machine")
+    if request.param == "cryptography":
+        sscrypto._CHOICE[:] = [None]
+    yield str(request.param)
+    sscrypto._CHOICE[:] = saved
+
+
+def _libcrypto_installed() -> bool:
+    ldconfig = subprocess.run(
+        ["/sbin/ldconfig", "-p"], capture_output=True, text=True, check=False, timeout=30
+    )
+    return any(name in ldconfig.stdout for name in sscrypto.LIBCRYPTO)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the Secret Service is Linux's")
+def test_libcrypto_is_the_way_where_it_is_installed(cbc_path: str) -> None:
+    if cbc_path == "libcrypto":
+        assert _libcrypto_installed()  # the fixture found it, so ldconfig knows it
+    elif _libcrypto_installed():
+        sscrypto._CHOICE.clear()
+        assert sscrypto.native()  # the choice made afresh takes libcrypto
+
+
+def test_libcrypto_refuses_lengths_it_would_read_past(cbc_path: str) -> None:
+    lib = sscrypto._CHOICE[0]
+    if lib is None:
+        pytest.skip("the libcrypto path only")
+    for key, iv, data in [
+        (bytes(15), bytes(16), bytes(16)),
+        (bytes(17), bytes(16), bytes(16)),
+        (bytes(16), bytes(15), bytes(16)),
+        (bytes(16), bytes(16), bytes(15)),
+        (bytes(16), bytes(16), b""),
+    ]:
+        with pytest.raises(ValueError, match="16-byte key"):
+            lib.cbc(key, iv, data, encrypt=False)
+
+
+def test_a_libcrypto_call_that_fails_falls_back_to_cryptography(
+    cbc_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = sscrypto._CHOICE[0]
+    if lib is None:
+        pytest.skip("the libcrypto path only")
+    monkeypatch.setattr(lib, "_init", lambda *args: 0)
+    ours = cbc_encrypt(SP800_KEY, SP800_IV, SP800_PLAIN)
+    assert ours[:64] == SP800_CIPHER
+    assert cbc_decrypt(SP800_KEY, SP800_IV, ours) == SP800_PLAIN
 
 
 def test_the_group_is_rfc_2409s_second_oakley_group() -> None:
