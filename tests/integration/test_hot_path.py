@@ -5,6 +5,7 @@ it does not need, and the audit mark kept with the key lags only behind successf
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -203,6 +204,58 @@ def test_vault_token_imports_nothing_heavy(vault: VaultCLI) -> None:
     assert proc.stderr.split()[-1] == "libcrypto"  # and its cipher chosen in the command
     heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
     assert sorted(heavy) == []
+
+
+def _token_path_modules(cli: VaultCLI) -> set[str]:
+    code = (
+        "import sys\n"
+        "from vault.cli.main import main\n"
+        "code = main(['token', 'gh'])\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli.full_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == TOKEN + "\n"
+    return set(proc.stderr.split())
+
+
+def test_datarecord_only_in_modules_vault_token_imports(vault: VaultCLI, tmp_path: Path) -> None:
+    """`datarecord` exists for start-up time: a module `vault token` never imports (on the
+    keyring or the passphrase backend) has no reason to use it instead of dataclasses."""
+    import vault as package
+
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse battery staple\n")
+    pw.chmod(0o600)
+    passphrase = VaultCLI(
+        tmp_path / "pp",
+        {
+            "VAULT_KEY_BACKEND": "passphrase",
+            "VAULT_PASSPHRASE_FILE": str(pw),
+            "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus",
+        },
+    )
+    loaded: set[str] = set()
+    for cli in (vault, passphrase):
+        assert cli.run("import", "gh", "--provider", "github", input=TOKEN).returncode == 0
+        loaded |= _token_path_modules(cli)
+    root = Path(package.__file__).parent
+    users = {
+        "vault." + ".".join(path.relative_to(root).with_suffix("").parts)
+        for path in root.rglob("*.py")
+        if re.search(r"^@datarecord\b", path.read_text(), re.MULTILINE)
+    }
+    assert "vault.store.model" in users  # the scan sees the decorator where it is
+    assert "vault.keys.passphrase" in loaded  # the passphrase run reached its backend
+    assert sorted(users - loaded) == []
 
 
 def test_the_fast_aesgcm_is_cryptographys_own() -> None:

@@ -20,6 +20,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.audit.chain import (
@@ -32,7 +33,6 @@ from vault.audit.chain import (
 )
 from vault.audit.signing import PublicKey
 from vault.errors import UsageError
-from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ _SIGNED_EVENT = b'"event":"chain_signed"'
 _HEX = frozenset(b"0123456789abcdef")
 
 
-@datarecord
+@dataclass
 class SignedVerdict:
     """What the keyless check found. ``anchored_seq``: the last record covered by a valid
     signature of the key (the signature record itself); ``unanchored``: the first and last seq

@@ -19,10 +19,10 @@ import shutil
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.errors import IntegrityError, UsageError, VaultError
-from vault.util.record import datarecord, field
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
 if TYPE_CHECKING:
@@ -341,7 +341,7 @@ def systemd_words(text: str) -> list[str]:
 # --- reading an installed job back --------------------------------------------------------
 
 
-@datarecord
+@dataclass
 class Job:
     """An installed scheduled prune, as far as it can be read: what starts it, where it is
     written, the command it runs and the environment it runs with."""

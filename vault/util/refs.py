@@ -37,9 +37,9 @@ text, and need not be UTF-8.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from vault.errors import UsageError
-from vault.util.record import datarecord
 from vault.util.text import check_name
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing at run time
@@ -62,7 +62,7 @@ class RefError(ValueError):
     """Why a text is not a reference; the message never quotes the text."""
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class Ref:
     """One token field named by a reference."""
 
@@ -99,7 +99,7 @@ def _has_scheme(text: str) -> bool:
 # --- env files --------------------------------------------------------------------------------
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class EnvEntry:
     """One ``KEY=VALUE`` line: ``ref`` when the value is a reference (``value`` is then "")."""
 
@@ -227,7 +227,7 @@ _OPENING = re.compile(rb"\{\{[ \t]*vault://", re.IGNORECASE)
 _PLACEHOLDER = re.compile(rb"\{\{[ \t]*([^ \t{}\r\n]*)[ \t]*\}\}")
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class Placeholder:
     ref: Ref
     line: int

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from vault.cli.app import App
 from vault.errors import ConfigError, UsageError, VaultError
-from vault.util.record import datarecord
 from vault.util.refs import (
     ACCESS_TOKEN,
     MAX_ENV_FILE,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 MAX_COMMAND = 200  # characters of an audit record's command string (what the agent accepts)
 
 
-@datarecord(frozen=True)
+@dataclass(frozen=True)
 class Use:
     """One consumer of a reference: ``label`` names it in the audit record (a variable),
     ``where`` in an error (FILE:LINE and the variable)."""
