@@ -244,9 +244,12 @@ def test_revoke_with_provider_down_keeps_the_token(configured: VaultCLI, idp: Id
     assert configured.run("status", "local").returncode == 4
 
 
-def test_ctrl_c_while_polling_stores_nothing(configured: VaultCLI) -> None:
-    proc, _ = start_login(configured, "local")
-    time.sleep(1.5)
+def test_ctrl_c_while_polling_stores_nothing(configured: VaultCLI, idp: IdP) -> None:
+    proc, event = start_login(configured, "local")
+    deadline = time.monotonic() + 30
+    while not idp.polls().get(str(event["user_code"])):  # polling has begun
+        assert time.monotonic() < deadline, "vault login never polled"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     code, events, err = finish_login(proc)
     assert code == 130, err

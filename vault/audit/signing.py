@@ -59,8 +59,8 @@ class Signer:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         self._key = Ed25519PrivateKey.from_private_bytes(_seed(key))
-        # public_bytes_raw, not public_bytes(Raw, Raw): serialization (and its ssh module,
-        # tens of milliseconds) is not imported to sign.
+        # public_bytes_raw, not public_bytes(Raw, Raw): serialization (and its ssh module)
+        # is not imported to sign (bench/NOTES.md).
         self.public_raw = self._key.public_key().public_bytes_raw()
         self.fingerprint = fingerprint(self.public_raw)
 
