@@ -225,6 +225,22 @@ def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretS
         service.stop()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """VAULT_MUTATION_EXAMPLES=N (set by `make mutate` only): every hypothesis test runs at most
+    N examples, so that each of thousands of mutants is judged in seconds. The whole suite
+    always runs each test's own count."""
+    cap = os.environ.get("VAULT_MUTATION_EXAMPLES")
+    if not cap:
+        return
+    from hypothesis import settings
+
+    for item in items:
+        test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if own is not None and own.max_examples > int(cap):
+            test._hypothesis_internal_use_settings = settings(own, max_examples=int(cap))  # type: ignore[union-attr]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     yield
