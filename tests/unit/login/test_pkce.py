@@ -7,6 +7,7 @@ import base64
 import json
 import urllib.parse
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -211,3 +212,99 @@ def test_id_token_nonce() -> None:
         assert err.value.code == "nonce_mismatch"
     with pytest.raises(NetworkError, match="not a JWT"):
         pkce.check_id_token(Secret("opaque"), auth.nonce)
+
+
+# --- the code exchange (RFC 6749 §4.1.3, RFC 7636 §4.5), against a scripted transport ----------
+
+TOKEN_URL = f"{ISSUER}/token"
+CANARY = "code-canary-7f3e"
+
+
+def _exchange(
+    answer: httpx.Response, provider: Provider = PROVIDER
+) -> tuple[oauth.TokenSet | BaseException, dict[str, str], pkce.AuthRequest]:
+    auth = _auth(("openid", "profile"))
+    seen: list[httpx.Request] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answer
+
+    with httpx.Client(transport=httpx.MockTransport(serve)) as http:
+        try:
+            result: oauth.TokenSet | BaseException = pkce.exchange(
+                http, provider, ENDPOINTS, auth, Secret(CANARY), requested=("openid", "profile")
+            )
+        except (AuthError, NetworkError) as exc:
+            result = exc
+    assert len(seen) == 1
+    assert seen[0].method == "POST"
+    assert str(seen[0].url) == TOKEN_URL
+    return result, dict(urllib.parse.parse_qsl(seen[0].content.decode())), auth
+
+
+def test_the_exchange_sends_the_code_the_verifier_and_the_redirect() -> None:
+    body = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 300, "scope": "openid"}
+    result, form, auth = _exchange(httpx.Response(200, json=body))
+    assert isinstance(result, oauth.TokenSet), result
+    assert result.access_token.reveal() == "at-1"
+    assert form == {
+        "grant_type": "authorization_code",
+        "code": CANARY,
+        "redirect_uri": REDIRECT,
+        "code_verifier": auth.verifier.reveal(),
+        "client_id": "vault-cli",
+    }
+
+
+def test_a_confidential_client_sends_its_secret() -> None:
+    confidential = Provider(
+        name="p", preset="oidc", issuer=ISSUER, client_id="vault-cli", client_secret=Secret("s3")
+    )
+    body = {"access_token": "at-1", "token_type": "Bearer"}
+    result, form, _ = _exchange(httpx.Response(200, json=body), confidential)
+    assert isinstance(result, oauth.TokenSet), result
+    assert form["client_secret"] == "s3"
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "code", "words"),
+    [
+        (
+            httpx.Response(400, json={"error": "invalid_grant"}),
+            AuthError,
+            "invalid_grant",
+            "refused the authorization code (used, expired, or not issued for this verifier)",
+        ),
+        (
+            httpx.Response(400, json={"error": "invalid_client"}),
+            AuthError,
+            "invalid_client",
+            "invalid_client",
+        ),
+        (httpx.Response(502, text="bad gateway"), NetworkError, "server_error", "HTTP 502"),
+        (httpx.Response(500, json={"error": "invalid_grant"}), NetworkError, "server_error", "500"),
+        (
+            httpx.Response(201, json={"access_token": "at", "token_type": "Bearer"}),
+            NetworkError,
+            "invalid_response",
+            "HTTP 201 without an OAuth error",
+        ),
+        (
+            httpx.Response(400, json={"note": "nothing"}),
+            NetworkError,
+            "invalid_response",
+            "HTTP 400 without an OAuth error",
+        ),
+    ],
+)
+def test_every_refused_exchange_says_why(
+    answer: httpx.Response, kind: type[BaseException], code: str, words: str
+) -> None:
+    result, _, _ = _exchange(answer)
+    assert type(result) is kind, result
+    assert isinstance(result, AuthError | NetworkError)
+    assert result.code == code
+    assert words in str(result)
+    assert result.message.startswith("token request")
+    assert CANARY not in str(result)
