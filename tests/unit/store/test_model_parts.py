@@ -1,0 +1,111 @@
+"""The parts of a token record that other parts read: the account it speaks for (what a person
+is shown, its JSON), the AWS credentials kept with it (their JSON, what they are looked up by),
+and the identity policy sees (the preset recorded at login, else the issuer's)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.unit.store.test_model import record
+from vault.login.providers import Identity
+from vault.secret import Secret
+from vault.store.model import Account, AwsCredentials
+
+MAYBE_TEXT = st.none() | st.text(max_size=20)
+
+
+@given(subject=MAYBE_TEXT, display=MAYBE_TEXT)
+def test_an_account_shows_its_display_name_else_its_subject(
+    subject: str | None, display: str | None
+) -> None:
+    account = Account(subject=subject, display=display)
+    assert account.shown() == (display or subject)
+    doc = account.to_doc()
+    assert doc == {
+        **({} if subject is None else {"subject": subject}),
+        **({} if display is None else {"display": display}),
+    }
+    assert Account.from_doc(doc) == account
+    assert record(account=account).whom() == account.shown()
+
+
+def test_a_token_without_an_account_shows_no_one() -> None:
+    assert record().whom() is None
+    assert record(account=Account()).whom() is None
+    assert Account().to_doc() == {}
+    assert Account.from_doc(None) is None
+    with pytest.raises(TypeError, match="account: expected an object"):
+        Account.from_doc(["subject"])
+
+
+CREDS = AwsCredentials(
+    role_arn="arn:aws:iam::123456789012:role/dev",
+    session_name="alice",
+    duration=3600,
+    access_key_id="ASIAEXAMPLE",
+    secret_access_key=Secret("sk-canary"),
+    session_token=Secret("st-canary"),
+    expiration=5000,
+    obtained=1400,
+)
+
+
+def test_aws_credentials_round_trip_exactly() -> None:
+    doc = CREDS.to_doc()
+    assert doc == {
+        "role_arn": "arn:aws:iam::123456789012:role/dev",
+        "session_name": "alice",
+        "duration": 3600,
+        "access_key_id": "ASIAEXAMPLE",
+        "secret_access_key": "sk-canary",
+        "session_token": "st-canary",
+        "expiration": 5000,
+        "obtained": 1400,
+    }
+    back = AwsCredentials.from_doc(doc)
+    assert back == CREDS
+    assert back.secret_access_key.reveal() == "sk-canary"
+    assert back.session_token.reveal() == "st-canary"
+    for secret in ("sk-canary", "st-canary", "ASIAEXAMPLE"):
+        assert secret not in repr(back)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ["not", "an", "object"],
+        {**CREDS.to_doc(), "duration": "3600"},
+        {**CREDS.to_doc(), "secret_access_key": 7},
+        {k: v for k, v in CREDS.to_doc().items() if k != "session_token"},
+    ],
+)
+def test_aws_credentials_refuse_a_wrong_document(broken: object) -> None:
+    with pytest.raises((TypeError, KeyError, ValueError)):
+        AwsCredentials.from_doc(broken)
+
+
+def test_aws_credentials_are_found_by_role_session_and_duration_together() -> None:
+    assert CREDS.matches("arn:aws:iam::123456789012:role/dev", "alice", 3600)
+    assert not CREDS.matches("arn:aws:iam::123456789012:role/prod", "alice", 3600)
+    assert not CREDS.matches("arn:aws:iam::123456789012:role/dev", "bob", 3600)
+    assert not CREDS.matches("arn:aws:iam::123456789012:role/dev", "alice", 900)
+
+
+@pytest.mark.parametrize(
+    ("preset", "issuer", "expected"),
+    [
+        ("github", "https://github.com", "github"),
+        ("oidc", "https://github.com", "oidc"),  # what was recorded at login wins
+        (None, "https://github.com", "github"),  # an older record: the issuer's preset
+        (None, "https://gitlab.com", "gitlab"),
+        (None, "https://idp.example.test", "oidc"),
+        ("no-such-preset", "https://idp.example.test", "oidc"),
+    ],
+)
+def test_the_identity_is_the_recorded_preset_else_the_issuers(
+    preset: str | None, issuer: str, expected: str
+) -> None:
+    extra = {} if preset is None else {"preset": preset}
+    assert record(issuer=issuer, extra=extra).identity() == Identity(expected, issuer)
