@@ -308,3 +308,141 @@ def test_every_refused_exchange_says_why(
     assert words in str(result)
     assert result.message.startswith("token request")
     assert CANARY not in str(result)
+
+
+# --- every refusal in the words a person reads, at the edges of each check ----------------------
+
+AR = "authorization response: "
+
+
+def _refusal(query: str, auth: pkce.AuthRequest, endpoints: oauth.Endpoints = ENDPOINTS) -> str:
+    with pytest.raises(AuthError) as err:
+        pkce.parse_response(query, auth, endpoints)
+    assert err.value.exit_code == 4
+    return f"{err.value.code}: {err.value.message}"
+
+
+def test_each_refusal_of_a_response_reads_exactly() -> None:
+    auth = _auth()
+    state = auth.state.reveal()
+    ok = f"state={state}&iss={urllib.parse.quote(ISSUER, safe='')}"
+    long_key, long_iss, long_error = "k" * 50, "i" * 250, "e" * 70
+    cases = {
+        "state=a&junk": "invalid_response: " + AR + "the redirect's query cannot be read",
+        f"{ok}&code=%ff": "invalid_response: " + AR + "the redirect's query cannot be read",
+        "&".join(f"f{i}=x" for i in range(33)): (
+            "invalid_response: " + AR + "the redirect's query cannot be read"
+        ),
+        f"{ok}&{long_key}=1&{long_key}=2": (f"invalid_response: {AR}'{'k' * 39}…' is given twice"),
+        "state=nope&code=c": (
+            f"state_mismatch: {AR}the state does not match this login's; refusing (a forged or "
+            "stale redirect) [state_mismatch]"
+        ),
+        f"state={state}&code=c": (
+            f"iss_mismatch: {AR}no iss although the provider's metadata promises one (RFC 9207); "
+            "refusing [iss_mismatch]"
+        ),
+        f"state={state}&iss={long_iss}&code=c": (
+            f"iss_mismatch: {AR}it comes from issuer '{'i' * 199}…', not '{ISSUER}'; refusing "
+            "(a mix-up, RFC 9207) [iss_mismatch]"
+        ),
+        f"{ok}&error={long_error}": (
+            f"unknown_error: {AR}the provider answered an error vault does not know: '{'e' * 63}…'"
+        ),
+        f"{ok}&error=invalid_scope&error_description={'d' * 250}": (
+            f"invalid_scope: {AR}the provider refused the requested scopes [invalid_scope] "
+            f"({'d' * 199}…)"
+        ),
+        f"{ok}&error=access_denied&error_description=": (
+            f"access_denied: {AR}the login was denied [access_denied]"
+        ),
+        ok: f"invalid_response: {AR}the redirect carries no code",
+        f"{ok}&code=": f"invalid_response: {AR}the redirect carries no code",
+        f"{ok}&code={'c' * (pkce.MAX_CODE_CHARS + 1)}": (
+            f"invalid_response: {AR}the code is not one a provider sends"
+        ),
+        f"{ok}&code=a%7Fb": f"invalid_response: {AR}the code is not one a provider sends",
+        f"{ok}&code=a%20b": f"invalid_response: {AR}the code is not one a provider sends",
+    }
+    for query, expected in cases.items():
+        assert _refusal(query, auth) == expected, query
+
+
+def test_a_code_may_be_any_visible_ascii_up_to_its_limit() -> None:
+    auth = _auth()
+    ok = f"state={auth.state.reveal()}&iss={urllib.parse.quote(ISSUER, safe='')}"
+    for code in ("!", "~", "!~", "c" * pkce.MAX_CODE_CHARS, "".join(map(chr, range(33, 127)))):
+        query = f"{ok}&code={urllib.parse.quote(code, safe='')}"
+        assert pkce.parse_response(query, auth, ENDPOINTS).reveal() == code
+
+
+def test_a_state_that_cannot_be_encoded_is_a_mismatch_not_a_crash() -> None:
+    auth = _auth()
+    query = f"state=\ud800&iss={urllib.parse.quote(ISSUER, safe='')}&code=c"
+    assert _refusal(query, auth).startswith("state_mismatch: ")
+
+
+def test_the_id_token_refusals_read_exactly() -> None:
+    nonce = _auth().nonce
+    with pytest.raises(NetworkError) as not_jwt:
+        pkce.check_id_token(Secret("opaque"), nonce)
+    assert (not_jwt.value.code, not_jwt.value.message) == (
+        "invalid_response",
+        "token request: the id_token is not a JWT",
+    )
+    with pytest.raises(AuthError) as other:
+        pkce.check_id_token(_jwt({"nonce": "another"}), nonce)
+    assert (other.value.code, other.value.message) == (
+        "nonce_mismatch",
+        "token request: the ID token's nonce does not match this login's; refusing (a replayed "
+        "or injected response) [nonce_mismatch]",
+    )
+
+
+def test_the_request_secrets_have_their_lengths() -> None:
+    for _ in range(50):
+        auth = _auth()
+        assert len(auth.verifier.reveal()) == 64
+        assert len(auth.state.reveal()) == 43  # 32 random bytes
+        assert len(auth.nonce.reveal()) == 43
+
+
+def test_a_verifier_may_use_every_unreserved_character_and_128_of_them() -> None:
+    every = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    assert pkce.check_verifier(every) == every
+    assert pkce.check_verifier("a" * 128) == "a" * 128
+    with pytest.raises(ValueError) as err:
+        pkce.check_verifier("a" * 129)
+    assert str(err.value) == "a PKCE code verifier is 43 to 128 unreserved characters"
+
+
+def test_the_challenge_is_the_unpadded_base64url_sha256_of_many_verifiers() -> None:
+    import hashlib
+
+    for _ in range(300):
+        verifier = pkce.new_verifier()
+        digest = hashlib.sha256(verifier.reveal().encode()).digest()
+        expected = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        assert pkce.challenge(verifier) == expected
+
+
+def test_the_authorization_url_is_exactly_the_endpoint_and_the_request() -> None:
+    auth = pkce.start(PROVIDER, ENDPOINTS, ("openid", "profile"), REDIRECT)
+    base, _, query = auth.url.partition("?")
+    assert base == f"{ISSUER}/auth"
+    assert "#" not in auth.url
+    assert not query.startswith("&")
+    assert "scope=openid%20profile" in query.split("&")  # quote, not quote_plus
+
+
+def test_no_authorization_endpoint_is_refused_with_the_way_out() -> None:
+    endpoints = oauth.Endpoints(
+        issuer=ISSUER, device_authorization_endpoint=None, token_endpoint=f"{ISSUER}/token"
+    )
+    with pytest.raises(NetworkError) as err:
+        pkce.start(PROVIDER, endpoints, (), REDIRECT)
+    assert err.value.code == "unsupported"
+    assert err.value.message == "provider 'p' has no authorization endpoint"
+    assert err.value.hint == (
+        "use the device flow (vault login --device), or set authorization_endpoint"
+    )
