@@ -331,7 +331,7 @@ def _string_list(data: Any, key: str, path: str, *, scopes: bool = False) -> Rul
     return Rule(key, tuple(value), where)
 
 
-def _rules(data: Any, path: str, context: str) -> dict[str, Rule]:
+def _rules(data: Any, path: str) -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
     if "max_token_age" in data:
         where = _yaml.where(path, data, "max_token_age")
@@ -399,7 +399,7 @@ def parse_policy(text: str, path: str, *, system: bool) -> PolicyFile:
             f"{_yaml.where(path, data, 'version')}: version: {data['version']!r} is not supported "
             f"(this vault reads version {POLICY_VERSION})"
         )
-    rules = _rules(data, path, "")
+    rules = _rules(data, path)
     storage = data.get("storage")
     if storage is not None:
         if not isinstance(storage, dict):
@@ -454,7 +454,7 @@ def parse_policy(text: str, path: str, *, system: bool) -> PolicyFile:
                     "token), so it belongs at the top level of the policy"
                 )
             _check_keys(section, PROVIDER_KEYS, path, f" in provider {name!r}")
-            providers[name] = ProviderRules(**_rules(section, path, f" in provider {name!r}"))
+            providers[name] = ProviderRules(**_rules(section, path))
     return PolicyFile(path=path, system=system, providers=providers, **rules)
 
 
