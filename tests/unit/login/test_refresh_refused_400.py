@@ -120,3 +120,24 @@ def test_a_400_that_names_an_error_is_judged_by_it(
 def test_other_4xx_without_an_error_are_not_taken_for_a_dead_token(status: int) -> None:
     exc = _refresh(status, b"", None)
     assert isinstance(exc, NetworkError), exc
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "said"),
+    [
+        (b"", None, "an empty body"),
+        (b" \r\n", "text/plain", "an empty body"),
+        (b"<html>400</html>", "text/html", "no OAuth error in its body"),
+        (b'{"note": "x"}', "application/json", "no OAuth error in its body"),
+        (b"note=x", "application/x-www-form-urlencoded", "no OAuth error in its body"),
+    ],
+)
+def test_a_dead_refresh_token_reads_exactly(
+    body: bytes, content_type: str | None, said: str
+) -> None:
+    exc = _refresh(400, body, content_type)
+    assert isinstance(exc, AuthError), exc
+    assert exc.message == (
+        f"token refresh: the provider refused its refresh token (HTTP 400 with {said}: taken as "
+        "expired or revoked) [invalid_grant]"
+    )

@@ -92,3 +92,15 @@ def test_the_refusal_is_one_clean_line_without_the_token(client_id: str, tail: s
     assert "\r" not in message
     assert "\x1b" not in message
     assert len(message) < 700
+
+
+def test_long_names_in_the_refusal_are_cut_where_the_message_says() -> None:
+    long_id, page = "c" * 150, "https://idp.example/" + "p" * 400
+    provider = replace(PUBLIC, client_id=long_id, revoke_by_hand=page)
+    message, code = refusal(httpx.Response(401), provider)
+    assert code == "revocation_refused"
+    assert message == (
+        f"{V}: the provider refused to revoke for the public client '{'c' * 99}…' (HTTP 401; it "
+        "may revoke only for confidential clients); revoke the grant on the provider's own "
+        f"pages: {page[:299]}…"
+    )
