@@ -4,7 +4,8 @@ Runs mutmut 3 (configured in pyproject.toml, [tool.mutmut]) with VAULT_TEST_SOUR
 tests import the mutated copy of the source in ./mutants/ instead of the installed wheel (under
 which every mutant would survive), then prints the score per module and in total and lists every
 mutant that was not killed. Each run starts from an empty ./mutants/ (mutmut keeps old verdicts
-otherwise, even after the tests changed); --keep reuses it, --report only reads it.
+otherwise, even after the tests changed); --keep reuses it, --rerun tries again only the mutants
+the last run left alive (with the tests as they are now), --report only reads it.
 
 Exit status: 0 when the total score reaches --min (default 90%), 1 below it, 2 if mutmut failed.
 """
@@ -55,10 +56,10 @@ def modules() -> list[str]:
     return list(config["only_mutate"])
 
 
-def run_mutmut(children: int) -> int:
+def run_mutmut(children: int, names: list[str] | None = None) -> int:
     env = {**os.environ, "VAULT_TEST_SOURCE": "1", "VAULT_MUTATION_EXAMPLES": str(EXAMPLES)}
     mutmut = Path(sys.executable).parent / "mutmut"
-    cmd = [str(mutmut), "run", "--max-children", str(children)]
+    cmd = [str(mutmut), "run", "--max-children", str(children), *(names or [])]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -74,6 +75,13 @@ def results(module: str) -> dict[str, int | None]:
     doc = json.loads(meta.read_text())
     codes: dict[str, int | None] = doc["exit_code_by_key"]
     return codes
+
+
+def not_killed() -> list[str]:
+    """Every mutant the last run did not kill, by name."""
+    return sorted(
+        name for module in modules() for name, code in results(module).items() if code not in KILLED
+    )
 
 
 def report(threshold: float) -> int:
@@ -104,14 +112,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__)
     parser.add_argument("--keep", action="store_true", help="reuse ./mutants/ (mutmut's cache)")
     parser.add_argument("--report", action="store_true", help="only report the last run")
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run again only the mutants the last run did not kill (after adding tests)",
+    )
     parser.add_argument("--children", type=int, default=2, help="parallel test processes (2)")
     parser.add_argument("--min", type=float, default=90.0, help="required total score in %%")
     args = parser.parse_args()
     if not args.report:
-        if not args.keep and MUTANTS.exists():
+        names = not_killed() if args.rerun else None
+        if not args.keep and not args.rerun and MUTANTS.exists():
             shutil.rmtree(MUTANTS)
         started = time.monotonic()
-        if run_mutmut(args.children) != 0:
+        if run_mutmut(args.children, names) != 0:
             print("mutmut failed", file=sys.stderr)
             return 2
         print(f"mutmut ran in {time.monotonic() - started:.0f} s")

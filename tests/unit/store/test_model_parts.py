@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from tests.unit.store.test_model import record
 from vault.login.providers import Identity
 from vault.secret import Secret
-from vault.store.model import Account, AwsCredentials
+from vault.store.model import (
+    Account,
+    AwsCredentials,
+    LoginNeeded,
+    Meta,
+    TokenRecord,
+    join_payload,
+    with_meta,
+)
 
 MAYBE_TEXT = st.none() | st.text(max_size=20)
 
@@ -109,3 +117,54 @@ def test_the_identity_is_the_recorded_preset_else_the_issuers(
 ) -> None:
     extra = {} if preset is None else {"preset": preset}
     assert record(issuer=issuer, extra=extra).identity() == Identity(expected, issuer)
+
+
+FULL_RECORD_JSON = (
+    b'{"provider":"github","issuer":"https://github.com","client_id":"cid","token_type":"Bearer",'
+    b'"access_token":"at-1","refresh_token":"rt-1","id_token":"it-1","scopes":["repo","gist"],'
+    b'"issued_at":1000,"expires_at":5000,"last_refresh":2000,"source":"login",'
+    b'"revoke_pending":true,"needs_login":{"cause":"invalid_grant","reason":"refused","at":1500},'
+    b'"aws":[{"role_arn":"arn:aws:iam::123456789012:role/dev","session_name":"alice",'
+    b'"duration":3600,"access_key_id":"ASIAEXAMPLE","secret_access_key":"sk-canary",'
+    b'"session_token":"st-canary","expiration":5000,"obtained":1400}],'
+    b'"account":{"subject":"sub-1","display":"al\\u00efce"}}'
+)
+
+
+def test_a_record_with_every_optional_part_is_exact_json_and_back() -> None:
+    full = record(
+        needs_login=LoginNeeded("invalid_grant", "refused", 1500),
+        aws=(CREDS,),
+        account=Account("sub-1", "al\u00efce"),
+        revoke_pending=True,
+    )
+    assert full.to_json() == FULL_RECORD_JSON  # ASCII only: escapes, not UTF-8
+    back = TokenRecord.from_json("gh", FULL_RECORD_JSON)
+    assert back == full
+    assert back.needs_login == LoginNeeded("invalid_grant", "refused", 1500)
+    assert back.aws == (CREDS,)
+    assert back.account == Account("sub-1", "al\u00efce")
+    assert back.revoke_pending is True
+    assert back.state() == "needs_login"
+    plain = TokenRecord.from_json("gh", record().to_json())
+    assert (plain.needs_login, plain.aws, plain.account, plain.revoke_pending) == (
+        None,
+        (),
+        None,
+        False,
+    )
+
+
+def test_the_meta_line_is_replaced_whole_and_in_ascii() -> None:
+    first = Meta(audit_key=b"a" * 32, state_key=b"s" * 32, created=1)
+    payload = join_payload(first, [("gh", record().to_json())])
+    second = Meta(
+        audit_key=b"a" * 32,
+        state_key=b"s" * 32,
+        created=1,
+        audit={"note": "\u00e9"},
+    )
+    replaced = with_meta(payload, second)
+    assert replaced == join_payload(second, [("gh", record().to_json())])
+    assert replaced.isascii()
+    assert b"\\u00e9" in second.to_json()
