@@ -1165,3 +1165,24 @@ def test_check_range_of_one_read_and_one_byte(tmp_path: Path) -> None:
     rewrite(f, recs)
     assert f.stat().st_size == target
     assert chain._check_range(str(f), 0, target, GENESIS, KEY) == count + 1
+
+
+def test_end_is_the_last_complete_record_here_or_in_the_archives(tmp_path: Path) -> None:
+    log = new_log(tmp_path, max_bytes=1)
+    assert log.end() == (0, chain.GENESIS.decode())  # no log at all
+    first = write(log, 1)
+    lines = log.path.read_bytes().splitlines()
+    assert len(lines) == 1
+    one = (1, json.loads(lines[0])["mac"])
+    assert log.end() == one  # a single record: seq 1 is the end, not "none"
+    write(log, 1, first)  # the log is rotated before this one is written
+    assert len(log.archives()) == 1
+    current = json.loads(log.path.read_bytes().splitlines()[-1])
+    assert log.end() == (current["seq"], current["mac"])
+    archived = json.loads(log.archives()[-1].read_bytes().splitlines()[-1])
+    assert archived["seq"] < current["seq"]
+    log.path.unlink()  # just rotated, nothing written since
+    assert log.end() == (archived["seq"], archived["mac"])
+    log.path.write_bytes(b"")
+    log.path.chmod(0o600)
+    assert log.end() == (archived["seq"], archived["mac"])
