@@ -12,6 +12,7 @@ from tests.unit.store.test_model import record
 from vault.login.providers import Identity
 from vault.secret import Secret
 from vault.store.model import (
+    MAX_HELD,
     Account,
     AwsCredentials,
     LoginNeeded,
@@ -168,3 +169,44 @@ def test_the_meta_line_is_replaced_whole_and_in_ascii() -> None:
     assert replaced == join_payload(second, [("gh", record().to_json())])
     assert replaced.isascii()
     assert b"\\u00e9" in second.to_json()
+
+
+def _meta() -> Meta:
+    return Meta(audit_key=b"a" * 32, state_key=b"s" * 32, created=1)
+
+
+def test_a_held_token_keeps_its_earliest_issue_time() -> None:
+    meta, token = _meta(), Secret("at-held")
+    assert meta.first_held(token) is None
+    meta.hold(token, 100, 900, now=0)
+    meta.hold(token, 200, 950, now=0)  # later: the first issue time stays
+    assert meta.first_held(token) == 100
+    assert meta.held[meta.held_key(token)] == [100, 950]  # the expiry is the newest
+    meta.hold(token, 100, 960, now=0)
+    assert meta.first_held(token) == 100
+    meta.hold(token, 40, 970, now=0)  # earlier: taken
+    assert meta.first_held(token) == 40
+    assert meta.first_held(Secret("at-other")) is None
+
+
+def test_a_full_map_forgets_the_expired_then_the_soonest_to_expire() -> None:
+    meta, now = _meta(), 10_000
+    expired = [Secret(f"gone-{i}") for i in range(100)]
+    for i, token in enumerate(expired):
+        meta.hold(token, 1, now - 1 - i, now=now)
+    live = [Secret(f"live-{i}") for i in range(MAX_HELD - 100)]
+    for i, token in enumerate(live):
+        meta.hold(token, 1, None if i % 10 == 0 else now + 1 + i, now=now)
+    assert len(meta.held) == MAX_HELD  # full, nothing swept yet
+    current = Secret("current")
+    meta.hold(current, 1, now + 1, now=now)  # the soonest of all to expire, and kept
+    kept = MAX_HELD * 3 // 4
+    assert len(meta.held) == kept
+    assert meta.first_held(current) == 1
+    assert all(meta.first_held(t) is None for t in expired)
+    never = [t for i, t in enumerate(live) if i % 10 == 0]
+    assert all(meta.first_held(t) == 1 for t in never)  # never expiring: kept last
+    dated = [(now + 1 + i, t) for i, t in enumerate(live) if i % 10 != 0]
+    survivors = kept - 1 - len(never)
+    for rank, (_, token) in enumerate(sorted(dated, key=lambda pair: pair[0])):
+        assert (meta.first_held(token) is not None) is (rank >= len(dated) - survivors)
