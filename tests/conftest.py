@@ -226,10 +226,10 @@ def secret_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretS
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """VAULT_MUTATION_EXAMPLES=N (set by `make mutate` only): every hypothesis test runs at most
-    N examples, so that each of thousands of mutants is judged in seconds. The whole suite
-    always runs each test's own count."""
-    cap = os.environ.get("VAULT_MUTATION_EXAMPLES")
+    """VAULT_TEST_MAX_EXAMPLES=N (set by `make test-fast` and `make mutate` only): every
+    hypothesis test runs at most N examples, for feedback in a minute and for each of thousands
+    of mutants to be judged in seconds. `make test` always runs each test's own count."""
+    cap = os.environ.get("VAULT_TEST_MAX_EXAMPLES")
     if not cap:
         return
     from hypothesis import settings

@@ -57,7 +57,7 @@ def modules() -> list[str]:
 
 
 def run_mutmut(children: int, names: list[str] | None = None) -> int:
-    env = {**os.environ, "VAULT_TEST_SOURCE": "1", "VAULT_MUTATION_EXAMPLES": str(EXAMPLES)}
+    env = {**os.environ, "VAULT_TEST_SOURCE": "1", "VAULT_TEST_MAX_EXAMPLES": str(EXAMPLES)}
     mutmut = Path(sys.executable).parent / "mutmut"
     cmd = [str(mutmut), "run", "--max-children", str(children), *(names or [])]
     proc = subprocess.run(

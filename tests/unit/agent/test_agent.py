@@ -24,6 +24,8 @@ from vault.fs import paths as _paths
 from vault.keys.agent import MAX_REQUEST, ProtocolError, frame, loads, read_frame
 from vault.secret import Secret
 
+pytestmark = pytest.mark.slow  # a real agent process per test: `make test`, not `make test-fast`
+
 VAULT_BIN = str(Path(sys.executable).parent / "vault")
 PASSPHRASE = "correct horse battery staple"
 TOKEN = "ghp_UNITagent0123456789abcdefghijklmnopqrs"

@@ -391,6 +391,7 @@ def test_closed_port_raises_within_timeout(timeout: float) -> None:
     assert time.monotonic() - start < timeout + 1
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_stalled_receiver_times_out() -> None:
     """A receiver that accepts connections but never reads: the send gives up at the timeout."""
     big = {"event": "used", "pad": {"x": "x" * (1 << 20)}}  # not in the SD: 1 MB per message

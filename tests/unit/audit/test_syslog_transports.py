@@ -165,6 +165,7 @@ def test_tls_ca_writable_by_others_is_refused(rsyslog: Rsyslog, tmp_path: Path) 
     assert len(rsyslog.wait_for(marker, 1)) == 1
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_tls_to_a_plain_tcp_port_fails_cleanly(rsyslog: Rsyslog) -> None:
     """A TLS client on rsyslog's plain TCP input: the handshake fails (or times out), bounded."""
     _, ca = tls_of(rsyslog)
@@ -227,6 +228,7 @@ def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
         thread.join(10)
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_tls_silent_server_times_out(tls_server: Callable[..., int], tmp_path: Path) -> None:
     ca = make_ca(tmp_path)
     port = tls_server("silent")

@@ -574,6 +574,7 @@ def test_an_answer_that_never_comes_times_out(pair: tuple[Connection, socket.soc
     assert 0.25 < time.monotonic() - started < 3
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_a_stream_of_signals_does_not_extend_the_timeout(
     pair: tuple[Connection, socket.socket],
 ) -> None:

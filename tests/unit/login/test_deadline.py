@@ -27,6 +27,7 @@ ANSWERS = {
 
 
 @pytest.mark.parametrize("where", sorted(ANSWERS))
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_a_request_ends_at_its_total_deadline(where: str) -> None:
     answer = ANSWERS[where]
     at_once = answer.index(b"\r\n\r\n") + 5 if where == "body" else 0  # head, then trickle
@@ -39,6 +40,7 @@ def test_a_request_ends_at_its_total_deadline(where: str) -> None:
     assert elapsed < 4.0, elapsed  # 2 s total; a per-read timeout alone would wait 20 s
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_a_caller_can_shorten_the_deadline_but_not_lengthen_it() -> None:
     with trickling_server(ANSWERS["status line"], every=0.2, limit=20) as server:
         with _http.client(timeout=30.0) as http:
@@ -53,6 +55,7 @@ def test_a_caller_can_shorten_the_deadline_but_not_lengthen_it() -> None:
             assert time.monotonic() - start < 3.0
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_polling_ends_at_the_device_codes_expiry() -> None:
     """A token endpoint that trickles: the poll gives up when the code expires (3 s), not when
     the server lets go, and not after the client's 30 s per-request deadline either."""

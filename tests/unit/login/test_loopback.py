@@ -105,6 +105,7 @@ def test_a_silent_connection_first_holds_nothing_up(listener: loopback.Loopback)
         half.close()
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_a_flood_of_connections_drops_the_oldest(listener: loopback.Loopback) -> None:
     idle: list[socket.socket] = []
 
@@ -146,6 +147,7 @@ def test_an_oversized_or_broken_request_is_refused(listener: loopback.Loopback) 
     assert [a.split(b" ")[1] for a in answers] == [b"431", b"400", b"400"]
 
 
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_the_deadline_on_an_injected_clock() -> None:
     now = [1000.0]
 

@@ -37,6 +37,7 @@ def _set(monkeypatch: pytest.MonkeyPatch, names: list[str], value: str) -> None:
     ),
     host=st.sampled_from(["127.0.0.1", "localhost"]),
 )
+@pytest.mark.slow  # waits out a real deadline: `make test`, not `make test-fast`
 def test_loopback_requests_never_go_through_a_proxy(
     monkeypatch: pytest.MonkeyPatch, names: list[str], host: str
 ) -> None:

@@ -29,6 +29,9 @@ from vault.util.jwt import expiry as jwt_expiry
 from vault.util.record import replace
 from vault.util.text import rfc3339
 
+# Real STS exchanges against moto, a server per test: `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ROLE = "arn:aws:iam::123456789012:role/dev"
 NO_POLICY = Policy([])
 
