@@ -24,7 +24,9 @@ from vault.fs import paths as _paths
 from vault.keys.agent import MAX_REQUEST, ProtocolError, frame, loads, read_frame
 from vault.secret import Secret
 
-pytestmark = pytest.mark.slow  # a real agent process per test: `make test`, not `make test-fast`
+# An agent serving a socket per test, over a passphrase vault made (Argon2id) per test: `make
+# test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 VAULT_BIN = str(Path(sys.executable).parent / "vault")
 PASSPHRASE = "correct horse battery staple"

@@ -29,7 +29,7 @@ from vault.util.jwt import expiry as jwt_expiry
 from vault.util.record import replace
 from vault.util.text import rfc3339
 
-# Real STS exchanges against moto, a server per test: `make test`, not `make test-fast`.
+# A vault and a scripted STS and token server per test: `make test`, not `make test-fast`.
 pytestmark = pytest.mark.slow
 
 ROLE = "arn:aws:iam::123456789012:role/dev"
