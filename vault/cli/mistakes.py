@@ -13,7 +13,7 @@ import shlex
 
 from vault.cli.helptext import subcommands
 from vault.errors import UsageError
-from vault.util.text import UNSAFE_TABLE, escape_char, pattern
+from vault.util.text import show_unsafe
 
 MAX_QUOTED = 200  # a suggestion quoting argv is cut to this many characters
 
@@ -86,7 +86,7 @@ def _quote(word: str) -> str:
 def _shell_word(word: str) -> str:
     """``word`` shell-quoted, with every unsafe character (a newline, a terminal escape)
     shown as an escape so the message stays one printable line."""
-    return pattern(*UNSAFE_TABLE).sub(lambda m: escape_char(m.group()), shlex.quote(word))
+    return show_unsafe(shlex.quote(word))
 
 
 def explain(exc: UsageError, argv: list[str], parser: argparse.ArgumentParser) -> UsageError:

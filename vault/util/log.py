@@ -31,12 +31,11 @@ functions that need them, so importing this module imports none of them.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from vault.util.text import UNSAFE_TABLE, escape_char, pattern
+from vault.util.text import show_unsafe
 
 if TYPE_CHECKING:
     import logging
@@ -64,10 +63,6 @@ _state: dict[str, Any] = {"configured": False, "handler": None}
 # rewrite the terminal or forge a second log line. They are written as escapes instead.
 
 
-def _escape(match: re.Match[str]) -> str:
-    return escape_char(match.group(0))
-
-
 def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """The redaction processor: masks sensitive keys at any depth, ``Secret`` instances, and
     secrets inside every string (the event message and formatted tracebacks included)."""
@@ -79,7 +74,7 @@ def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
             # The renderer prints top-level strings as they are: no raw unsafe characters.
             # Tracebacks and stacks keep their line breaks (and tabs).
             keep = "\t\n" if key in ("exception", "stack") else ""
-            redacted[key] = pattern(*UNSAFE_TABLE, keep=keep).sub(_escape, value)
+            redacted[key] = show_unsafe(value, keep=keep)
     return redacted
 
 

@@ -94,6 +94,13 @@ def clean(text: object, limit: int = 512) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+def show_unsafe(text: str, *, keep: str = "") -> str:
+    """``text`` with every character of :data:`UNSAFE_TABLE` but ``keep`` written as its
+    :func:`escape_char` escape instead of removed: one printable line that still says what
+    was there (a newline, a terminal escape)."""
+    return pattern(*UNSAFE_TABLE, keep=keep).sub(lambda m: escape_char(m.group()), text)
+
+
 def escape_unsafe(text: str) -> str:
     """``text`` with every character of :data:`UNSAFE_TABLE` written as a JSON ``\\uXXXX``
     escape (a surrogate pair beyond the BMP) instead of removed: for JSON shown on a terminal,
