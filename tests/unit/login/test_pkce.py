@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.login.test_oauth_checks import Server
 from vault.errors import AuthError, NetworkError
 from vault.login import oauth, pkce
 from vault.login.providers import Provider
@@ -224,23 +225,16 @@ def _exchange(
     answer: httpx.Response, provider: Provider = PROVIDER
 ) -> tuple[oauth.TokenSet | BaseException, dict[str, str], pkce.AuthRequest]:
     auth = _auth(("openid", "profile"))
-    seen: list[httpx.Request] = []
-
-    def serve(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return answer
-
-    with httpx.Client(transport=httpx.MockTransport(serve)) as http:
+    server = Server({TOKEN_URL: answer})
+    with server.client() as http:
         try:
             result: oauth.TokenSet | BaseException = pkce.exchange(
                 http, provider, ENDPOINTS, auth, Secret(CANARY), requested=("openid", "profile")
             )
         except (AuthError, NetworkError) as exc:
             result = exc
-    assert len(seen) == 1
-    assert seen[0].method == "POST"
-    assert str(seen[0].url) == TOKEN_URL
-    return result, dict(urllib.parse.parse_qsl(seen[0].content.decode())), auth
+    assert [(r.method, str(r.url)) for r in server.requests] == [("POST", TOKEN_URL)]
+    return result, server.forms()[0], auth
 
 
 def test_the_exchange_sends_the_code_the_verifier_and_the_redirect() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.policy.test_rules import _paths
 from vault.errors import ConfigError, IntegrityError, VaultError
 from vault.fs.paths import Paths
 from vault.login.providers import Identity
@@ -67,18 +68,6 @@ def test_a_refused_grant_names_what_is_allowed() -> None:
     )
 
 
-def _paths(policy_dir: Path, system_dir: Path, vault_dir: Path) -> Paths:
-    return Paths(
-        config_file=policy_dir.parent / "config.yaml",
-        policy_dir=policy_dir,
-        system_policy_dir=system_dir,
-        vault_file=vault_dir / "vault.enc",
-        key_file=vault_dir / "vault.key",
-        lock_file=vault_dir / "vault.lock",
-        audit_file=vault_dir / "audit.jsonl",
-    )
-
-
 def _load_refusal(paths: Paths) -> VaultError:
     with pytest.raises(VaultError) as err:
         rules.load(paths)
@@ -97,10 +86,12 @@ def test_each_untrusted_folder_is_named_for_what_it_holds(
         "is writable by group or others (mode 0777) and not sticky; anyone who can write it "
         "could rename the folders below it away"
     )
-    user = _load_refusal(_paths(inside, elsewhere, tmp_path / "v"))
+    user = _load_refusal(_paths(tmp_path, elsewhere, policy_dir=inside, vault_dir=tmp_path / "v"))
     assert isinstance(user, ConfigError)
     assert str(user) == f"{opened}: this folder on the way to the policy folder {tail}"
-    system = _load_refusal(_paths(tmp_path / "ok" / "policies", inside, tmp_path / "v"))
+    system = _load_refusal(
+        _paths(tmp_path, inside, policy_dir=tmp_path / "ok" / "policies", vault_dir=tmp_path / "v")
+    )
     assert isinstance(system, ConfigError)
     assert str(system) == f"{opened}: this folder on the way to the system policy folder {tail}"
 
@@ -113,8 +104,10 @@ def test_the_vault_folder_on_the_way_is_held_to_its_own_rule(
     (home / "policies").mkdir(parents=True)
     home.chmod(0o770)
     for paths in (
-        _paths(home / "policies", tmp_path / "none", home),
-        _paths(tmp_path / "ok" / "policies", home / "policies", home),
+        _paths(tmp_path, tmp_path / "none", policy_dir=home / "policies", vault_dir=home),
+        _paths(
+            tmp_path, home / "policies", policy_dir=tmp_path / "ok" / "policies", vault_dir=home
+        ),
     ):
         refused = _load_refusal(paths)
         assert isinstance(refused, IntegrityError)

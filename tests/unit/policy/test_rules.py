@@ -539,15 +539,24 @@ def test_vault_dirs_expand_home_and_variables_and_follow_symlinks(
 # --- loading from folders ------------------------------------------------------------------
 
 
-def _paths(tmp_path: Path, system_dir: Path) -> Paths:
+def _paths(
+    tmp_path: Path,
+    system_dir: Path,
+    *,
+    policy_dir: Path | None = None,
+    vault_dir: Path | None = None,
+) -> Paths:
+    """Paths under ``tmp_path``: the user's policies in ``policies/`` and the vault beside them,
+    unless ``policy_dir`` or ``vault_dir`` says otherwise."""
+    vault_dir = tmp_path if vault_dir is None else vault_dir
     return Paths(
         config_file=tmp_path / "config.yaml",
-        policy_dir=tmp_path / "policies",
+        policy_dir=tmp_path / "policies" if policy_dir is None else policy_dir,
         system_policy_dir=system_dir,
-        vault_file=tmp_path / "vault.enc",
-        key_file=tmp_path / "vault.key",
-        lock_file=tmp_path / "vault.lock",
-        audit_file=tmp_path / "audit.jsonl",
+        vault_file=vault_dir / "vault.enc",
+        key_file=vault_dir / "vault.key",
+        lock_file=vault_dir / "vault.lock",
+        audit_file=vault_dir / "audit.jsonl",
     )
 
 
