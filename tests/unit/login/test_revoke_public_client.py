@@ -13,16 +13,12 @@ from vault.errors import AuthError, NetworkError
 from vault.login import oauth as _oauth
 from vault.login.providers import PRESETS, Provider
 from vault.secret import Secret
+from vault.util.record import replace
 
 ISSUER = "http://127.0.0.1:4593/api/vault"
 URL = f"{ISSUER}/revoke"
 PUBLIC = Provider(name="g", preset="oidc", issuer=ISSUER, client_id="vault-cli", source="c:1")
 V = "token revocation"
-
-
-def replace(provider: Provider, **changes: object) -> Provider:
-    """``provider`` with ``changes`` (Provider is a plain class with keyword fields)."""
-    return type(provider)(**{**provider.__dict__, **changes})
 
 
 def revoke(answer: httpx.Response, provider: Provider = PUBLIC, token: str = "t") -> None:  # noqa: S107
